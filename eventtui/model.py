@@ -293,7 +293,7 @@ def _decode_document(data: bytes, *, binary: bool) -> Any:
     except RecursionError:
         raise EventRefused(f"nesting is deeper than {MAX_DEPTH} levels") from None
     except UnicodeDecodeError as exc:
-        raise EventRefused(f"invalid UTF-8 at byte {exc.start}") from None
+        raise EventRefused(f"invalid UTF-8 ({exc.reason})") from None
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         kind = "MessagePack" if binary else "JSON"
         raise EventRefused(f"not valid {kind}: {exc}") from None

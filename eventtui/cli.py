@@ -1,0 +1,329 @@
+"""The `eventtui` command line: parse arguments, wire the parts, turn errors into one line and an exit code.
+
+Exit codes (DESIGN.md, "CLI contract"): 0 ok; 1 the check found problems (`check`, `send` with
+rejections); 2 usage, config or input error, with one line on stderr saying what and where.
+The TUI is imported lazily so headless commands never load Textual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from eventtui import __version__
+from eventtui.config import DEFAULT_PORT, Config, ConfigError, find_config, load_config
+from eventtui.store import StoreError, default_db_path
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input from the command line or a file it names; exit 2 with this one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"eventtui: error: {message}\n")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db", metavar="PATH", help="store file (default: $EVENTTUI_DB or the per-user data file)"
+    )
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config file (default: $EVENTTUI_CONFIG or ./eventtui.toml)",
+    )
+
+
+def _listen(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, help=f"websocket port (default {DEFAULT_PORT}; 0 picks a free one)"
+    )
+    parser.add_argument("--http-port", type=int, help="HTTP port (default: the websocket port + 1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="eventtui", description="Watch product-analytics events live in the terminal."
+    )
+    parser.add_argument("--version", action="version", version=f"eventtui {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    for name, help_ in (
+        ("watch", "collector + TUI in one process (the default)"),
+        ("demo", "watch, plus a built-in app sending realistic demo traffic"),
+        ("collect", "headless collector"),
+    ):
+        p = sub.add_parser(name, help=help_, description=help_)
+        _common(p)
+        _listen(p)
+        p.add_argument("--label", help="label for this session")
+
+    p = sub.add_parser("open", help="TUI on an existing store, following it live")
+    _common(p)
+
+    p = sub.add_parser("send", help="send JSON events to a collector and wait for the acks")
+    _common(p)
+    p.add_argument(
+        "file", nargs="?", default="-", help="JSON events, one per line or arrays (default: stdin)"
+    )
+    p.add_argument("--url", help=f"collector websocket URL (default ws://127.0.0.1:{DEFAULT_PORT})")
+
+    p = sub.add_parser("sessions", help="list recorded sessions")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    p = sub.add_parser("query", help="print matching stored events")
+    _common(p)
+    p.add_argument(
+        "filter", nargs="*", help="filter (see README; a filter starting with - follows --)"
+    )
+    p.add_argument("--session", type=int, help="only this session")
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=100,
+        help="at most N events, newest last (default 100; 0 for all)",
+    )
+    p.add_argument("--json", action="store_true", help="JSON Lines, one event per line")
+    return parser
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = args.command or "watch"
+    if args.command is None:
+        args = build_parser().parse_args(["watch", *(argv or sys.argv[1:])])
+    logging.basicConfig(level=logging.WARNING, format="eventtui: %(levelname)s: %(message)s")
+    # The websockets library logs every refused handshake at INFO; our own warning says it once.
+    logging.getLogger("websockets").setLevel(logging.ERROR)
+    handler = COMMANDS[command]
+    try:
+        config = load_config(find_config(args.config))
+        return handler(args, config)
+    except (ConfigError, StoreError, UsageError) as exc:
+        print(f"eventtui: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def db_path(args: argparse.Namespace, config: Config) -> Path:
+    """--db, else $EVENTTUI_DB, else [store] path, else the per-user data file."""
+    if args.db:
+        return Path(args.db)
+    if os.environ.get("EVENTTUI_DB"):
+        return Path(os.environ["EVENTTUI_DB"])
+    if config.store.path:
+        return config.resolve(config.store.path)
+    return default_db_path()
+
+
+def listen_config(args: argparse.Namespace, config: Config) -> Config:
+    """The config with --host/--port/--http-port applied."""
+    import msgspec
+
+    changes = {
+        key: value
+        for key, value in (("host", args.host), ("port", args.port), ("http_port", args.http_port))
+        if value is not None
+    }
+    if not changes:
+        return config
+    return msgspec.structs.replace(
+        config, collector=msgspec.structs.replace(config.collector, **changes)
+    )
+
+
+# --- collect ---------------------------------------------------------------------------------------
+
+
+def cmd_collect(args: argparse.Namespace, config: Config) -> int:
+    config = listen_config(args, config)
+    return asyncio.run(_collect(config, db_path(args, config), args.label))
+
+
+async def _collect(config: Config, path: Path, label: str | None) -> int:
+    from eventtui.collector import Collector, PortInUse
+
+    collector = Collector(config, path, source="collect", label=label)
+    try:
+        await collector.start()
+    except PortInUse as exc:
+        print(f"eventtui: error: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    http = f" and {collector.http_url}" if collector.http_url else ""
+    print(f"listening on {collector.ws_url}{http}", flush=True)
+    print(f"session {collector.session_id} in {path}", flush=True)
+    await stop.wait()
+    await collector.stop()
+    stats = collector.writer.stats
+    print(
+        f"stopped: stored {stats.events:,} events ({stats.duplicates:,} duplicates, "
+        f"{stats.rejects:,} refused) in session {collector.session_id}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+# --- send ------------------------------------------------------------------------------------------
+
+
+def cmd_send(args: argparse.Namespace, config: Config) -> int:
+    from eventtui.sender import SendError, send_frames, with_token
+
+    url = args.url or f"ws://127.0.0.1:{config.collector.port}"
+    url = with_token(url, config.collector.token)
+    lines = list(_read_lines(args.file))
+    frames = [line for _, line in lines]
+    try:
+        result = asyncio.run(send_frames(url, frames))
+    except SendError as exc:
+        print(f"eventtui: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    source = "stdin" if args.file == "-" else args.file
+    for frame, index, reason in result.errors:
+        line_no = lines[frame - 1][0] if 0 < frame <= len(lines) else frame
+        where = f"{source}:{line_no}" + (f" [{index}]" if index is not None else "")
+        print(f"{where}: refused: {reason}", file=sys.stderr)
+    refused = len(result.errors)
+    print(
+        f"sent {result.frames:,} frames; {result.acked:,} acknowledged; {refused:,} events refused"
+    )
+    return EXIT_PROBLEMS if refused else EXIT_OK
+
+
+def _read_lines(name: str) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes) of each non-blank line; a file that is one JSON array is one frame."""
+    try:
+        data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{name}: cannot read ({exc.strerror})") from None
+    for number, line in enumerate(data.splitlines(), start=1):
+        if line.strip():
+            yield number, line.strip()
+
+
+# --- sessions, query -------------------------------------------------------------------------------
+
+
+def cmd_sessions(args: argparse.Namespace, config: Config) -> int:
+    from eventtui.store import Reader
+
+    with Reader(db_path(args, config)) as reader:
+        sessions = reader.sessions()
+    if args.json:
+        for s in sessions:
+            print(json.dumps(s.as_json()))
+        return EXIT_OK
+    rows = [
+        [
+            str(s.id),
+            s.label or "",
+            s.source,
+            _fmt_time(s.started_at),
+            _fmt_time(s.ended_at) if s.ended_at else "running",
+            f"{s.events:,}",
+            f"{s.rejects:,}",
+        ]
+        for s in sessions
+    ]
+    _table(["id", "label", "source", "start", "end", "events", "rejects"], rows, sys.stdout)
+    return EXIT_OK
+
+
+def cmd_query(args: argparse.Namespace, config: Config) -> int:
+    from eventtui.filters import FilterError, compile_filter
+    from eventtui.store import Reader
+
+    text = " ".join(args.filter)
+    try:
+        compiled = compile_filter(text)
+    except FilterError as exc:
+        raise UsageError(f"filter: {exc}") from None
+    with Reader(db_path(args, config)) as reader:
+        limit = args.limit or None
+        events = reader.query(
+            compiled.where, compiled.params, session=args.session, limit=limit, newest_first=True
+        )
+    events.reverse()
+    for event in events:
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "id": event.id,
+                        "session": event.session_id,
+                        "received_at": event.received_at,
+                        "valid": event.valid,
+                        "errors": event.error_list(),
+                        **event.payload(),
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        else:
+            props = event.properties if len(event.properties) <= 80 else event.properties[:79] + "…"
+            user = event.user_id or event.anonymous_id or "-"
+            mark = "" if event.valid else "  INVALID"
+            print(
+                _printable(f"{_fmt_time(event.received_at)}  {event.name}  {user}  {props}{mark}")
+            )
+    return EXIT_OK
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def _fmt_time(epoch: float | None) -> str:
+    from datetime import datetime
+
+    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S") if epoch else "-"
+
+
+def _printable(text: str) -> str:
+    """Event data printed to a terminal: control characters shown as escapes, never obeyed."""
+    return "".join(
+        ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode() for ch in text
+    )
+
+
+def _table(headers: list[str], rows: list[list[str]], out: TextIO) -> None:
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+    out.write("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip() + "\n")
+    for row in rows:
+        out.write(
+            _printable("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+            + "\n"
+        )
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
+    "collect": cmd_collect,
+    "send": cmd_send,
+    "sessions": cmd_sessions,
+    "query": cmd_query,
+}

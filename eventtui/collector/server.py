@@ -1,0 +1,126 @@
+"""The collector: the writer thread, the websocket listener and the HTTP listener, started together.
+
+`Collector` is what `collect`, `watch` and `demo` run. It opens a session in the store, binds the
+listeners, and on `stop` shuts down in the order that loses nothing: stop accepting, stop reading,
+commit, send the final acks, close the connections, end the session.
+
+May import: config, store, collector.*, monitor (the tracking-plan check).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eventtui.collector.ingest import EventCheck, Ingest
+from eventtui.collector.websocket import WebsocketListener
+from eventtui.config import Config
+from eventtui.store import Writer
+
+log = logging.getLogger(__name__)
+
+
+class PortInUse(OSError):
+    """The port is taken; the message says which and what to do."""
+
+
+@dataclass
+class Collector:
+    config: Config
+    db_path: Path
+    source: str = "collect"
+    label: str | None = None
+    check: EventCheck | None = None
+    with_http: bool = True
+
+    def __post_init__(self) -> None:
+        self.writer = Writer(self.db_path, source=self.source, label=self.label)
+        self.ingest: Ingest | None = None
+        self.websocket: WebsocketListener | None = None
+        self.http: Any = None
+        self.host = self.config.collector.host
+        self.port = 0
+        self.http_port: int | None = None
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{_url_host(self.host)}:{self.port}"
+
+    @property
+    def http_url(self) -> str | None:
+        return f"http://{_url_host(self.host)}:{self.http_port}" if self.http_port else None
+
+    @property
+    def session_id(self) -> int:
+        return self.writer.session_id
+
+    @property
+    def clients(self) -> int:
+        return len(self.websocket.clients) if self.websocket else 0
+
+    async def start(self, port: int | None = None, http_port: int | None = None) -> None:
+        """Open the store and listen. Raises StoreError, or PortInUse naming the port."""
+        cfg = self.config.collector
+        self.meta_port = cfg.port if port is None else port
+        self.writer.meta.update(host=self.host)
+        await asyncio.to_thread(self.writer.start)
+        loop = asyncio.get_running_loop()
+        self.ingest = Ingest(self.writer, loop, cfg.max_event_bytes, self.check)
+        self.websocket = WebsocketListener(self.ingest, cfg)
+        try:
+            self.port = await self.websocket.start(self.host, self.meta_port)
+        except OSError as exc:
+            await asyncio.to_thread(self.writer.close)
+            raise _port_error(exc, self.host, self.meta_port, "--port") from None
+        if self.with_http:
+            from eventtui.collector.http import HttpListener
+
+            wanted = http_port if http_port is not None else cfg.http_port
+            if wanted is None:
+                wanted = self.port + 1 if self.meta_port != 0 else 0
+            self.http = HttpListener(self.ingest, cfg, self)
+            try:
+                self.http_port = await self.http.start(self.host, wanted)
+            except OSError as exc:
+                await self.websocket.stop()
+                await asyncio.to_thread(self.writer.close)
+                raise _port_error(exc, self.host, wanted, "--http-port") from None
+
+    async def stop(self) -> None:
+        """Stop accepting, commit and ack what was received, close the session."""
+        if self.http is not None:
+            await self.http.stop()
+        if self.websocket is not None:
+            await self.websocket.stop()
+        await asyncio.to_thread(self.writer.close)
+
+    def health(self) -> dict[str, Any]:
+        stats = self.writer.stats
+        return {
+            "status": "ok",
+            "session": self.session_id,
+            "events": stats.events,
+            "duplicates": stats.duplicates,
+            "rejects": stats.rejects,
+            "clients": self.clients,
+            "websocket": self.ws_url,
+            "http": self.http_url,
+        }
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _port_error(exc: OSError, host: str, port: int, flag: str) -> PortInUse:
+    import errno
+
+    if exc.errno == errno.EADDRINUSE:
+        return PortInUse(
+            exc.errno,
+            f"port {port} on {host} is already in use; pick another with {flag} (0 picks a free one)",
+        )
+    return PortInUse(exc.errno or 0, f"cannot listen on {host}:{port}: {exc.strerror or exc}")
