@@ -38,6 +38,15 @@ def is_local_origin(origin: str) -> bool:
     return parts.scheme in ("http", "https") and (parts.hostname or "") in _LOCAL_NAMES
 
 
+def check_single(hosts: list[str], origins: list[str]) -> str | None:
+    """Two Host or Origin headers are ambiguous: which one a proxy or browser meant is unknowable."""
+    if len(hosts) > 1:
+        return "more than one Host header"
+    if len(origins) > 1:
+        return "more than one Origin header"
+    return None
+
+
 def check_origin(origin: str | None, config: CollectorConfig) -> str | None:
     """None if this Origin may connect, else the reason it may not."""
     if origin is None:

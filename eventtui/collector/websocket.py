@@ -30,7 +30,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import Event
 
 from eventtui.collector.ingest import Ingest
-from eventtui.collector.security import check_host, check_origin, check_token
+from eventtui.collector.security import check_host, check_origin, check_single, check_token
 from eventtui.config import CollectorConfig
 from eventtui.store import Commit, Reject, Submission
 
@@ -122,7 +122,8 @@ class WebsocketListener:
 
     def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
         headers = request.headers
-        refusal = (
+        refusal = check_single(headers.get_all("Host"), headers.get_all("Origin"))
+        refusal = refusal or (
             check_host(headers.get("Host"), self.config)
             or check_origin(headers.get("Origin"), self.config)
             or check_token(request.path, headers.get("Authorization"), self.config)

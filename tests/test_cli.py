@@ -1,0 +1,246 @@
+"""The command line as a user runs it: real subprocesses, real ports, real files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def eventtui(
+    *args: str, input: bytes | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "eventtui", *args],
+        input=input.decode() if input is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
+        cwd=cwd,
+    )
+
+
+class Collect:
+    """`eventtui collect` in a subprocess, with its advertised URLs."""
+
+    def __init__(self, db: Path, *extra: str) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "eventtui",
+                "collect",
+                "--port",
+                "0",
+                "--http-port",
+                "0",
+                "--db",
+                str(db),
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )
+        assert self.proc.stdout is not None
+        self.first_line = self.proc.stdout.readline().strip()
+        words = self.first_line.split()
+        assert words[:2] == ["listening", "on"], self.first_line + self.proc.stderr.read()  # type: ignore[union-attr]
+        self.ws_url = words[2]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate(timeout=30)  # also closes the pipes
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
+        self.proc.send_signal(sig)
+        _, err = self.proc.communicate(timeout=30)
+        return self.proc.returncode, err
+
+
+@pytest.fixture
+def collect(tmp_path: Path) -> Iterator[Collect]:
+    c = Collect(tmp_path / "events.db")
+    yield c
+    c.close()
+
+
+def test_collect_prints_its_addresses_and_stops_cleanly(collect: Collect, tmp_path: Path) -> None:
+    assert collect.first_line.startswith("listening on ws://127.0.0.1:")
+    assert " and http://127.0.0.1:" in collect.first_line
+    sent = eventtui("send", "--url", collect.ws_url, input=b'{"event": "hello"}\n')
+    assert sent.returncode == 0, sent.stderr
+    code, err = collect.stop(signal.SIGINT)
+    assert code == 0, err
+    assert "stored 1 events" in err
+    with sqlite3.connect(tmp_path / "events.db") as conn:
+        (ended,) = conn.execute("SELECT ended_at FROM sessions").fetchone()
+    assert ended is not None
+
+
+def test_send_reports_rejections_with_line_numbers_and_exits_1(
+    collect: Collect, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"event": "ok"}\n\n{"event": ""}\n[{"event": "a"}, {"properties": {}}]\nnot json\n'
+    )
+    result = eventtui("send", str(events), "--url", collect.ws_url)
+    assert result.returncode == 1
+    assert f"{events}:3: refused: the event name" in result.stderr
+    assert f"{events}:4 [1]: refused: the event name" in result.stderr
+    assert f"{events}:5: refused: not valid JSON" in result.stderr
+    assert "sent 4 frames; 4 acknowledged; 3 events refused" in result.stdout
+
+
+def test_send_to_nothing_is_a_usage_error(tmp_path: Path) -> None:
+    result = eventtui("send", "--url", "ws://127.0.0.1:9", input=b'{"event": "x"}\n')
+    assert result.returncode == 2
+    assert result.stderr.startswith("eventtui: error: cannot connect to ws://127.0.0.1:9")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_sessions_and_query(collect: Collect, tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    lines = b'{"event": "signup", "userId": "u1", "properties": {"plan": "pro"}}\n{"event": "page_view"}\n'
+    assert eventtui("send", "--url", collect.ws_url, input=lines).returncode == 0
+    sessions = eventtui("sessions", "--json", "--db", str(db))
+    assert sessions.returncode == 0
+    (session,) = [json.loads(line) for line in sessions.stdout.splitlines()]
+    assert session["events"] == 2 and session["ended_at"] is None
+    table = eventtui("sessions", "--db", str(db))
+    assert "running" in table.stdout and table.stdout.startswith("id")
+    query = eventtui("query", "sign", "--json", "--db", str(db))
+    assert query.returncode == 0, query.stderr
+    (event,) = [json.loads(line) for line in query.stdout.splitlines()]
+    assert (
+        event["event"] == "signup"
+        and event["userId"] == "u1"
+        and event["properties"] == {"plan": "pro"}
+    )
+    plain = eventtui("query", "--db", str(db))
+    assert [line.split()[2] for line in plain.stdout.splitlines()] == ["signup", "page_view"]
+
+
+def test_query_prints_hostile_text_inert(collect: Collect, tmp_path: Path) -> None:
+    hostile = json.dumps({"event": "evil\x1b]0;pwned\x07\x1b[2J", "properties": {"x": "\x1b[31m"}})
+    assert eventtui("send", "--url", collect.ws_url, input=hostile.encode() + b"\n").returncode == 0
+    out = eventtui("query", "--db", str(tmp_path / "events.db")).stdout
+    assert "\x1b" not in out and "\x07" not in out
+    assert "evil\\x1b]0;pwned\\x07" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sessions", "--db", "{tmp}/missing.db"], "missing.db: no such store"),
+        (
+            ["sessions", "--db", "{tmp}/foreign.db"],
+            "not an eventtui store (another application's SQLite file)",
+        ),
+        (["sessions", "--db", "{tmp}/text.db"], "not an eventtui store (not a SQLite file)"),
+        (
+            ["sessions", "--config", "{tmp}/bad.toml"],
+            'bad.toml, line 2: collector.prot: unknown key "prot"',
+        ),
+        (
+            ["sessions", "--config", "{tmp}/type.toml"],
+            "type.toml, line 2: collector.port: Expected `int`, got `str`",
+        ),
+        (["query", "--db", "{tmp}/missing.db"], "no such store"),
+        (["nonsense"], "invalid choice"),
+    ],
+)
+def test_errors_are_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    with sqlite3.connect(tmp_path / "foreign.db") as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+    (tmp_path / "text.db").write_text("hello, not a database\n" * 10)
+    (tmp_path / "bad.toml").write_text("[collector]\nprot = 1\n")
+    (tmp_path / "type.toml").write_text('[collector]\nport = "eighty"\n')
+    before = (tmp_path / "foreign.db").read_bytes()
+    result = eventtui(*[a.format(tmp=tmp_path) for a in args])
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert (
+        len([line for line in result.stderr.splitlines() if line.startswith("eventtui: error")])
+        == 1
+    )
+    assert (tmp_path / "foreign.db").read_bytes() == before  # never modified
+
+
+def test_port_in_use_is_one_clear_line(collect: Collect, tmp_path: Path) -> None:
+    port = collect.ws_url.rsplit(":", 1)[1]
+    result = eventtui("collect", "--port", port, "--db", str(tmp_path / "other.db"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"eventtui: error: port {port} on 127.0.0.1 is already in use; pick another with --port "
+        "(0 picks a free one)"
+    )
+
+
+def test_kill_9_loses_no_acknowledged_frame(tmp_path: Path) -> None:
+    """Under batched load, kill -9; every frame acked before the kill is in the store, intact."""
+    db = tmp_path / "events.db"
+    collect = Collect(db)
+    acked_ids: set[str] = set()
+
+    async def load() -> None:
+        async with connect(collect.ws_url) as ws:
+            frames: dict[int, list[str]] = {}
+
+            async def reader() -> None:
+                async for message in ws:
+                    ack = json.loads(message).get("ack")
+                    if ack:
+                        for n in [n for n in frames if n <= ack]:
+                            acked_ids.update(frames.pop(n))
+                        if len(acked_ids) >= 20_000:
+                            os.kill(collect.proc.pid, signal.SIGKILL)
+
+            task = asyncio.create_task(reader())
+            try:
+                for n in range(1, 100_000):
+                    ids = [f"{n}-{i}" for i in range(100)]
+                    frames[n] = ids
+                    await ws.send(
+                        json.dumps(
+                            [{"event": "load", "messageId": m, "properties": {"n": n}} for m in ids]
+                        )
+                    )
+                    if task.done():
+                        break
+                    if n % 50 == 0:
+                        await asyncio.sleep(0)
+                await asyncio.wait_for(task, 30)
+            except Exception:
+                pass  # the connection dies with the process: that is the point
+            task.cancel()
+
+    asyncio.run(load())
+    collect.close()
+    assert collect.proc.returncode == -signal.SIGKILL
+    assert len(acked_ids) >= 20_000
+    restarted = Collect(db)  # opening the same file again recovers the WAL
+    try:
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            stored = {row[0] for row in conn.execute("SELECT message_id FROM events")}
+            assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (2,)
+    finally:
+        code, _ = restarted.stop()
+    assert acked_ids <= stored
+    assert code == 0

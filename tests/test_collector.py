@@ -1,0 +1,421 @@
+"""The websocket collector against real clients: every bad input has a defined outcome.
+
+Each bad-input test checks three things: the reply the client gets, that the connection still works
+(a good event sent after it is acked), and that every event acked before it is still stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from eventtui.collector import Collector
+from tests.conftest import msgpack, recv_until_ack, rejects, stored
+
+
+async def assert_still_usable(ws: Any, frame: int, db: Path) -> None:
+    """A good event after the bad one is acked and stored."""
+    await ws.send(json.dumps({"event": "after", "messageId": f"after-{frame}"}))
+    await recv_until_ack(ws, frame)
+    assert any(e.message_id == f"after-{frame}" for e in stored(db))
+
+
+async def send_good_first(ws: Any) -> None:
+    await ws.send(json.dumps({"event": "before", "messageId": "before-1"}))
+    replies = await recv_until_ack(ws, 1)
+    assert replies == [{"ack": 1}]
+
+
+# --- accepted envelopes ------------------------------------------------------------------------
+
+
+async def test_object_array_batch_and_msgpack_frames_are_stored(
+    collector: Collector, db: Path
+) -> None:
+    async with connect(collector.ws_url) as ws:
+        await ws.send(json.dumps({"event": "one", "properties": {"plan": "pro"}, "userId": 42}))
+        await ws.send(json.dumps([{"event": "two"}, {"event": "three", "anonymousId": "a1"}]))
+        await ws.send(
+            json.dumps(
+                {
+                    "batch": [
+                        {"type": "page", "name": "Home"},
+                        {"type": "identify", "userId": "u1", "traits": {"email": "x@example.com"}},
+                    ],
+                    "context": {"library": {"name": "test"}},
+                }
+            )
+        )
+        await ws.send(msgpack({"event": "four", "properties": {"n": 1}}))
+        replies = await recv_until_ack(ws, 4)
+    assert replies[-1] == {"ack": 4}
+    assert not [r for r in replies if "error" in r]
+    events = {e.name: e for e in stored(db)}
+    assert set(events) == {"one", "two", "three", "Home", "identify", "four"}
+    assert events["one"].user_id == "42"
+    assert json.loads(events["one"].properties) == {"plan": "pro"}
+    assert events["Home"].type == "page"
+    assert json.loads(events["Home"].context) == {"library": {"name": "test"}}
+    assert json.loads(events["identify"].extra) == {"traits": {"email": "x@example.com"}}
+    assert events["identify"].payload()["traits"] == {"email": "x@example.com"}
+    assert events["three"].anonymous_id == "a1"
+
+
+async def test_ack_means_committed(collector: Collector, db: Path) -> None:
+    """Once {"ack": N} arrives, a separate reader sees every event of frames 1..N."""
+    async with connect(collector.ws_url) as ws:
+        for i in range(200):
+            await ws.send(json.dumps([{"event": "e", "messageId": f"m{i}-{j}"} for j in range(5)]))
+        async with asyncio.timeout(10):
+            while True:
+                ack = json.loads(await ws.recv())["ack"]
+                ids = {e.message_id for e in stored(db)}
+                assert all(f"m{i}-{j}" in ids for i in range(ack) for j in range(5))
+                if ack == 200:
+                    break
+
+
+async def test_repeated_message_id_is_acked_stored_once_and_counted(
+    collector: Collector, db: Path
+) -> None:
+    async with connect(collector.ws_url) as ws:
+        for _ in range(3):
+            await ws.send(json.dumps({"event": "dup", "messageId": "same"}))
+        assert (await recv_until_ack(ws, 3))[-1] == {"ack": 3}
+    assert [e.name for e in stored(db)] == ["dup"]
+    assert collector.writer.stats.duplicates == 2
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "expected"),
+    [
+        ("2026-11-26T04:00:00Z", 1795665600.0),
+        (1795665600, 1795665600.0),
+        (1795665600123, 1795665600.123),
+        ("2026-11-26T05:00:00+01:00", 1795665600.0),
+        ("1795665600", 1795665600.0),
+    ],
+)
+async def test_timestamps_iso_seconds_and_milliseconds(
+    collector: Collector, db: Path, timestamp: Any, expected: float
+) -> None:
+    async with connect(collector.ws_url) as ws:
+        await ws.send(json.dumps({"event": "t", "timestamp": timestamp}))
+        await recv_until_ack(ws, 1)
+    (event,) = stored(db)
+    assert event.sent_at == pytest.approx(expected)
+    assert event.valid
+
+
+# --- refused input: one error reply, connection kept, nothing earlier lost ---------------------
+
+REFUSED: list[tuple[str, bytes | str, str]] = [
+    ("not json", "{not json", "not valid JSON"),
+    ("json scalar", "42", "a frame must be an event object or an array of them, not a number"),
+    ("array of scalars", "[1, 2]", "an event must be a JSON object, not a number"),
+    ("no name", '{"properties": {}}', 'the event name ("event") is missing'),
+    ("name not a string", '{"event": 5}', "must be a string, not a number"),
+    ("empty name", '{"event": ""}', 'the event name ("event") is empty'),
+    ("10k-char name", json.dumps({"event": "x" * 10_000}), "10000 characters, over the 256 limit"),
+    (
+        "properties not an object",
+        '{"event": "a", "properties": [1]}',
+        '"properties" must be an object',
+    ),
+    ("context not an object", '{"event": "a", "context": "x"}', '"context" must be an object'),
+    (
+        "5000 levels of nesting",
+        '{"event": "a", "properties": ' + '{"a":' * 5000 + "1" + "}" * 5001,
+        "nesting is deeper than 64 levels",
+    ),
+    (
+        "65 levels of nesting",
+        '{"event": "a", "properties": ' + '{"a":' * 64 + "1" + "}" * 65,
+        "nesting is deeper than 64 levels",
+    ),
+    ("NaN", '{"event": "a", "properties": {"x": NaN}}', "not valid JSON"),
+    ("Infinity", '{"event": "a", "properties": {"x": Infinity}}', "not valid JSON"),
+    ("unknown type", '{"event": "a", "type": "bogus"}', "type must be one of"),
+    (
+        "userId an object",
+        '{"event": "a", "userId": {"id": 1}}',
+        '"userId" must be a string or a number',
+    ),
+    ("invalid utf-8 in a text frame", b'{"event": "caf\xc3\x28"}', "invalid UTF-8"),
+    ("empty array", "[]", "the array holds no events"),
+]
+
+
+@pytest.mark.parametrize(("case", "frame", "reason"), REFUSED, ids=[c[0] for c in REFUSED])
+async def test_refused_input(
+    collector: Collector, db: Path, case: str, frame: bytes | str, reason: str
+) -> None:
+    async with connect(collector.ws_url) as ws:
+        await send_good_first(ws)
+        await ws.send(frame, text=True)
+        replies = await recv_until_ack(ws, 2)
+        errors = [r for r in replies if "error" in r]
+        # One error per refused event ("[1, 2]" refuses two), each before the ack that covers it.
+        assert errors and all(reason in e["error"] and e["frame"] == 2 for e in errors), replies
+        assert replies[-1] == {"ack": 2}
+        await assert_still_usable(ws, 3, db)
+    assert [e.name for e in stored(db)] == ["before", "after"]
+    kept = rejects(db)
+    assert len(kept) == len(errors)
+    assert all(reason in r["reason"] and 0 < len(r["raw"]) <= 4096 for r in kept)
+
+
+async def test_refused_event_inside_a_batch_names_its_index(collector: Collector, db: Path) -> None:
+    async with connect(collector.ws_url) as ws:
+        await ws.send(json.dumps({"batch": [{"event": "ok1"}, {"event": ""}, {"event": "ok2"}, 7]}))
+        replies = await recv_until_ack(ws, 1)
+    assert [(r["frame"], r["index"]) for r in replies if "error" in r] == [(1, 1), (1, 3)]
+    assert [e.name for e in stored(db)] == ["ok1", "ok2"]
+
+
+async def test_lone_surrogate_escapes_become_replacement_characters(
+    collector: Collector, db: Path
+) -> None:
+    async with connect(collector.ws_url) as ws:
+        # A lone high, a lone low, a valid pair, and an escaped backslash followed by "ud800" text.
+        await ws.send(
+            '{"event": "s\\ud800", "properties": {"a": "\\udc00x", "b": "\\ud83d\\ude00", "c": "\\\\ud800"}}'
+        )
+        replies = await recv_until_ack(ws, 1)
+    assert replies == [{"ack": 1}]
+    (event,) = stored(db)
+    assert event.name == "s\ufffd"
+    assert json.loads(event.properties) == {"a": "\ufffdx", "b": "😀", "c": "\\ud800"}
+
+
+async def test_duplicate_keys_last_value_wins(collector: Collector, db: Path) -> None:
+    async with connect(collector.ws_url) as ws:
+        await ws.send('{"event": "first", "event": "second", "properties": {"x": 1, "x": 2}}')
+        await recv_until_ack(ws, 1)
+    (event,) = stored(db)
+    assert (event.name, json.loads(event.properties)) == ("second", {"x": 2})
+
+
+async def test_unparseable_timestamp_is_kept_and_marked_invalid(
+    collector: Collector, db: Path
+) -> None:
+    async with connect(collector.ws_url) as ws:
+        await ws.send('{"event": "late", "timestamp": "yesterday-ish"}')
+        assert await recv_until_ack(ws, 1) == [{"ack": 1}]
+    (event,) = stored(db)
+    assert event.sent_at is None and not event.valid
+    assert "timestamp: cannot read 'yesterday-ish'" in event.error_list()[0]
+
+
+async def test_ten_megabyte_property_over_the_event_limit(start_collector: Any, db: Path) -> None:
+    c = await start_collector(max_message_bytes=16 * 1024 * 1024)
+    async with connect(c.ws_url, max_size=None) as ws:
+        await send_good_first(ws)
+        await ws.send(json.dumps({"event": "big", "properties": {"blob": "x" * 10_000_000}}))
+        replies = await recv_until_ack(ws, 2)
+        assert "over the 524,288-byte limit" in replies[0]["error"]
+        await assert_still_usable(ws, 3, db)
+    assert len(rejects(db)[0]["raw"]) == 4096
+
+
+async def test_frame_over_the_size_limit_closes_with_1009(collector: Collector, db: Path) -> None:
+    # No `async with`: closing again a socket the server already dropped trips asyncio's transport.
+    ws = await connect(collector.ws_url, max_size=None)
+    await send_good_first(ws)
+    await ws.send(json.dumps({"event": "big", "properties": {"blob": "x" * 10_000_000}}))
+    with pytest.raises(ConnectionClosed) as closed:
+        await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    # The collector is still running, earlier acked events are stored, and the refusal is recorded.
+    async with connect(collector.ws_url) as ws:
+        await assert_still_usable(ws, 1, db)
+    assert [e.name for e in stored(db)] == ["before", "after"]
+    assert "over the 4,194,304-byte limit" in rejects(db)[0]["reason"]
+
+
+async def test_binary_frame_that_is_not_msgpack(collector: Collector, db: Path) -> None:
+    async with connect(collector.ws_url) as ws:
+        await send_good_first(ws)
+        await ws.send(b"\xc1\xc1\xc1")
+        replies = await recv_until_ack(ws, 2)
+        assert "not valid MessagePack" in replies[0]["error"]
+        await assert_still_usable(ws, 3, db)
+
+
+# --- connection-level limits and checks ------------------------------------------------------
+
+
+async def test_more_connections_than_the_cap_are_refused(start_collector: Any, db: Path) -> None:
+    c = await start_collector(max_connections=2)
+    async with connect(c.ws_url) as a, connect(c.ws_url) as b:
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(c.ws_url)
+        assert refused.value.response.status_code == 503
+        assert b"too many connections" in refused.value.response.body
+        await send_good_first(a)
+        await assert_still_usable(b, 1, db)
+    async with connect(c.ws_url) as again:  # slots free again once clients leave
+        await assert_still_usable(again, 1, db)
+
+
+@pytest.mark.parametrize(
+    ("headers", "allowed"),
+    [
+        ({"Origin": "https://evil.example"}, False),
+        ({"Origin": "null"}, False),
+        ({"Origin": "http://localhost:3000"}, True),
+        ({"Origin": "http://127.0.0.1:5173"}, True),
+        ({"Origin": "https://[::1]:8443"}, True),
+    ],
+)
+async def test_origin_and_host_checks(
+    collector: Collector, db: Path, headers: dict[str, str], allowed: bool
+) -> None:
+    if allowed:
+        async with connect(collector.ws_url, additional_headers=headers) as ws:
+            await assert_still_usable(ws, 1, db)
+        return
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(collector.ws_url, additional_headers=headers)
+    assert refused.value.response.status_code == 403
+    assert (
+        b"not allowed" in refused.value.response.body
+        or b"not this collector" in refused.value.response.body
+    )
+
+
+async def raw_handshake(url: str, host: str, extra: str = "") -> bytes:
+    """The opening handshake written by hand, to send a Host header no client library would."""
+    port = int(url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"GET / HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n".encode()
+    )
+    await writer.drain()
+    response = await asyncio.wait_for(reader.read(4096), 5)
+    writer.close()
+    return response
+
+
+@pytest.mark.parametrize(
+    ("host", "extra", "status"),
+    [
+        ("attacker.example:8765", "", b"403"),  # DNS rebinding: a foreign name resolving to us
+        ("localhost", "Host: attacker.example\r\n", b"403"),  # two Host headers
+        ("localhost:8765", "", b"101"),
+        ("127.0.0.1:8765", "", b"101"),
+        ("[::1]:8765", "", b"101"),
+    ],
+)
+async def test_host_check(
+    collector: Collector, db: Path, host: str, extra: str, status: bytes
+) -> None:
+    response = await raw_handshake(collector.ws_url, host, extra)
+    assert response.split(b" ", 2)[1] == status, response
+    async with connect(collector.ws_url) as ws:
+        await assert_still_usable(ws, 1, db)
+
+
+async def test_allowed_origins_lets_a_named_site_in(start_collector: Any, db: Path) -> None:
+    c = await start_collector(allowed_origins=("https://app.example",))
+    async with connect(c.ws_url, origin="https://app.example") as ws:  # type: ignore[arg-type]
+        await assert_still_usable(ws, 1, db)
+
+
+async def test_token(start_collector: Any, db: Path) -> None:
+    c = await start_collector(token="s3cret")
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(c.ws_url)
+    assert refused.value.response.status_code == 403
+    async with connect(c.ws_url + "/?token=s3cret") as ws:
+        await assert_still_usable(ws, 1, db)
+    async with connect(c.ws_url, additional_headers={"Authorization": "Bearer s3cret"}) as ws:
+        await assert_still_usable(ws, 1, db)
+
+
+async def test_client_that_never_reads_is_not_read_either(collector: Collector, db: Path) -> None:
+    """Its acks pile up in TCP; the collector stops reading it instead of buffering without bound."""
+    from eventtui.collector import websocket
+
+    greedy = await connect(collector.ws_url, max_queue=1)
+    # Stop the client library from reading acks off the socket at all.
+    greedy.transport.pause_reading()
+    frame = json.dumps({"event": "flood", "properties": {"pad": "x" * 200}})
+    sent = 0
+
+    async def flood() -> None:
+        nonlocal sent
+        while True:
+            await greedy.send(frame)
+            sent += 1
+
+    task = asyncio.create_task(flood())
+    async with asyncio.timeout(30):
+        while not (task.done() or sent > websocket.MAX_UNACKED_FRAMES + 20_000):
+            await asyncio.sleep(0.05)
+            if sent > websocket.MAX_UNACKED_FRAMES and _stalled(collector):
+                break
+    (client,) = [c for c in collector.websocket.clients]  # type: ignore[union-attr]
+    assert client.frames - client.acked <= websocket.MAX_UNACKED_FRAMES + 1
+    # Meanwhile another client is served normally.
+    async with connect(collector.ws_url) as ws:
+        await assert_still_usable(ws, 1, db)
+    task.cancel()
+    greedy.transport.abort()
+
+
+def _stalled(collector: Collector) -> bool:
+    clients = list(collector.websocket.clients)  # type: ignore[union-attr]
+    return bool(clients) and all(c.frames - c.acked > 9_000 for c in clients)
+
+
+async def test_client_that_disconnects_mid_batch(collector: Collector, db: Path) -> None:
+    """Complete frames are stored; the half-sent fragmented frame is not; the collector carries on."""
+    ws = await connect(collector.ws_url)
+    await send_good_first(ws)
+    fragments_sent = asyncio.Event()
+
+    async def fragments() -> Any:
+        yield '[{"event": "partial-1"},'
+        fragments_sent.set()
+        await asyncio.Event().wait()  # never finishes the message
+
+    sender = asyncio.create_task(ws.send(fragments()))
+    await fragments_sent.wait()
+    ws.transport.abort()
+    sender.cancel()
+    async with connect(collector.ws_url) as other:
+        await assert_still_usable(other, 1, db)
+    assert [e.name for e in stored(db)] == ["before", "after"]
+
+
+async def test_stop_acks_everything_read_and_ends_the_session(db: Path) -> None:
+    from tests.conftest import make_config
+
+    c = Collector(make_config(), db, with_http=False)
+    await c.start(port=0)
+    ws = await connect(c.ws_url)
+    for i in range(500):
+        await ws.send(json.dumps({"event": "e", "messageId": str(i)}))
+    await c.stop()
+    acked = 0
+    closed: ConnectionClosed | None = None
+    try:
+        async for message in ws:
+            acked = max(acked, json.loads(message).get("ack", 0))
+    except ConnectionClosed as exc:
+        closed = exc
+    assert closed is None or (closed.rcvd and closed.rcvd.code == 1001)
+    assert ws.close_code == 1001
+    ids = {e.message_id for e in stored(db)}
+    assert {str(i) for i in range(acked)} <= ids
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT ended_at FROM sessions").fetchone()[0] is not None
