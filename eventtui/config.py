@@ -141,10 +141,8 @@ def load_config(path: Path | None) -> Config:
 
 def _decode_custom(type_: type, value: Any) -> Any:
     if type_ is Duration:
-        try:
-            return Duration(parse_duration(value))
-        except ValueError as exc:
-            raise msgspec.ValidationError(str(exc)) from None
+        # A ValueError (not ValidationError) here lets msgspec add the key path to the message.
+        return Duration(parse_duration(value))
     raise NotImplementedError
 
 
