@@ -9,9 +9,10 @@ May import: msgspec only.
 
 from __future__ import annotations
 
-import itertools
+import contextlib
 import re
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
 
@@ -99,22 +100,21 @@ def decode_frame(
     """
     now = time.time() if received_at is None else received_at
     try:
-        items, from_batch = _split_frame(_decode_document(data, binary=binary))
+        items, listed = _split_msgpack(data) if binary else _split_json(data)
     except EventRefused as exc:
         return DecodedFrame([], [Refusal(str(exc), None, data[:RAW_COPY_BYTES])])
     out = DecodedFrame([], [])
-    # The fast bracket count covers JSON; MessagePack has no cheap pre-check, so walk its events.
-    check_depth = binary or _json_depth(data) > MAX_DEPTH
     for index, item in enumerate(items):
         try:
-            if check_depth and _depth(item) > MAX_DEPTH:
+            if isinstance(item, _DeepItem):
                 raise EventRefused(f"nesting is deeper than {MAX_DEPTH} levels")
+            obj = _decode_item(item) if isinstance(item, msgspec.Raw | bytes) else item
             out.events.append(
-                normalise(item, client=client, received_at=now, max_event_bytes=max_event_bytes)
+                normalise(obj, client=client, received_at=now, max_event_bytes=max_event_bytes)
             )
         except EventRefused as exc:
-            where = index if len(items) > 1 or from_batch else None
-            out.refusals.append(Refusal(str(exc), where, _raw_copy(item)))
+            raw = _raw_copy(item)
+            out.refusals.append(Refusal(str(exc), index if listed else None, raw))
     return out
 
 
@@ -145,64 +145,75 @@ def normalise(
     received_at: float,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
 ) -> StoredEvent:
-    """Check one decoded event object and map its Segment-spec fields to columns."""
-    if not isinstance(obj, dict):
+    """Check one decoded event object and map its Segment-spec fields to columns.
+
+    This runs for every event at tens of thousands per second, so the common case (string ids,
+    ISO timestamp, no unknown fields) takes the shortest path; `_id_value` and friends handle the rest.
+    """
+    if obj.__class__ is not dict:
         raise EventRefused(f"an event must be a JSON object, not {_kind(obj)}")
-    type_ = obj.get("type", "track")
+    get = obj.get
+    type_ = get("type", "track")
     if type_ not in EVENT_TYPES:
         raise EventRefused(
             f"type must be one of {', '.join(sorted(EVENT_TYPES))}; got {_show(type_)}"
         )
-    name = obj.get("event")
+    name = get("event")
     if name is None and type_ != "track":
         # Page and screen calls name themselves in `name`; the other calls are named by their type.
-        page_name = obj.get("name")
+        page_name = get("name")
         name = page_name if isinstance(page_name, str) and page_name else type_
-    if name is None:
-        raise EventRefused('the event name ("event") is missing')
-    if not isinstance(name, str):
-        raise EventRefused(f'the event name ("event") must be a string, not {_kind(name)}')
-    if not name:
-        raise EventRefused('the event name ("event") is empty')
-    if len(name) > MAX_NAME_CHARS:
-        raise EventRefused(
-            f'the event name ("event") is {len(name)} characters, over the {MAX_NAME_CHARS} limit'
-        )
-    properties = _object_field(obj, "properties")
-    context = _object_field(obj, "context")
-    user_id = _id_field(obj, "userId")
-    anonymous_id = _id_field(obj, "anonymousId")
-    message_id = _id_field(obj, "messageId")
-    errors: list[str] = []
+    if name.__class__ is not str or not name or len(name) > MAX_NAME_CHARS:
+        raise EventRefused(_bad_name(name))
+    properties = get("properties")
+    if properties.__class__ is not dict:
+        properties = _object_value(properties, "properties")
+    context = get("context")
+    if context.__class__ is not dict:
+        context = _object_value(context, "context")
+    user_id = get("userId")
+    if user_id.__class__ is not str or not user_id:
+        user_id = _id_value(user_id, "userId")
+    anonymous_id = get("anonymousId")
+    if anonymous_id.__class__ is not str or not anonymous_id:
+        anonymous_id = _id_value(anonymous_id, "anonymousId")
+    message_id = get("messageId")
+    if message_id.__class__ is not str or not message_id:
+        message_id = _id_value(message_id, "messageId")
+    errors = None
     sent_at = None
-    if "timestamp" in obj:
-        sent_at = parse_timestamp(obj["timestamp"])
+    timestamp = get("timestamp")
+    if timestamp is not None:
+        sent_at = parse_timestamp(timestamp)
         if sent_at is None:
-            errors.append(
-                f"timestamp: cannot read {_show(obj['timestamp'])} as ISO 8601 or epoch time"
-            )
-    extra = {k: v for k, v in obj.items() if k not in _KNOWN_FIELDS}
+            errors = _json_encoder.encode(
+                [f"timestamp: cannot read {_show(timestamp)} as ISO 8601 or epoch time"]
+            ).decode()
     properties_json = _json_encoder.encode(properties).decode()
     context_json = _json_encoder.encode(context).decode()
-    extra_json = _json_encoder.encode(extra).decode() if extra else None
-    size = len(properties_json) + len(context_json) + (len(extra_json) if extra_json else 0)
+    size = len(properties_json) + len(context_json)
+    extra_json = None
+    if not obj.keys() <= _KNOWN_FIELDS:
+        extra = {k: v for k, v in obj.items() if k not in _KNOWN_FIELDS}
+        extra_json = _json_encoder.encode(extra).decode()
+        size += len(extra_json)
     if size > max_event_bytes:
         raise EventRefused(f"the event is {size:,} bytes, over the {max_event_bytes:,}-byte limit")
+    # Positional: building the NamedTuple by keyword costs a microsecond per event.
     return StoredEvent(
-        received_at=received_at,
-        sent_at=sent_at,
-        name=name,
-        type=type_,
-        user_id=user_id,
-        anonymous_id=anonymous_id,
-        message_id=message_id,
-        client=client,
-        properties=properties_json,
-        context=context_json,
-        valid=not errors,
-        errors=_json_encoder.encode(errors).decode() if errors else None,
-        extra=extra_json,
-    )
+        received_at, sent_at, name, type_, user_id, anonymous_id, message_id, client,
+        properties_json, context_json, errors is None, errors, extra_json,
+    )  # fmt: skip
+
+
+def _bad_name(name: Any) -> str:
+    if name is None:
+        return 'the event name ("event") is missing'
+    if not isinstance(name, str):
+        return f'the event name ("event") must be a string, not {_kind(name)}'
+    if not name:
+        return 'the event name ("event") is empty'
+    return f'the event name ("event") is {len(name)} characters, over the {MAX_NAME_CHARS} limit'
 
 
 def event_object(
@@ -249,6 +260,12 @@ def parse_timestamp(value: Any) -> float | None:
             seconds /= 1000.0
         return seconds if seconds == seconds and abs(seconds) < 1e11 else None
     if isinstance(value, str):
+        try:  # the common case; Python 3.11 reads "Z" and offsets
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
         text = value.strip()
         if _NUMERIC.fullmatch(text):
             return parse_timestamp(float(text))
@@ -283,53 +300,103 @@ def _replace_lone_surrogate(match: re.Match[bytes]) -> bytes:
     return token if len(token) != 6 else b"\\ufffd"
 
 
-def _decode_document(data: bytes, *, binary: bool) -> Any:
+_raw_list_decoder: Final = msgspec.json.Decoder(list[msgspec.Raw])
+_raw_dict_decoder: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
+# Segment's batch call may carry a shared `context`; each event's own keys win.
+_BATCH_SHARED: Final = ("context", "integrations")
+
+
+def _split_json(data: bytes) -> tuple[list[Any], bool]:
+    """A JSON frame's events, each still raw bytes, and whether the frame was a list of them.
+
+    Splitting into `msgspec.Raw` first validates the whole frame's syntax once and lets each event
+    be depth-checked and refused on its own, with its index.
+    """
+    if b"\\ud" in data or b"\\uD" in data:
+        data = _SURROGATE_ESCAPE.sub(_replace_lone_surrogate, data)
+    head = data.lstrip()[:1]
+    with _json_errors():
+        if head == b"[":
+            items = _raw_list_decoder.decode(data)
+            if not items:
+                raise EventRefused("the array holds no events")
+            return items, True
+        if head == b"{":
+            if b'"batch"' not in data:
+                return [data], False
+            doc = _raw_dict_decoder.decode(data)
+            if "batch" not in doc or "event" in doc:
+                return [data], False
+            try:
+                items = _raw_list_decoder.decode(doc["batch"])
+            except msgspec.ValidationError:
+                kind = _kind(_json_decoder.decode(doc["batch"]))
+                raise EventRefused(f'"batch" must be an array of events, not {kind}') from None
+            shared = {k: _json_decoder.decode(doc[k]) for k in _BATCH_SHARED if k in doc}
+            if shared:
+                return [_with_shared(_decode_item(item), shared) for item in items], True
+            return items, True
+        doc = _json_decoder.decode(data)
+    raise EventRefused(f"a frame must be an event object or an array of them, not {_kind(doc)}")
+
+
+def _with_shared(item: Any, shared: dict[str, Any]) -> Any:
+    return {**shared, **item} if isinstance(item, dict) else item
+
+
+def _split_msgpack(data: bytes) -> tuple[list[Any], bool]:
+    """A MessagePack frame's events, decoded, each depth-checked (no cheap pre-check exists)."""
+    with _json_errors(kind="MessagePack"):
+        doc = _msgpack_decoder.decode(data)
+    if isinstance(doc, dict) and "batch" in doc and "event" not in doc:
+        batch = doc["batch"]
+        if not isinstance(batch, list):
+            raise EventRefused(f'"batch" must be an array of events, not {_kind(batch)}')
+        shared = {k: doc[k] for k in _BATCH_SHARED if k in doc}
+        items, listed = [_with_shared(item, shared) for item in batch], True
+    elif isinstance(doc, list):
+        if not doc:
+            raise EventRefused("the array holds no events")
+        items, listed = doc, True
+    elif isinstance(doc, dict):
+        items, listed = [doc], False
+    else:
+        raise EventRefused(f"a frame must be an event object or an array of them, not {_kind(doc)}")
+    return [_DeepItem(item) if _depth(item) > MAX_DEPTH else item for item in items], listed
+
+
+class _DeepItem:
+    """A decoded event known to be nested too deeply; refused when its turn comes."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _decode_item(item: msgspec.Raw | bytes) -> Any:
+    """One event's raw JSON, decoded; refused when nested deeper than MAX_DEPTH."""
+    raw = memoryview(item).tobytes() if item.__class__ is msgspec.Raw else item
     try:
-        if binary:
-            return _msgpack_decoder.decode(data)
-        if b"\\ud" in data or b"\\uD" in data:
-            data = _SURROGATE_ESCAPE.sub(_replace_lone_surrogate, data)
-        return _json_decoder.decode(data)
+        obj = _json_decoder.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError):
+        with _json_errors():
+            raise
+    # Depth cannot exceed the number of openers: only count-heavy events pay for the walk.
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and _depth(obj) > MAX_DEPTH:
+        raise EventRefused(f"nesting is deeper than {MAX_DEPTH} levels")
+    return obj
+
+
+@contextlib.contextmanager
+def _json_errors(kind: str = "JSON") -> Iterator[None]:
+    """msgspec's decode errors as one-line refusals."""
+    try:
+        yield
     except RecursionError:
         raise EventRefused(f"nesting is deeper than {MAX_DEPTH} levels") from None
     except UnicodeDecodeError as exc:
         raise EventRefused(f"invalid UTF-8 ({exc.reason})") from None
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        kind = "MessagePack" if binary else "JSON"
         raise EventRefused(f"not valid {kind}: {exc}") from None
-
-
-def _split_frame(doc: Any) -> tuple[list[Any], bool]:
-    """The events of a frame, and whether they came from a ``{"batch": [...]}`` wrapper."""
-    if isinstance(doc, list):
-        if not doc:
-            raise EventRefused("the array holds no events")
-        return doc, False
-    if isinstance(doc, dict):
-        if "batch" in doc and "event" not in doc:
-            batch = doc["batch"]
-            if not isinstance(batch, list):
-                raise EventRefused(f'"batch" must be an array of events, not {_kind(batch)}')
-            # Segment's batch call may carry shared `context`; each event's own keys win.
-            shared = {k: v for k, v in doc.items() if k in ("context", "integrations")}
-            if shared:
-                batch = [{**shared, **item} if isinstance(item, dict) else item for item in batch]
-            return batch, True
-        return [doc], False
-    raise EventRefused(f"a frame must be an event object or an array of them, not {_kind(doc)}")
-
-
-_BRACKET_DEPTH: Final = {ord("{"): 1, ord("["): 1, ord("}"): -1, ord("]"): -1}
-_STRING: Final = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKETS: Final = bytes(b for b in range(256) if b not in b"{}[]")
-
-
-def _json_depth(data: bytes) -> int:
-    """The deepest nesting in a JSON document, read from its brackets (outside strings)."""
-    if data.count(b"{") + data.count(b"[") <= MAX_DEPTH:
-        return 0  # cannot be deeper than the number of openers: the common, cheap case
-    brackets = _STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
-    return max(itertools.accumulate(_BRACKET_DEPTH[b] for b in brackets), default=0)
 
 
 def _depth(obj: Any) -> int:
@@ -347,8 +414,7 @@ def _depth(obj: Any) -> int:
     return deepest
 
 
-def _object_field(obj: dict[str, Any], key: str) -> dict[str, Any]:
-    value = obj.get(key)
+def _object_value(value: Any, key: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -356,8 +422,7 @@ def _object_field(obj: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
-def _id_field(obj: dict[str, Any], key: str) -> str | None:
-    value = obj.get(key)
+def _id_value(value: Any, key: str) -> str | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
@@ -383,6 +448,10 @@ def _show(value: Any) -> str:
 
 
 def _raw_copy(item: Any) -> bytes:
+    if isinstance(item, msgspec.Raw | bytes):
+        return memoryview(item)[:RAW_COPY_BYTES].tobytes()
+    if isinstance(item, _DeepItem):
+        item = item.value
     try:
         return _json_encoder.encode(item)[:RAW_COPY_BYTES]
     except (TypeError, ValueError, RecursionError, msgspec.EncodeError):

@@ -10,11 +10,11 @@ May import: model, store (writer API).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from eventtui.model import DecodedFrame, StoredEvent, decode_frame, decode_json_lines
 from eventtui.store import Commit, Reject, Submission, Writer
@@ -25,15 +25,27 @@ log = logging.getLogger(__name__)
 EventCheck = Callable[[StoredEvent], StoredEvent]
 
 
+# Called in the event loop once the frame it was submitted with is committed: (arg, commit).
+OnCommit = Callable[[Any, Commit], None]
+
+
 @dataclass
 class Ingest:
+    """Decodes frames and batches them across connections into writer submissions.
+
+    Frames submitted during one turn of the event loop go to the writer as one submission: one
+    queue hand-off and one ticket list per turn, however many connections sent frames in it.
+    """
+
     writer: Writer
     loop: asyncio.AbstractEventLoop
     max_event_bytes: int
     check: EventCheck | None = None
     received_events: int = 0
     refused_events: int = 0
-    _started: float = field(default_factory=time.monotonic)
+    _events: list[StoredEvent] = field(default_factory=list)
+    _rejects: list[Reject] = field(default_factory=list)
+    _tickets: list[tuple[OnCommit, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.writer.add_listener(self._on_commit)
@@ -54,18 +66,25 @@ class Ingest:
         return frame
 
     def submit(
-        self, frame: DecodedFrame, *, client: str, on_commit: Callable[[Commit], None]
+        self, frame: DecodedFrame, *, client: str, on_commit: OnCommit, arg: Any = None
     ) -> None:
-        """Hand a decoded frame to the writer; `on_commit` runs in this loop after the commit."""
-        rejects = [
-            Reject(frame_received_at(frame), client, r.reason, r.raw) for r in frame.refusals
-        ]
-        self.writer.submit(Submission(frame.events, rejects, ticket=on_commit))
+        """Queue a decoded frame for the writer; `on_commit(arg, commit)` runs here after commit."""
+        if not self._tickets:
+            self.loop.call_soon(self._hand_over)
+        self._events.extend(frame.events)
+        if frame.refusals:
+            at = frame_received_at(frame)
+            self._rejects.extend(Reject(at, client, r.reason, r.raw) for r in frame.refusals)
+        self._tickets.append((on_commit, arg))
+
+    def _hand_over(self) -> None:
+        self.writer.submit(Submission(self._events, self._rejects, self._tickets))
+        self._events, self._rejects, self._tickets = [], [], []
 
     async def store(self, frame: DecodedFrame, *, client: str) -> Commit:
         """Submit and wait for the commit (HTTP: respond 200 only after it)."""
         done: asyncio.Future[Commit] = self.loop.create_future()
-        self.submit(frame, client=client, on_commit=done.set_result)
+        self.submit(frame, client=client, on_commit=_resolve, arg=done)
         return await done
 
     async def flush(self) -> None:
@@ -79,11 +98,14 @@ class Ingest:
 
     @staticmethod
     def _dispatch(commit: Commit) -> None:
-        for ticket in commit.tickets:
-            if ticket is not None:
-                # InvalidStateError: the waiter was cancelled (client gone); rows are stored anyway.
-                with contextlib.suppress(asyncio.InvalidStateError):
-                    ticket(commit)
+        for tickets in commit.tickets:
+            for on_commit, arg in tickets or ():  # None: a submission made outside Ingest
+                on_commit(arg, commit)
+
+
+def _resolve(future: asyncio.Future[Commit], commit: Commit) -> None:
+    if not future.done():  # a cancelled waiter (client gone): the rows are stored anyway
+        future.set_result(commit)
 
 
 def frame_received_at(frame: DecodedFrame) -> float:
