@@ -9,10 +9,8 @@ May import: msgspec only.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
 
@@ -314,29 +312,35 @@ def _split_json(data: bytes) -> tuple[list[Any], bool]:
     """
     if b"\\ud" in data or b"\\uD" in data:
         data = _SURROGATE_ESCAPE.sub(_replace_lone_surrogate, data)
+    try:
+        return _split_json_document(data)
+    except _DECODE_ERRORS as exc:
+        raise _refusal(exc, "JSON") from None
+
+
+def _split_json_document(data: bytes) -> tuple[list[Any], bool]:
     head = data.lstrip()[:1]
-    with _json_errors():
-        if head == b"[":
-            items = _raw_list_decoder.decode(data)
-            if not items:
-                raise EventRefused("the array holds no events")
-            return items, True
-        if head == b"{":
-            if b'"batch"' not in data:
-                return [data], False
-            doc = _raw_dict_decoder.decode(data)
-            if "batch" not in doc or "event" in doc:
-                return [data], False
-            try:
-                items = _raw_list_decoder.decode(doc["batch"])
-            except msgspec.ValidationError:
-                kind = _kind(_json_decoder.decode(doc["batch"]))
-                raise EventRefused(f'"batch" must be an array of events, not {kind}') from None
-            shared = {k: _json_decoder.decode(doc[k]) for k in _BATCH_SHARED if k in doc}
-            if shared:
-                return [_with_shared(_decode_item(item), shared) for item in items], True
-            return items, True
-        doc = _json_decoder.decode(data)
+    if head == b"[":
+        items = _raw_list_decoder.decode(data)
+        if not items:
+            raise EventRefused("the array holds no events")
+        return items, True
+    if head == b"{":
+        if b'"batch"' not in data:
+            return [data], False
+        doc = _raw_dict_decoder.decode(data)
+        if "batch" not in doc or "event" in doc:
+            return [data], False
+        try:
+            items = _raw_list_decoder.decode(doc["batch"])
+        except msgspec.ValidationError:
+            kind = _kind(_json_decoder.decode(doc["batch"]))
+            raise EventRefused(f'"batch" must be an array of events, not {kind}') from None
+        shared = {k: _json_decoder.decode(doc[k]) for k in _BATCH_SHARED if k in doc}
+        if shared:
+            return [_shared_item(item, shared) for item in items], True
+        return items, True
+    doc = _json_decoder.decode(data)
     raise EventRefused(f"a frame must be an event object or an array of them, not {_kind(doc)}")
 
 
@@ -344,10 +348,19 @@ def _with_shared(item: Any, shared: dict[str, Any]) -> Any:
     return {**shared, **item} if isinstance(item, dict) else item
 
 
+def _shared_item(item: msgspec.Raw, shared: dict[str, Any]) -> Any:
+    try:
+        return _with_shared(_decode_item(item), shared)
+    except EventRefused:
+        return item  # refused again, with its index, when its turn comes
+
+
 def _split_msgpack(data: bytes) -> tuple[list[Any], bool]:
     """A MessagePack frame's events, decoded, each depth-checked (no cheap pre-check exists)."""
-    with _json_errors(kind="MessagePack"):
+    try:
         doc = _msgpack_decoder.decode(data)
+    except _DECODE_ERRORS as exc:
+        raise _refusal(exc, "MessagePack") from None
     if isinstance(doc, dict) and "batch" in doc and "event" not in doc:
         batch = doc["batch"]
         if not isinstance(batch, list):
@@ -377,26 +390,29 @@ def _decode_item(item: msgspec.Raw | bytes) -> Any:
     raw = memoryview(item).tobytes() if item.__class__ is msgspec.Raw else item
     try:
         obj = _json_decoder.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError):
-        with _json_errors():
-            raise
+    except _DECODE_ERRORS as exc:
+        raise _refusal(exc, "JSON") from None
     # Depth cannot exceed the number of openers: only count-heavy events pay for the walk.
     if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and _depth(obj) > MAX_DEPTH:
         raise EventRefused(f"nesting is deeper than {MAX_DEPTH} levels")
     return obj
 
 
-@contextlib.contextmanager
-def _json_errors(kind: str = "JSON") -> Iterator[None]:
+_DECODE_ERRORS: Final = (
+    msgspec.DecodeError,
+    msgspec.ValidationError,
+    RecursionError,
+    UnicodeDecodeError,
+)
+
+
+def _refusal(exc: Exception, kind: str) -> EventRefused:
     """msgspec's decode errors as one-line refusals."""
-    try:
-        yield
-    except RecursionError:
-        raise EventRefused(f"nesting is deeper than {MAX_DEPTH} levels") from None
-    except UnicodeDecodeError as exc:
-        raise EventRefused(f"invalid UTF-8 ({exc.reason})") from None
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise EventRefused(f"not valid {kind}: {exc}") from None
+    if isinstance(exc, RecursionError):
+        return EventRefused(f"nesting is deeper than {MAX_DEPTH} levels")
+    if isinstance(exc, UnicodeDecodeError):
+        return EventRefused(f"invalid UTF-8 ({exc.reason})")
+    return EventRefused(f"not valid {kind}: {exc}")
 
 
 def _depth(obj: Any) -> int:

@@ -419,3 +419,23 @@ async def test_stop_acks_everything_read_and_ends_the_session(db: Path) -> None:
     assert {str(i) for i in range(acked)} <= ids
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT ended_at FROM sessions").fetchone()[0] is not None
+
+
+async def test_writer_process_dying_is_an_error_not_a_hang(collector: Collector, db: Path) -> None:
+    """If the store's writer is killed, clients hear so and are closed (1011); nothing is acked."""
+    async with connect(collector.ws_url) as ws:
+        await send_good_first(ws)
+        process = collector.writer._process
+        assert process is not None
+        process.kill()
+        process.wait()
+        await ws.send(json.dumps({"event": "lost"}))
+        replies = []
+        with pytest.raises(ConnectionClosed):
+            async with asyncio.timeout(10):
+                while True:
+                    replies.append(json.loads(await ws.recv()))
+        assert ws.close_code == 1011
+    assert any("stopped unexpectedly" in r.get("error", "") for r in replies)
+    assert all(r.get("ack", 1) <= 1 for r in replies)
+    assert [e.name for e in stored(db)] == ["before"]

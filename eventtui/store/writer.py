@@ -1,28 +1,36 @@
-"""The writer thread: the one owner of the store's write connection.
+"""The writer: the one way into the store, with its write connection in a process of its own.
 
-Producers (the collector, import, demo) `submit` batches from any thread; the thread takes whatever
-has queued up, writes it in one transaction with `executemany` (group commit: one fsync-free commit
-covers every connection's frames), and only then reports the commit to its listeners. An ack sent
-after that report means the events are committed.
+Producers (the collector, import) `submit` batches from any thread. A sender thread pipes them to
+the writer process (`store.writer_process`), which writes whatever has queued up in one transaction
+and reports each commit; a receiver thread turns reports into `Commit`s for the listeners. Only then
+may anyone acknowledge: an ack sent after a `Commit` means the events are committed.
 
-May import: sqlite3, model, store.schema.
+Why a process: SQLite's per-row work in a thread competed with websocket parsing for the GIL;
+in its own process it runs on the other core (benchmarks/ingest.py measures both).
+
+May import: sqlite3, msgspec, model, store.schema, store.writer_process.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
-import sqlite3
+import subprocess
+import sys
 import threading
-import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Final
 
+import msgspec
+
 from eventtui.model import StoredEvent
-from eventtui.store.schema import StoreError, connect
+from eventtui.store.schema import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +38,12 @@ log = logging.getLogger(__name__)
 # SQLite's per-commit cost vanishes, small enough that a commit stays a few milliseconds.
 MAX_BATCH_ROWS: Final = 5000
 
-# The session id is our own integer, written into the statement so that executemany can take the
-# StoredEvent tuples as they are, without building a new tuple per row while holding the GIL.
-_INSERT_EVENT: Final = (
-    "INSERT OR IGNORE INTO events (session_id, received_at, sent_at, name, type, user_id,"
-    " anonymous_id, message_id, client, properties, context, valid, errors, extra)"
-    " VALUES ({session:d}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_REJECT: Final = (
-    "INSERT INTO rejects (session_id, received_at, client, reason, raw) VALUES (?, ?, ?, ?, ?)"
-)
+# Messages to the writer process: [KIND_ROWS, events, rejects] or [KIND_STOP, meta].
+KIND_ROWS: Final = 0
+KIND_STOP: Final = 1
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder().decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,12 +83,9 @@ class WriterStats:
     last_event_id: int = 0
 
 
-_STOP: Final = object()
-
-
 @dataclass
 class Writer:
-    """Owns the write connection in its own thread; see the module docstring."""
+    """The store's single writer (see the module docstring). Same use from any thread."""
 
     path: Path
     source: str
@@ -95,136 +96,147 @@ class Writer:
     def __post_init__(self) -> None:
         self.session_id = 0
         self.stats = WriterStats()
-        self._queue: queue.SimpleQueue[Submission | object] = queue.SimpleQueue()
         self._listeners: list[Callable[[Commit], None]] = []
-        self._ready = threading.Event()
-        self._startup_error: StoreError | None = None
-        self._thread = threading.Thread(target=self._run, name="eventtui-writer", daemon=True)
+        # Tickets wait here in submission order; each commit report says how many it covers.
+        self._tickets: deque[Any] = deque()
+        self._lock = threading.Lock()
+        self._outgoing: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._failed: str | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._threads: list[threading.Thread] = []
 
     def add_listener(self, listener: Callable[[Commit], None]) -> None:
-        """Call `listener` in the writer thread after every transaction (keep it short)."""
+        """Call `listener` (in the receiver thread) after every transaction; keep it short."""
         self._listeners.append(listener)
 
     def start(self) -> int:
-        """Open the store, record the session; returns its id. Raises StoreError."""
-        self._thread.start()
-        self._ready.wait()
-        if self._startup_error:
-            raise self._startup_error
-        return self.session_id
+        """Start the writer process, open the store, record the session; returns its id.
+
+        Raises StoreError if the store cannot be used.
+        """
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        args = json.dumps({
+            "path": str(self.path), "source": self.source, "label": self.label,
+            "meta": json.dumps(self.meta), "max_rows": self.max_batch_rows,
+            "inbox": to_child_r, "outbox": from_child_w,
+        })  # fmt: skip
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "eventtui.store.writer_process", args],
+            pass_fds=(to_child_r, from_child_w),
+            stdin=subprocess.DEVNULL,
+            # Its own process group: a Ctrl-C in the terminal reaches only the parent, which
+            # then flushes and stops the writer in order.
+            start_new_session=True,
+        )
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self._inbox = Connection(from_child_r, writable=False)
+        self._outbox = Connection(to_child_w, readable=False)
+        try:
+            first = _decode(self._inbox.recv_bytes())
+        except (EOFError, OSError):
+            self._process.wait()
+            raise StoreError(f"{self.path}: the writer process failed to start") from None
+        if first[0] == "error":
+            self._process.wait()
+            self._inbox.close()
+            self._outbox.close()
+            raise StoreError(first[1])
+        _, self.session_id, self.stats.last_event_id = first
+        for target, name in (
+            (self._send, "eventtui-writer-send"),
+            (self._receive, "eventtui-writer-receive"),
+        ):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return int(self.session_id)
 
     def submit(self, submission: Submission) -> None:
-        """Queue rows for the next transaction; thread-safe, never blocks."""
-        self._queue.put(submission)
+        """Queue rows for the next transaction; thread-safe, never blocks on the disk."""
+        payload = _encode([
+            KIND_ROWS,
+            submission.events,
+            [(r.received_at, r.client, r.reason, r.raw) for r in submission.rejects],
+        ])  # fmt: skip
+        with self._lock:
+            if self._failed is None:
+                self._tickets.append(submission.ticket)
+                self._outgoing.put(payload)
+                return
+        self._notify(Commit([submission.ticket], 0, 0, 0, self.stats.last_event_id, self._failed))
 
     def close(self, timeout: float = 30.0) -> None:
-        """Write everything queued so far, end the session, close the connection."""
-        if self._thread.is_alive():
-            self._queue.put(_STOP)
-            self._thread.join(timeout)
-
-    # --- the thread ------------------------------------------------------------------------------
-
-    def _run(self) -> None:
-        try:
-            conn = connect(self.path, create=True)
-            self.session_id = self._begin_session(conn)
-        except StoreError as exc:
-            self._startup_error = exc
-            self._ready.set()
+        """Write everything queued so far, end the session, stop the writer process."""
+        if self._process is None or not self._threads:
             return
-        except sqlite3.Error as exc:
-            self._startup_error = StoreError(f"{self.path}: cannot start a session ({exc})")
-            self._ready.set()
-            return
-        self._ready.set()
+        self._outgoing.put(_encode([KIND_STOP, self.meta]))
+        self._outgoing.put(None)
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads = []
         try:
-            stopping = False
-            while not stopping:
-                batch: list[Submission] = []
-                rows = 0
-                item = self._queue.get()
-                while True:
-                    if item is _STOP:
-                        stopping = True
-                    else:
-                        assert isinstance(item, Submission)
-                        batch.append(item)
-                        rows += len(item.events) + len(item.rejects)
-                    if rows >= self.max_batch_rows:
-                        break
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                if batch:
-                    self._write(conn, batch)
-            self._end_session(conn)
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.error("the writer process for %s did not stop; killing it", self.path)
+            self._process.kill()
+            self._process.wait()
+
+    # --- threads ---------------------------------------------------------------------------------
+
+    def _send(self) -> None:
+        try:
+            while (payload := self._outgoing.get()) is not None:
+                self._outbox.send_bytes(payload)
+        except OSError as exc:
+            log.error("lost the writer process for %s: %s", self.path, exc)
         finally:
-            conn.close()
+            self._outbox.close()
 
-    def _begin_session(self, conn: sqlite3.Connection) -> int:
-        cur = conn.execute(
-            "INSERT INTO sessions (label, started_at, source, meta) VALUES (?, ?, ?, ?)",
-            (self.label, time.time(), self.source, json.dumps(self.meta)),
-        )
-        self.stats.last_event_id = conn.execute(
-            "SELECT coalesce(max(id), 0) FROM events"
-        ).fetchone()[0]
-        return int(cur.lastrowid or 0)
-
-    def _end_session(self, conn: sqlite3.Connection) -> None:
-        meta = {**self.meta, "duplicates": self.stats.duplicates}
-        try:
-            conn.execute(
-                "UPDATE sessions SET ended_at = ?, meta = ? WHERE id = ?",
-                (time.time(), json.dumps(meta), self.session_id),
-            )
-        except sqlite3.Error as exc:
-            log.error("could not close session %s in %s: %s", self.session_id, self.path, exc)
-
-    def _write(self, conn: sqlite3.Connection, batch: list[Submission]) -> None:
-        sid = self.session_id
-        insert_event = _INSERT_EVENT.format(session=sid)
-        event_rows = (
-            batch[0].events if len(batch) == 1 else [e for sub in batch for e in sub.events]
-        )
-        reject_rows = [
-            (sid, r.received_at, r.client, r.reason, r.raw) for sub in batch for r in sub.rejects
-        ]
-        tickets = [sub.ticket for sub in batch]
-        try:
-            before = conn.total_changes
-            conn.execute("BEGIN")
-            if event_rows:
-                conn.executemany(insert_event, event_rows)
-            inserted = conn.total_changes - before
-            if reject_rows:
-                conn.executemany(_INSERT_REJECT, reject_rows)
-            duplicates = len(event_rows) - inserted
-            if duplicates:
-                conn.execute(
-                    "UPDATE sessions SET meta = json_set(coalesce(meta, '{}'), '$.duplicates',"
-                    " coalesce(json_extract(meta, '$.duplicates'), 0) + ?) WHERE id = ?",
-                    (duplicates, sid),
-                )
-            last_id = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            log.error("store write failed in %s: %s", self.path, exc)
-            self._notify(
-                Commit(tickets, 0, 0, 0, self.stats.last_event_id, f"store write failed: {exc}")
-            )
-            return
+    def _receive(self) -> None:
         stats = self.stats
-        stats.events += inserted
-        stats.duplicates += duplicates
-        stats.rejects += len(reject_rows)
-        stats.commits += 1
-        stats.last_event_id = last_id
-        self._notify(Commit(tickets, inserted, duplicates, len(reject_rows), last_id))
+        try:
+            while True:
+                report = _decode(self._inbox.recv_bytes())
+                if report[0] == "closed":
+                    stats.duplicates = report[1]
+                    return
+                _, count, inserted, duplicates, rejects, last_id, error = report
+                with self._lock:
+                    tickets = [self._tickets.popleft() for _ in range(count)]
+                if error is None:
+                    stats.events += inserted
+                    stats.duplicates += duplicates
+                    stats.rejects += rejects
+                    stats.commits += 1
+                    stats.last_event_id = last_id
+                else:
+                    log.error("%s", error)
+                self._notify(
+                    Commit(
+                        tickets,
+                        inserted,
+                        duplicates,
+                        rejects,
+                        last_id or stats.last_event_id,
+                        error,
+                    )
+                )
+        except (EOFError, OSError):
+            self._fail(f"the store writer for {self.path} stopped unexpectedly")
+        finally:
+            self._inbox.close()
+
+    def _fail(self, reason: str) -> None:
+        """The writer process is gone: nothing pending was committed, and nothing more will be."""
+        with self._lock:
+            self._failed = reason
+            tickets = list(self._tickets)
+            self._tickets.clear()
+        log.error("%s", reason)
+        if tickets:
+            self._notify(Commit(tickets, 0, 0, 0, self.stats.last_event_id, reason))
 
     def _notify(self, commit: Commit) -> None:
         for listener in self._listeners:

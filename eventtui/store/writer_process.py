@@ -1,0 +1,168 @@
+"""The writer process: owns the store's write connection, on the machine's other core.
+
+Started by `store.writer.Writer` as `python -m eventtui.store.writer_process`, it reads batches of
+rows (MessagePack, length-prefixed) from one pipe, writes whatever has queued up in one transaction
+(group commit), and reports each commit on another pipe. It never decides anything about events;
+it only stores them. Measured: as a thread in the collector, SQLite's per-row work competed with
+websocket parsing for the GIL and capped ingest at 0.4-0.6x of a bare server (benchmarks/ingest.py).
+
+It ignores SIGINT and SIGTERM: the parent decides when to stop (it flushes and closes the pipe),
+so a Ctrl-C in the terminal cannot drop a batch that is about to be acknowledged. When the parent
+dies (kill -9), the pipe reaches EOF and this process commits what it has and exits.
+
+May import: sqlite3, msgspec, store.schema.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import sqlite3
+import sys
+import time
+from multiprocessing.connection import Connection
+from typing import Any, Final
+
+import msgspec
+
+from eventtui.store.schema import StoreError, connect
+from eventtui.store.writer import KIND_STOP
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder().decode
+
+
+# The session id is our own integer, written into the statement so that executemany takes the
+# decoded rows as they are.
+_INSERT_EVENT: Final = (
+    "INSERT OR IGNORE INTO events (session_id, received_at, sent_at, name, type, user_id,"
+    " anonymous_id, message_id, client, properties, context, valid, errors, extra)"
+    " VALUES ({session:d}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_REJECT: Final = (
+    "INSERT INTO rejects (session_id, received_at, client, reason, raw)"
+    " VALUES ({session:d}, ?, ?, ?, ?)"
+)
+
+
+def main(
+    path: str,
+    source: str,
+    label: str | None,
+    meta: str,
+    max_rows: int,
+    inbox: Connection,
+    outbox: Connection,
+) -> None:
+    try:
+        conn = connect(_path(path), create=True)
+        cur = conn.execute(
+            "INSERT INTO sessions (label, started_at, source, meta) VALUES (?, ?, ?, ?)",
+            (label, time.time(), source, meta),
+        )
+        session = int(cur.lastrowid or 0)
+        last_id = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+    except (StoreError, sqlite3.Error) as exc:
+        message = (
+            str(exc) if isinstance(exc, StoreError) else f"{path}: cannot start a session ({exc})"
+        )
+        outbox.send_bytes(_encode(["error", message]))
+        return
+    outbox.send_bytes(_encode(["ready", session, last_id]))
+    insert_event = _INSERT_EVENT.format(session=session)
+    insert_reject = _INSERT_REJECT.format(session=session)
+    duplicates_total = 0
+    final_meta: dict[str, Any] | None = None
+    while final_meta is None:
+        events: list[Any] = []
+        rejects: list[Any] = []
+        submissions = 0
+        try:
+            message = _decode(inbox.recv_bytes())
+            while True:
+                if message[0] == KIND_STOP:
+                    final_meta = message[1]
+                    break
+                events.extend(message[1])
+                rejects.extend(message[2])
+                submissions += 1
+                if len(events) + len(rejects) >= max_rows or not inbox.poll(0):
+                    break
+                message = _decode(inbox.recv_bytes())
+        except (EOFError, OSError):
+            final_meta = {}  # the parent is gone: keep what arrived, end the session
+        if not submissions:
+            continue
+        report = _write(conn, session, insert_event, insert_reject, events, rejects)
+        duplicates_total += report[2]
+        # OSError: the parent is gone; the rows are committed all the same.
+        with contextlib.suppress(OSError):
+            outbox.send_bytes(_encode(["commit", submissions, *report]))
+    meta_obj = {**json.loads(meta), **(final_meta or {}), "duplicates": duplicates_total}
+    try:
+        conn.execute(
+            "UPDATE sessions SET ended_at = ?, meta = ? WHERE id = ?",
+            (time.time(), json.dumps(meta_obj), session),
+        )
+    except sqlite3.Error as exc:
+        print(
+            f"eventtui writer: could not close session {session} in {path}: {exc}", file=sys.stderr
+        )
+    conn.close()
+    with contextlib.suppress(OSError):
+        outbox.send_bytes(_encode(["closed", duplicates_total]))
+
+
+def _write(
+    conn: sqlite3.Connection,
+    session: int,
+    insert_event: str,
+    insert_reject: str,
+    events: list[Any],
+    rejects: list[Any],
+) -> list[Any]:
+    """One transaction; returns [inserted, duplicates, rejects, last_event_id, error or None]."""
+    try:
+        before = conn.total_changes
+        conn.execute("BEGIN")
+        if events:
+            conn.executemany(insert_event, events)
+        inserted = conn.total_changes - before
+        if rejects:
+            conn.executemany(insert_reject, rejects)
+        duplicates = len(events) - inserted
+        if duplicates:
+            conn.execute(
+                "UPDATE sessions SET meta = json_set(coalesce(meta, '{}'), '$.duplicates',"
+                " coalesce(json_extract(meta, '$.duplicates'), 0) + ?) WHERE id = ?",
+                (duplicates, session),
+            )
+        last_id = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        return [0, 0, 0, 0, f"store write failed: {exc}"]
+    return [inserted, duplicates, len(rejects), last_id, None]
+
+
+def _path(path: str) -> Any:
+    from pathlib import Path
+
+    return Path(path)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    args = json.loads(sys.argv[1])
+    main(
+        args["path"],
+        args["source"],
+        args["label"],
+        args["meta"],
+        args["max_rows"],
+        Connection(args["inbox"], writable=False),
+        Connection(args["outbox"], readable=False),
+    )
