@@ -336,7 +336,9 @@ def _split_json_document(data: bytes) -> tuple[list[Any], bool]:
         except msgspec.ValidationError:
             kind = _kind(_json_decoder.decode(doc["batch"]))
             raise EventRefused(f'"batch" must be an array of events, not {kind}') from None
-        shared = {k: _json_decoder.decode(doc[k]) for k in _BATCH_SHARED if k in doc}
+        shared: dict[str, Any] = {
+            k: _json_decoder.decode(doc[k]) for k in _BATCH_SHARED if k in doc
+        }
         if shared:
             return [_shared_item(item, shared) for item in items], True
         return items, True
