@@ -20,6 +20,7 @@ from typing import NoReturn, TextIO
 
 from eventtui import __version__
 from eventtui.config import DEFAULT_PORT, Config, ConfigError, find_config, load_config
+from eventtui.monitor.plan import PlanError
 from eventtui.store import StoreError, default_db_path
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
@@ -118,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(find_config(args.config))
         return handler(args, config)
-    except (ConfigError, StoreError, UsageError) as exc:
+    except (ConfigError, StoreError, UsageError, PlanError) as exc:
         print(f"eventtui: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -293,6 +294,44 @@ def cmd_query(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
+# --- watch, demo, open (the TUI; imported lazily so headless commands never load Textual) -------
+
+
+def cmd_watch(args: argparse.Namespace, config: Config) -> int:
+    return _watch(args, config, demo=False)
+
+
+def cmd_demo(args: argparse.Namespace, config: Config) -> int:
+    if args.port is None:
+        args.port = 0  # the demo must start even when 8765 is taken; the status bar shows the port
+    return _watch(args, config, demo=True)
+
+
+def _watch(args: argparse.Namespace, config: Config, *, demo: bool) -> int:
+    from eventtui.collector import PortInUse
+    from eventtui.tui.launch import run_watch
+
+    config = listen_config(args, config)
+    path = db_path(args, config)
+    try:
+        ran = run_watch(config, path, label=args.label, demo=demo)
+    except PortInUse as exc:
+        print(f"eventtui: error: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    print(
+        f"stored {ran.events:,} events ({ran.duplicates:,} duplicates, {ran.refused:,} refused) "
+        f"in session {ran.session} of {ran.path}",
+        file=sys.stderr,
+    )
+    return ran.return_code
+
+
+def cmd_open(args: argparse.Namespace, config: Config) -> int:
+    from eventtui.tui.launch import run_open
+
+    return run_open(config, db_path(args, config))
+
+
 # --- helpers ---------------------------------------------------------------------------------------
 
 
@@ -322,6 +361,9 @@ def _table(headers: list[str], rows: list[list[str]], out: TextIO) -> None:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
+    "watch": cmd_watch,
+    "demo": cmd_demo,
+    "open": cmd_open,
     "collect": cmd_collect,
     "send": cmd_send,
     "sessions": cmd_sessions,

@@ -135,6 +135,7 @@ def load_config(path: Path | None) -> Config:
     except msgspec.ValidationError as exc:
         raise ConfigError(_explain(path, text, str(exc))) from None
     config = msgspec.structs.replace(config, source=str(path.resolve()))
+    _check_expectations(config, path, text)
     _check_plan_files(config, path, text)
     return config
 
@@ -144,6 +145,32 @@ def _decode_custom(type_: type, value: Any) -> Any:
         # A ValueError (not ValidationError) here lets msgspec add the key path to the message.
         return Duration(parse_duration(value))
     raise NotImplementedError
+
+
+def _check_expectations(config: Config, path: Path, text: str) -> None:
+    for index, expect in enumerate(config.expect):
+        problem = None
+        if expect.every is None and expect.min_rate is None:
+            problem = 'needs "every" (a deadline) or "min_rate" (events per minute), or both'
+        elif expect.every is not None and expect.every <= 0:
+            problem = '"every" must be longer than 0s'
+        elif expect.min_rate is not None and not 0 < expect.min_rate <= 100_000:
+            problem = '"min_rate" must be above 0 and at most 100000 per minute'
+        if problem:
+            line = _nth_header_line(text, "expect", index)
+            where = f"{path}, line {line}" if line else str(path)
+            raise ConfigError(f'{where}: expect[{index}] (event "{expect.event}"): {problem}')
+
+
+def _nth_header_line(text: str, table: str, index: int) -> int | None:
+    """Line of the index-th `[[table]]` header."""
+    seen = -1
+    for number, line in enumerate(text.splitlines(), start=1):
+        if re.match(rf"^\s*\[\[\s*{re.escape(table)}\s*\]\]", line):
+            seen += 1
+            if seen == index:
+                return number
+    return None
 
 
 def _check_plan_files(config: Config, path: Path, text: str) -> None:

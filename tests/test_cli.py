@@ -244,3 +244,12 @@ def test_kill_9_loses_no_acknowledged_frame(tmp_path: Path) -> None:
         code, _ = restarted.stop()
     assert acked_ids <= stored
     assert code == 0
+
+
+def test_unusable_plan_schema_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_text('{"type": "objekt"}')
+    (tmp_path / "eventtui.toml").write_text('[plan.events.signup]\nschema = "bad.json"\n')
+    result = eventtui("collect", "--port", "0", "--db", str(tmp_path / "e.db"), cwd=tmp_path)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("eventtui: error:") and "signup" in line and "bad.json" in line

@@ -439,3 +439,42 @@ async def test_writer_process_dying_is_an_error_not_a_hang(collector: Collector,
     assert any("stopped unexpectedly" in r.get("error", "") for r in replies)
     assert all(r.get("ack", 1) <= 1 for r in replies)
     assert [e.name for e in stored(db)] == ["before"]
+
+
+async def test_tracking_plan_is_checked_at_ingest(db: Path) -> None:
+    from eventtui.config import PlanConfig, PlanEvent
+    from tests.conftest import make_config
+
+    schema = {
+        "type": "object",
+        "required": ["plan"],
+        "properties": {"plan": {"enum": ["free", "pro"]}},
+    }
+    config = make_config()
+    import msgspec
+
+    config = msgspec.structs.replace(
+        config, plan=PlanConfig(events={"signup": PlanEvent(schema=schema)})
+    )
+    c = Collector(config, db, with_http=False)
+    await c.start(port=0)
+    try:
+        async with connect(c.ws_url) as ws:
+            await ws.send(
+                json.dumps(
+                    [
+                        {"event": "signup", "properties": {"plan": "pro"}},
+                        {"event": "signup", "properties": {"plan": "gold"}},
+                        {"event": "signup", "timestamp": "soon"},
+                        {"event": "page_view"},
+                    ]
+                )
+            )
+            assert await recv_until_ack(ws, 1) == [{"ack": 1}]  # invalid is stored, not refused
+    finally:
+        await c.stop()
+    events = stored(db)
+    assert [e.valid for e in events] == [True, False, False, True]
+    assert "'gold' is not one of ['free', 'pro']" in events[1].error_list()[0]
+    assert events[2].error_list()[0].startswith("timestamp: cannot read")
+    assert any("'plan' is a required property" in err for err in events[2].error_list())

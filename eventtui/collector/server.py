@@ -37,6 +37,10 @@ class Collector:
     with_http: bool = True
 
     def __post_init__(self) -> None:
+        if self.check is None:
+            from eventtui.collector.validation import plan_check
+
+            self.check = plan_check(self.config)  # raises PlanError for an unusable schema
         self.writer = Writer(self.db_path, source=self.source, label=self.label)
         self.ingest: Ingest | None = None
         self.websocket: WebsocketListener | None = None

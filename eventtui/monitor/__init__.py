@@ -1,0 +1,344 @@
+"""The monitor: counters, rates, expectations, learned cadence and tracking-plan states over events.
+
+`Monitor` is the one object viewers hold. It is pure code over events and a clock: events come in
+through `observe_many` (anything with `.name`, `.received_at`, `.valid`, such as
+`eventtui.store.EventRow`), and every question that depends on time takes `now` (epoch seconds)
+explicitly. So it runs the same live (now = the wall clock), in replay (now = the virtual clock),
+in `eventtui check` (one `evaluate`) and in tests, and the same events with the same `now`s give the
+same anomaly episodes with the same start times.
+
+After a restart, `seed` it from the store's history so states carry on instead of starting over:
+what it needs is plain data (see `Monitor.seed`).
+
+Parts: `counters` (the counters panel), `expectations` (declared `[[expect]]` rules), `learned`
+(cadence learned per event), `plan` (JSON Schema checks at ingest, invalid/unplanned states),
+`anomaly` (states, severities, episodes).
+
+Pure: no IO (beyond `Plan` reading schema files when built), no asyncio, no threads, no sqlite,
+no Textual. May import: eventtui.config, jsonschema, msgspec.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from eventtui.config import Config, Expectation
+from eventtui.monitor.anomaly import (
+    INVALID,
+    LATE,
+    LEARNING,
+    LOW_RATE,
+    MISSING,
+    OK,
+    QUIET,
+    RATE_DROP,
+    RATE_SPIKE,
+    RECOVERED,
+    SEVERITY,
+    STATE_ORDER,
+    STATE_RANK,
+    UNPLANNED,
+    Anomaly,
+    Episode,
+    Severity,
+    format_duration,
+    worst_state,
+)
+from eventtui.monitor.counters import HISTORY_MINUTES, CounterRow, Counters
+from eventtui.monitor.expectations import (
+    DEFAULT_RECOVERED_FOR,
+    ExpectationError,
+    ExpectationTracker,
+    Matcher,
+)
+from eventtui.monitor.learned import LearnedCadence, LearnedSettings
+from eventtui.monitor.plan import DEFAULT_PLAN_WINDOW, Plan, PlanError, PlanWatch
+
+__all__ = [
+    "INVALID",
+    "LATE",
+    "LEARNING",
+    "LOW_RATE",
+    "MISSING",
+    "OK",
+    "QUIET",
+    "RATE_DROP",
+    "RATE_SPIKE",
+    "RECOVERED",
+    "SEVERITY",
+    "STATE_ORDER",
+    "UNPLANNED",
+    "Anomaly",
+    "CounterRow",
+    "Counters",
+    "Episode",
+    "ExpectationError",
+    "ExpectationTracker",
+    "LearnedCadence",
+    "LearnedSettings",
+    "Matcher",
+    "Monitor",
+    "MonitorSettings",
+    "ObservedEvent",
+    "Plan",
+    "PlanError",
+    "PlanWatch",
+    "Severity",
+    "StatusRow",
+    "describe",
+    "format_duration",
+]
+
+log = logging.getLogger(__name__)
+
+
+class ObservedEvent(Protocol):
+    """What the monitor reads from an event (`EventRow` and `StoredEvent` both fit)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def received_at(self) -> float: ...
+    @property
+    def valid(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorSettings:
+    # How long "recovered" shows after a late, missing, low-rate or quiet event comes back.
+    recovered_for: float = DEFAULT_RECOVERED_FOR
+    # How long an invalid or unplanned event keeps its name flagged (`eventtui check --window`).
+    plan_window: float = DEFAULT_PLAN_WINDOW
+    learned: LearnedSettings = field(default_factory=LearnedSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRow:
+    """A counters-panel line: the numbers and the state column."""
+
+    counters: CounterRow
+    state: str
+
+    @property
+    def name(self) -> str:
+        return self.counters.name
+
+    @property
+    def severity(self) -> Severity:
+        return SEVERITY[self.state]
+
+
+class Monitor:
+    """Counters, expectations, learned cadence and plan states over one stream of events."""
+
+    def __init__(
+        self,
+        expectations: Iterable[Expectation] = (),
+        *,
+        started_at: float,
+        plan: Plan | None = None,
+        compile_where: Callable[[str], Matcher] | None = None,
+        settings: MonitorSettings | None = None,
+    ) -> None:
+        """`started_at`: when monitoring began; an expected event never seen is due from then.
+
+        `compile_where` turns an expectation's `where` filter into a predicate over events; without
+        it, an expectation with `where` counts every event of its name (and says so in the log).
+        """
+        self.settings = settings or MonitorSettings()
+        self.started_at = started_at
+        self.plan = plan
+        self.counters = Counters()
+        self.learned = LearnedCadence(self.settings.learned)
+        self.plan_watch = PlanWatch(plan, window=self.settings.plan_window)
+        self.trackers: list[ExpectationTracker] = []
+        self._declared: dict[str, list[ExpectationTracker]] = {}
+        for spec in expectations:
+            matches = None
+            if spec.where:
+                if compile_where is None:
+                    log.warning(
+                        'expectation for "%s": no filter compiler given, so where = "%s" is'
+                        " ignored and every %s event counts",
+                        spec.event,
+                        spec.where,
+                        spec.event,
+                    )
+                else:
+                    matches = compile_where(spec.where)
+            tracker = ExpectationTracker(
+                spec,
+                started_at=started_at,
+                matches=matches,
+                recovered_for=self.settings.recovered_for,
+            )
+            self.trackers.append(tracker)
+            self._declared.setdefault(spec.event, []).append(tracker)
+        self._now = -math.inf
+        self._stale = True
+        self._current: list[Anomaly] = []
+        self._by_name: dict[str, list[Anomaly]] = {}
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        *,
+        started_at: float,
+        plan: Plan | None = None,
+        compile_where: Callable[[str], Matcher] | None = None,
+        settings: MonitorSettings | None = None,
+    ) -> Monitor:
+        """A monitor for `config`'s expectations and plan (read from its files unless given)."""
+        if plan is None and (config.plan.events or config.plan.strict):
+            plan = Plan.from_config(config)
+        return cls(
+            config.expect,
+            started_at=started_at,
+            plan=plan,
+            compile_where=compile_where,
+            settings=settings,
+        )
+
+    def declared(self, name: str) -> bool:
+        return name in self._declared
+
+    # --- events -------------------------------------------------------------------------------
+
+    def observe(self, event: ObservedEvent) -> None:
+        self.observe_many((event,))
+
+    def observe_many(self, events: Iterable[ObservedEvent]) -> None:
+        """Count and judge events, oldest first (store order). O(1) per event."""
+        counters = self.counters.observe
+        learned = self.learned.observe
+        watch = self.plan_watch
+        strict = watch.strict
+        declared = self._declared
+        for event in events:
+            name = event.name
+            at = event.received_at
+            valid = event.valid
+            counters(name, at, valid)
+            trackers = declared.get(name)
+            if trackers is None:
+                learned(name, at)
+            else:
+                for tracker in trackers:
+                    tracker.offer(event)
+            if strict or not valid:
+                watch.observe(name, at, valid)
+        self._stale = True
+
+    def seed(
+        self,
+        events: Iterable[ObservedEvent] = (),
+        *,
+        last_seen: Mapping[str, float] | None = None,
+        expectation_last_seen: Mapping[Expectation, float] | None = None,
+        history_from: float | None = None,
+    ) -> None:
+        """Carry state over a restart from the store's history, before any live event.
+
+        - `events`: the stored events since `history_from`, oldest first (e.g. the last 15-60
+          minutes: learned rates need 10 minutes, quiet detection a history of gaps; seeding costs
+          what observing them costs).
+        - `history_from`: every event since this time is in `events` (rate floors then judge the
+          minute before the restart instead of waiting a whole minute).
+        - `last_seen`: per name, the latest `received_at` in the store (`SELECT name,
+          max(received_at) ... GROUP BY name`): deadlines count from there, not from the restart.
+          It applies to expectations without `where`.
+        - `expectation_last_seen`: per expectation with `where`, the latest matching event's time.
+        """
+        if history_from is not None:
+            for tracker in self.trackers:
+                tracker.note_history_from(history_from)
+        self.observe_many(events)
+        for name, at in (last_seen or {}).items():
+            self.counters.note_last_seen(name, at)
+            for tracker in self._declared.get(name, ()):
+                if tracker.where is None:
+                    tracker.note_last_seen(at)
+        for spec, at in (expectation_last_seen or {}).items():
+            for tracker in self._declared.get(spec.event, ()):
+                if tracker.spec == spec:
+                    tracker.note_last_seen(at)
+        self._stale = True
+
+    # --- state --------------------------------------------------------------------------------
+
+    def evaluate(self, now: float) -> list[Anomaly]:
+        """Current anomalies at `now`, most urgent first (recovered ones last, as information).
+
+        Call it about once a second: transitions are computed from `now`, so a deadline shows
+        within a second. Time never runs backwards for a monitor: an earlier `now` than a previous
+        call is taken as that previous one.
+        """
+        now = max(now, self._now)
+        if now != self._now or self._stale:
+            anomalies: list[Anomaly] = []
+            for tracker in self.trackers:
+                anomalies.extend(tracker.evaluate(now))
+            anomalies.extend(self.learned.evaluate(now))
+            anomalies.extend(self.plan_watch.evaluate(now))
+            anomalies.sort(key=Anomaly.sort_key)
+            by_name: dict[str, list[Anomaly]] = {}
+            for anomaly in anomalies:
+                by_name.setdefault(anomaly.event, []).append(anomaly)
+            self._current = anomalies
+            self._by_name = by_name
+            self._now = now
+            self._stale = False
+        return list(self._current)
+
+    def firing(self, now: float) -> list[Anomaly]:
+        """The anomalies that make `eventtui check` exit 1: missing, low rate, invalid."""
+        return [a for a in self.evaluate(now) if a.firing]
+
+    def anomalies_of(self, name: str, now: float) -> list[Anomaly]:
+        self.evaluate(now)
+        return list(self._by_name.get(name, ()))
+
+    def state_of(self, name: str, now: float) -> str:
+        """The state column for `name`: its most urgent anomaly, else learning or ok."""
+        self.evaluate(now)
+        anomalies = self._by_name.get(name)
+        if anomalies:
+            return worst_state(a.state for a in anomalies)
+        if name in self._declared:
+            return OK
+        return self.learned.state_of(name, self._now) or OK
+
+    def rows(self, now: float) -> list[StatusRow]:
+        """Every name seen or expected, with its counters and state; most urgent first, then by name."""
+        self.evaluate(now)
+        names = set(self.counters.names()) | set(self._declared)
+        rows = []
+        for name in names:
+            counters = self.counters.row(name, now) or CounterRow(
+                name, 0, 0, 0, None, (0,) * HISTORY_MINUTES
+            )
+            rows.append(StatusRow(counters, self.state_of(name, now)))
+        rows.sort(key=lambda row: (STATE_RANK[row.state], row.name))
+        return rows
+
+    def episodes(self) -> list[Episode]:
+        """The history of anomaly episodes (open ones have `ended_at` None), oldest first."""
+        found: list[Episode] = []
+        for tracker in self.trackers:
+            found.extend(tracker.episodes())
+        found.extend(self.learned.episodes())
+        found.extend(self.plan_watch.episodes())
+        found.sort(key=lambda e: (e.started_at, STATE_RANK[e.state], e.event, e.where or ""))
+        return found
+
+
+def describe(anomaly: Anomaly, now: float) -> str:
+    """One line for `check` and logs: `heartbeat: missing for 2m (expected every 30s; ...)`."""
+    subject = anomaly.event if anomaly.where is None else f"{anomaly.event} [{anomaly.where}]"
+    since = format_duration(max(0.0, now - anomaly.started_at))
+    return f"{subject}: {anomaly.state} for {since} ({anomaly.detail})"
