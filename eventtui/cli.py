@@ -99,6 +99,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="at most N events, newest last (default 100; 0 for all)",
     )
     p.add_argument("--json", action="store_true", help="JSON Lines, one event per line")
+
+    p = sub.add_parser(
+        "check",
+        help="evaluate expectations and the tracking plan; exit 1 when something is firing",
+        description="Evaluate expectations and the tracking plan now (over the last --window) or"
+        " over one recorded session. Exit 0 ok, 1 an anomaly is firing (missing, low rate,"
+        " invalid events), 2 error.",
+    )
+    _common(p)
+    p.add_argument("--json", action="store_true", help="one JSON object (see README)")
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--window", metavar="D", help="plan violations over the last D (default 15m; 30s, 1h, ...)"
+    )
+    scope.add_argument(
+        "--session", type=int, metavar="S", help="check recorded session S on its own clock"
+    )
     return parser
 
 
@@ -294,6 +311,44 @@ def cmd_query(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
+# --- check ---------------------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace, config: Config) -> int:
+    import time
+
+    from eventtui.checking import CheckError, check_session, check_window, parse_window, render_text
+    from eventtui.store import Reader
+
+    now = time.time()
+    try:
+        window = parse_window(args.window)
+        with Reader(db_path(args, config)) as reader:
+            if args.session is not None:
+                result = check_session(reader, config, args.session, now=now)
+            else:
+                result = check_window(reader, config, window=window, now=now)
+    except CheckError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        print(json.dumps(result.as_json()))
+    else:
+        out = sys.stdout
+        color = out.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+        encoding = out.encoding or "ascii"
+        try:
+            "✖◷✗▼✓".encode(encoding)
+            unicode = True
+        except (UnicodeEncodeError, LookupError):
+            unicode = False
+        text = render_text(result, clean=_printable, color=color, unicode=unicode)
+        if not unicode:
+            # An event name this terminal cannot show is escaped, not a crash halfway through.
+            text = text.encode(encoding, "backslashreplace").decode(encoding)
+        out.write(text)
+    return EXIT_OK if result.ok else EXIT_PROBLEMS
+
+
 # --- watch, demo, open (the TUI; imported lazily so headless commands never load Textual) -------
 
 
@@ -368,4 +423,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
     "send": cmd_send,
     "sessions": cmd_sessions,
     "query": cmd_query,
+    "check": cmd_check,
 }

@@ -117,7 +117,7 @@ def test_core_never_imports_textual() -> None:
         "import sys, eventtui.model, eventtui.config, eventtui.store, eventtui.collector, "
         "eventtui.collector.http, eventtui.sender, eventtui.cli\n"
         "import importlib.util\n"
-        "for optional in ('eventtui.filters', 'eventtui.monitor', 'eventtui.replay', 'eventtui.transfer'):\n"
+        "for optional in ('eventtui.filters', 'eventtui.monitor', 'eventtui.replay', 'eventtui.transfer', 'eventtui.checking', 'eventtui.collector.validation'):\n"
         "    if importlib.util.find_spec(optional): __import__(optional)\n"
         "assert 'textual' not in sys.modules, sorted(m for m in sys.modules if m.startswith('textual'))\n"
     )

@@ -1,0 +1,569 @@
+"""`eventtui check`: expectations and the tracking plan judged once over the store, for cron and CI.
+
+Owns what a check covers, how the monitor is fed from the store for it, and the report (a result
+object, its JSON form and its text table). Two scopes:
+
+- **A window ending now** (`check_window`, for cron): the plan verdict covers the events received
+  in the last `window` (15 minutes by default). Expectations are judged at `now` with the store's
+  whole memory: an expected event last stored an hour ago is missing even when the window is 15
+  minutes, because deadlines count from the last matching event in the store. An expected event the
+  store has never held is due from when its collector started (the newest collecting session), or
+  from the window's start if that is later.
+- **One recorded session** (`check_session`, for CI after an end-to-end run): the session's events
+  on the session's own clock, from its start to its end (or to now while it is still running). An
+  imported session's clock is its events' span: its start and end are when the import ran.
+
+The monitor does the judging (`eventtui.monitor`, the same code as the TUI), so `check` and the
+counters panel agree. The exit code rule lives in `CheckResult.ok`: nothing firing (missing, low
+rate, invalid events in the scope). Late, quiet, rate warnings and unplanned events are reported.
+
+Reads: events and sessions through `Reader.conn`, with statements shaped for the store's indexes
+(names by a skip-scan of `(name, received_at)`, then one range per name; a full scan of a store of
+millions of rows costs a second, these a few milliseconds). Every window statement is bounded by the
+newest id seen at the start, so rows committed meanwhile never make the parts disagree.
+
+The core never prints: the CLI prints `render_text` or `CheckResult.as_json()`.
+May import: config, filters, monitor, store.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final, NamedTuple
+
+from eventtui.config import Config, Expectation, parse_duration
+from eventtui.filters import Compiled, FilterError, compile_filter
+from eventtui.monitor import (
+    INVALID,
+    LATE,
+    LOW_RATE,
+    MISSING,
+    QUIET,
+    RATE_DROP,
+    RATE_SPIKE,
+    RECOVERED,
+    UNPLANNED,
+    Anomaly,
+    ExpectationError,
+    Monitor,
+    MonitorSettings,
+    Plan,
+    PlanError,
+    Severity,
+    format_duration,
+)
+from eventtui.store import Reader
+
+DEFAULT_WINDOW: Final = 15 * 60.0
+
+SYMBOLS: Final = {
+    MISSING: "✖",
+    LOW_RATE: "▼",
+    INVALID: "✗",
+    LATE: "◷",
+    QUIET: "◌",
+    RATE_DROP: "↓",
+    RATE_SPIKE: "↑",
+    UNPLANNED: "?",
+    RECOVERED: "✓",
+}
+# For a terminal whose encoding has no room for the symbols above.
+ASCII_SYMBOLS: Final = {
+    MISSING: "X",
+    LOW_RATE: "v",
+    INVALID: "x",
+    LATE: "~",
+    QUIET: ".",
+    RATE_DROP: "v",
+    RATE_SPIKE: "^",
+    UNPLANNED: "?",
+    RECOVERED: "+",
+}
+_SGR: Final = {
+    Severity.FIRING: "\x1b[1;31m",
+    Severity.WARNING: "\x1b[33m",
+    Severity.INFO: "\x1b[32m",
+    Severity.OK: "",
+}
+_RESET: Final = "\x1b[0m"
+
+_NAMES_SQL: Final = (
+    # A skip-scan of the (name, received_at) index: one seek per distinct name.
+    "WITH RECURSIVE names(name) AS ("
+    " SELECT min(name) FROM events"
+    " UNION ALL SELECT (SELECT min(name) FROM events WHERE name > names.name)"
+    " FROM names WHERE names.name IS NOT NULL)"
+    " SELECT name FROM names WHERE name IS NOT NULL"
+)
+_ROW_COLUMNS: Final = "id, name, received_at, valid, errors"
+
+
+class CheckError(Exception):
+    """A check that cannot run (bad window, unknown session, bad expectation); one line."""
+
+
+class _Row(NamedTuple):
+    """What the monitor and the report need of a stored event (the payload stays on disk)."""
+
+    id: int
+    name: str
+    received_at: float
+    valid: bool
+    errors: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a check covered: `start` to `end`, and anomalies judged at `end`."""
+
+    start: float
+    end: float
+    # Seconds, for a window ending now; None for a session.
+    window: float | None = None
+    session_id: int | None = None
+    session_label: str | None = None
+    # A session that has not ended (judged at the wall clock).
+    running: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    store: Path
+    checked_at: float
+    scope: Scope
+    events: int
+    expectations: int
+    anomalies: tuple[Anomaly, ...]
+    # When each anomaly's subject was last seen ((event, where) -> time), where known.
+    last_seen: Mapping[tuple[str, str | None], float]
+    invalid: Mapping[str, int]
+    sample_errors: Mapping[str, str]
+    unplanned: tuple[str, ...]
+    planned: bool
+
+    @property
+    def firing(self) -> list[Anomaly]:
+        return [a for a in self.anomalies if a.firing]
+
+    @property
+    def ok(self) -> bool:
+        """What the exit code says: nothing firing and no invalid event in the scope."""
+        return not self.firing and not self.invalid
+
+    def as_json(self) -> dict[str, Any]:
+        """The documented JSON object of `eventtui check --json` (README, "Tracking health")."""
+        scope = self.scope
+        out: dict[str, Any] = {"ok": self.ok, "checked_at": self.checked_at}
+        out["store"] = str(self.store)
+        if scope.session_id is None:
+            out["window"] = {"seconds": scope.window, "from": scope.start, "to": scope.end}
+        else:
+            out["session"] = {
+                "id": scope.session_id,
+                "label": scope.session_label,
+                "from": scope.start,
+                "to": scope.end,
+                "running": scope.running,
+            }
+        out["events"] = self.events
+        out["expectations"] = self.expectations
+        out["anomalies"] = [
+            {
+                "kind": a.kind,
+                "event": a.event,
+                "where": a.where,
+                "state": a.state,
+                "severity": a.severity.name.lower(),
+                "firing": a.firing,
+                "started_at": a.started_at,
+                "last_seen": self.last_seen.get((a.event, a.where)),
+                "detail": a.detail,
+            }
+            for a in self.anomalies
+        ]
+        out["plan"] = {
+            "invalid": dict(self.invalid),
+            "sample_errors": dict(self.sample_errors),
+            "unplanned": list(self.unplanned),
+        }
+        return out
+
+
+# --- inputs ----------------------------------------------------------------------------------------
+
+
+def parse_window(text: str | None) -> float:
+    """`--window` as seconds ("15m", "90s", "2h"); None gives the default."""
+    if text is None:
+        return DEFAULT_WINDOW
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise CheckError(f"--window: {exc}") from None
+    if not 0 < seconds < math.inf:
+        raise CheckError(f'--window: must be more than 0 seconds, got "{text}"')
+    return seconds
+
+
+def _config_name(config: Config) -> str:
+    return config.source or "the config"
+
+
+def _plan(config: Config) -> Plan | None:
+    if not (config.plan.events or config.plan.strict):
+        return None
+    try:
+        return Plan.from_config(config)
+    except PlanError as exc:
+        raise CheckError(f"{_config_name(config)}: {exc}") from None
+
+
+def _filters(config: Config) -> dict[str, Compiled]:
+    """Each distinct `where` of the expectations, compiled; a bad one is an error naming it."""
+    out: dict[str, Compiled] = {}
+    for spec in config.expect:
+        if spec.where and spec.where not in out:
+            try:
+                out[spec.where] = compile_filter(spec.where)
+            except FilterError as exc:
+                raise CheckError(
+                    f'{_config_name(config)}: expectation for "{spec.event}": where: {exc}'
+                ) from None
+    return out
+
+
+def _rate_window(spec: Expectation) -> float:
+    # As ExpectationTracker counts a floor: over a minute, or 60/N seconds below one a minute.
+    return 0.0 if spec.min_rate is None else 60.0 * max(1.0, 1.0 / spec.min_rate)
+
+
+# --- the two scopes -------------------------------------------------------------------------------
+
+
+def check_window(reader: Reader, config: Config, *, window: float, now: float) -> CheckResult:
+    """Expectations at `now` over the whole store; the plan over events received in `window`."""
+    plan = _plan(config)
+    filters = _filters(config)
+    conn = reader.conn
+    top = reader.last_event_id()
+    window_start = now - window
+    # Rate floors need a whole window of their own, which may be longer than --window.
+    history_start = min(window_start, now - max(map(_rate_window, config.expect), default=0.0))
+    newest = conn.execute(
+        "SELECT started_at FROM sessions WHERE source != 'import' ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    started_at = window_start if newest is None else max(float(newest[0]), window_start)
+
+    last_seen: dict[str, float] = {}
+    rows: list[_Row] = []
+    for (name,) in conn.execute(_NAMES_SQL).fetchall():
+        before = conn.execute(
+            "SELECT max(received_at) FROM events WHERE name = ? AND received_at <= ?",
+            (name, history_start),
+        ).fetchone()[0]
+        if before is not None:
+            last_seen[name] = float(before)
+        rows.extend(
+            _rows(
+                conn,
+                "name = ? AND received_at > ? AND id <= ?",
+                (name, history_start, top),
+            )
+        )
+    rows.sort()
+    expectation_last_seen: dict[Expectation, float] = {}
+    matching: dict[str, set[int]] = {}
+    for spec in config.expect:
+        if not spec.where:
+            continue
+        compiled = filters[spec.where]
+        found = conn.execute(
+            f"SELECT received_at FROM events WHERE name = ? AND received_at <= ?"
+            f" AND ({compiled.where}) ORDER BY received_at DESC LIMIT 1",
+            (spec.event, history_start, *compiled.params),
+        ).fetchone()
+        if found is not None:
+            expectation_last_seen[spec] = float(found[0])
+        matching.setdefault(spec.where, set()).update(
+            _ids(
+                conn,
+                f"name = ? AND received_at > ? AND id <= ? AND ({compiled.where})",
+                (spec.event, history_start, top, *compiled.params),
+            )
+        )
+    # Events before the window feed the rate floors only: the plan verdict is the window's.
+    in_window = [r for r in rows if r.received_at > window_start]
+    observed = (r if r.received_at > window_start else r._replace(valid=True) for r in rows)
+    monitor = _monitor(config, plan, matching, started_at=started_at, plan_window=window)
+    monitor.seed(
+        last_seen=last_seen,
+        expectation_last_seen=expectation_last_seen,
+        history_from=history_start,
+    )
+    monitor.observe_many(observed)
+    scope = Scope(window_start, now, window=window)
+    return _result(reader, config, plan, monitor, scope, in_window, checked_at=now)
+
+
+def check_session(reader: Reader, config: Config, session_id: int, *, now: float) -> CheckResult:
+    """Expectations and the plan over one session's events, judged at its end (see the docstring)."""
+    plan = _plan(config)
+    filters = _filters(config)
+    conn = reader.conn
+    top = reader.last_event_id()
+    session = conn.execute(
+        "SELECT label, started_at, ended_at, source FROM sessions WHERE id = ?", (session_id,)
+    ).fetchone()
+    if session is None:
+        raise CheckError(
+            f"no session {session_id} in {reader.path} (`eventtui sessions` lists them)"
+        )
+    label, started, ended, source = session
+    rows = _rows(conn, "session_id = ? AND id <= ?", (session_id, top))
+    first = min((r.received_at for r in rows), default=None)
+    last = max((r.received_at for r in rows), default=None)
+    running = False
+    if source == "import":
+        # An import's own start and end are when the file was loaded, not when its events happened.
+        start, end = (first, last) if first is not None and last is not None else (started, started)
+    else:
+        start = started
+        if ended is not None:
+            end = ended
+        elif session_id == reader.latest_session_id():
+            end, running = now, True
+        else:
+            # Never ended and not the newest: its collector was cut off; its last event is its end.
+            end = started if last is None else last
+        if first is not None and last is not None:
+            start, end = min(start, first), max(end, last)
+    matching: dict[str, set[int]] = {}
+    for where, compiled in filters.items():
+        names = sorted({spec.event for spec in config.expect if spec.where == where})
+        marks = ", ".join("?" * len(names))
+        matching[where] = set(
+            _ids(
+                conn,
+                f"session_id = ? AND id <= ? AND name IN ({marks}) AND ({compiled.where})",
+                (session_id, top, *names, *compiled.params),
+            )
+        )
+    # Longer than the session: every invalid event in it counts at its end.
+    plan_window = max(end - start, 0.0) + 1.0
+    monitor = _monitor(config, plan, matching, started_at=start, plan_window=plan_window)
+    monitor.observe_many(rows)
+    scope = Scope(start, end, session_id=session_id, session_label=label, running=running)
+    return _result(reader, config, plan, monitor, scope, rows, checked_at=now)
+
+
+# --- shared --------------------------------------------------------------------------------------
+
+
+def _rows(conn: sqlite3.Connection, where: str, params: Iterable[Any]) -> list[_Row]:
+    sql = f"SELECT {_ROW_COLUMNS} FROM events WHERE {where} ORDER BY id"
+    return [
+        _Row(i, n, float(at), bool(v), e) for i, n, at, v, e in conn.execute(sql, tuple(params))
+    ]
+
+
+def _ids(conn: sqlite3.Connection, where: str, params: Iterable[Any]) -> list[int]:
+    return [i for (i,) in conn.execute(f"SELECT id FROM events WHERE {where}", tuple(params))]
+
+
+def _monitor(
+    config: Config,
+    plan: Plan | None,
+    matching: Mapping[str, set[int]],
+    *,
+    started_at: float,
+    plan_window: float,
+) -> Monitor:
+    def compile_where(text: str) -> Callable[[Any], bool]:
+        # The filter ran in SQL over the same rows; the monitor asks about one event at a time.
+        ids = matching.get(text, set())
+        return lambda event: event.id in ids
+
+    try:
+        return Monitor.from_config(
+            config,
+            started_at=started_at,
+            plan=plan,
+            compile_where=compile_where,
+            settings=MonitorSettings(plan_window=plan_window),
+        )
+    except ExpectationError as exc:
+        raise CheckError(f"{_config_name(config)}: {exc}") from None
+
+
+def _result(
+    reader: Reader,
+    config: Config,
+    plan: Plan | None,
+    monitor: Monitor,
+    scope: Scope,
+    rows: list[_Row],
+    *,
+    checked_at: float,
+) -> CheckResult:
+    anomalies = tuple(monitor.evaluate(scope.end))
+    invalid: dict[str, int] = {}
+    samples: dict[str, str] = {}
+    unplanned: set[str] = set()
+    for row in rows:
+        if not row.valid:
+            invalid[row.name] = invalid.get(row.name, 0) + 1
+            errors = _error_list(row.errors)
+            if errors:
+                samples[row.name] = errors[0]  # the newest: rows are in store order
+        if plan is not None and plan.is_unplanned(row.name):
+            unplanned.add(row.name)
+    last_seen: dict[tuple[str, str | None], float] = {}
+    for tracker in monitor.trackers:
+        if tracker.last_seen is not None:
+            last_seen[(tracker.event, tracker.where)] = tracker.last_seen
+    for anomaly in anomalies:
+        if anomaly.where is None and (anomaly.event, None) not in last_seen:
+            counters = monitor.counters.row(anomaly.event, scope.end)
+            if counters is not None and counters.last_seen is not None:
+                last_seen[(anomaly.event, None)] = counters.last_seen
+    return CheckResult(
+        store=reader.path,
+        checked_at=checked_at,
+        scope=scope,
+        events=len(rows),
+        expectations=len(config.expect),
+        anomalies=anomalies,
+        last_seen=last_seen,
+        invalid=dict(sorted(invalid.items())),
+        sample_errors=dict(sorted(samples.items())),
+        unplanned=tuple(sorted(unplanned)),
+        planned=plan is not None,
+    )
+
+
+def _error_list(errors: str | None) -> list[str]:
+    if not errors:
+        return []
+    try:
+        found = json.loads(errors)
+    except ValueError:
+        return [errors]
+    return [str(e) for e in found] if isinstance(found, list) else [str(found)]
+
+
+# --- text ------------------------------------------------------------------------------------------
+
+
+def render_text(
+    result: CheckResult,
+    *,
+    clean: Callable[[str], str],
+    color: bool = False,
+    unicode: bool = True,
+) -> str:
+    """The human report: header, anomalies most urgent first, plan violations, verdict.
+
+    `clean` makes untrusted text (event names, validation errors) safe for the terminal; `color`
+    adds ANSI colour (for a tty), always beside a symbol and a word, never instead of them.
+    """
+    scope = result.scope
+    end = scope.end
+    lines = [_header(result, clean, sep=" · " if unicode else " - ")]
+    if result.expectations == 0 and not result.planned:
+        lines.append(
+            "note: the config declares no [[expect]] and no [plan]: only invalid events are checked"
+        )
+    symbols = SYMBOLS if unicode else ASCII_SYMBOLS
+    if result.anomalies:
+        rows = []
+        for a in result.anomalies:
+            subject = a.event if a.where is None else f"{a.event} [{a.where}]"
+            seen = result.last_seen.get((a.event, a.where))
+            rows.append(
+                (
+                    a.severity,
+                    [
+                        f"{symbols.get(a.state, '*')} {a.state}",
+                        clean(subject),
+                        format_duration(max(0.0, end - a.started_at)),
+                        "never" if seen is None else f"{format_duration(max(0.0, end - seen))} ago",
+                        clean(a.detail),
+                    ],
+                )
+            )
+        lines.append("")
+        lines.extend(_table(["state", "event", "for", "last seen", "detail"], rows, color=color))
+    else:
+        lines.append("no anomalies")
+    if result.invalid:
+        rows = [
+            (
+                Severity.FIRING,
+                [
+                    clean(name),
+                    f"{count:,}",
+                    clean(result.sample_errors.get(name, "(no error recorded)")),
+                ],
+            )
+            for name, count in result.invalid.items()
+        ]
+        lines.append("")
+        lines.append("plan violations")
+        lines.extend(_table(["event", "invalid", "sample error"], rows, color=False))
+    if result.unplanned:
+        names = ", ".join(clean(n) for n in result.unplanned)
+        lines.append("")
+        lines.append(f"unplanned (not in the strict plan): {names}")
+    firing = len(result.firing)
+    if result.ok:
+        verdict, severity = "OK: nothing firing", Severity.INFO
+    else:
+        verdict, severity = f"FAIL: {firing} firing", Severity.FIRING
+    lines.append("")
+    lines.append(_paint(verdict, severity) if color else verdict)
+    return "\n".join(lines) + "\n"
+
+
+def _header(result: CheckResult, clean: Callable[[str], str], *, sep: str) -> str:
+    scope = result.scope
+    span = f"{_clock(scope.start)} to {_clock(scope.end, same_day_as=scope.start)}"
+    if scope.session_id is None:
+        assert scope.window is not None
+        what = f"last {format_duration(scope.window)} ({span})"
+    else:
+        label = f' "{clean(scope.session_label)}"' if scope.session_label else ""
+        state = "still running" if scope.running else "judged at its end"
+        what = f"session {scope.session_id}{label} ({span}, {state})"
+    plural = "" if result.events == 1 else "s"
+    return sep.join(
+        [f"store {clean(str(result.store))}", what, f"{result.events:,} event{plural} checked"]
+    )
+
+
+def _clock(epoch: float, *, same_day_as: float | None = None) -> str:
+    when = datetime.fromtimestamp(epoch)
+    if same_day_as is not None and datetime.fromtimestamp(same_day_as).date() == when.date():
+        return when.strftime("%H:%M:%S")
+    return when.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _table(headers: list[str], rows: list[tuple[Severity, list[str]]], *, color: bool) -> list[str]:
+    widths = [max([len(h), *(len(cells[i]) for _, cells in rows)]) for i, h in enumerate(headers)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for severity, cells in rows:
+        padded = [c.ljust(w) for c, w in zip(cells, widths, strict=True)]
+        if color:
+            padded[0] = _paint(padded[0], severity)
+        out.append("  ".join(padded).rstrip())
+    return out
+
+
+def _paint(text: str, severity: Severity) -> str:
+    start = _SGR[severity]
+    return f"{start}{text}{_RESET}" if start else text
