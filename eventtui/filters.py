@@ -50,8 +50,8 @@ __all__ = ["Compiled", "FilterError", "compile_filter"]
 # the two equal.
 EVENT_TYPES: Final = ("track", "page", "screen", "identify", "group", "alias")
 FIELDS: Final = ("name", "has", "user", "session", "type")
-# Bounds that keep every accepted filter inside SQLite's limits (an expression tree deeper than
-# 1000 is an SQL error) and the parser's recursion shallow.
+# Bounds that keep every accepted filter inside SQLite's limits (measured on 3.40: 21 nested
+# negated groups overflow its parser stack; an expression deeper than 1000 is an error).
 MAX_TERMS: Final = 100
 MAX_NESTING: Final = 10
 # SQLite refuses LIKE and GLOB patterns over 50,000 bytes; escaping can grow a term 12-fold.
@@ -61,7 +61,6 @@ _INT64_MAX: Final = 2**63 - 1
 _NUMBER: Final = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _INTEGER: Final = re.compile(r"-?\d+")
 _OPERATORS: Final = ("!=", "<=", ">=", ":", "=", "<", ">", "~")
-_COMPARISONS: Final = {"<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +303,8 @@ def _compile_term(token: _Token) -> _Sql:
                 raise _error(token, "empty quotes: nothing to search for")
             plain, escaped = _contains(text), _contains(_json_escaped(text))
             columns = [f"{c} {_LIKE}" for c in _PLAIN_COLUMNS + _JSON_COLUMNS]
-            params = [plain] * len(_PLAIN_COLUMNS) + [escaped] * len(_JSON_COLUMNS)
+            params: list[object] = [plain] * len(_PLAIN_COLUMNS)
+            params += [escaped] * len(_JSON_COLUMNS)
             return "(" + " OR ".join(columns) + ")", params
         if text == "invalid":
             return "valid = 0", []
@@ -436,7 +436,7 @@ def _compile_comparison(
     # It comes second so it only runs on rows that already passed the (cheaper to fail) comparison.
     kinds = "('integer', 'real')" if number is not None else "('text')"
     return (
-        f"({extract} {_COMPARISONS[op]} ? AND {json_type} IN {kinds})",
+        f"({extract} {op} ? AND {json_type} IN {kinds})",  # `op` is one of < <= > >=
         [path, number if number is not None else text, path],
     )
 

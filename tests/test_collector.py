@@ -89,8 +89,15 @@ async def test_repeated_message_id_is_acked_stored_once_and_counted(
         for _ in range(3):
             await ws.send(json.dumps({"event": "dup", "messageId": "same"}))
         assert (await recv_until_ack(ws, 3))[-1] == {"ack": 3}
+        await ws.send('{"event": ""}')  # a refusal must not count as a duplicate
+        await recv_until_ack(ws, 4)
     assert [e.name for e in stored(db)] == ["dup"]
     assert collector.writer.stats.duplicates == 2
+    await collector.stop()
+    assert collector.writer.stats.duplicates == 2
+    with sqlite3.connect(db) as conn:
+        (meta,) = conn.execute("SELECT meta FROM sessions").fetchone()
+    assert json.loads(meta)["duplicates"] == 2
 
 
 @pytest.mark.parametrize(

@@ -311,6 +311,22 @@ def test_the_largest_accepted_filter_runs(store: tuple[Reader, int, int]) -> Non
         compile_filter("(" * (depth + 1) + "a" + ")" * (depth + 1))
 
 
+def test_the_longest_terms_run(store: tuple[Reader, int, int]) -> None:
+    """Escaping grows a term up to 12-fold; SQLite refuses LIKE/GLOB patterns over 50 kB."""
+    reader, _, _ = store
+    longest = filters.MAX_TERM_CHARS
+    for text in (
+        '"' + "\x01" * (longest - 2) + '"',
+        "name:" + "[" * (longest - 5),
+        "v~" + "\\" * (longest - 2),
+    ):
+        compiled = compile_filter(text)
+        assert reader.query(compiled.where, compiled.params) == []
+    with pytest.raises(FilterError) as info:
+        compile_filter("ok " + "x" * (longest + 1))
+    assert info.value.position == 3
+
+
 # --- properties --------------------------------------------------------------------------------
 
 FRAGMENTS = st.sampled_from(
@@ -370,7 +386,9 @@ def _found(conn: sqlite3.Connection, text: str) -> set[str]:
     return {row[0] for row in conn.execute(sql, compiled.params)}
 
 
-VALUES = st.text(st.characters(codec="utf-8"), min_size=1, max_size=20)
+# Mostly the characters that mean something to SQL, LIKE, GLOB, JSON or the filter grammar.
+SPECIAL = st.sampled_from(list("%_'\";-\\*?[]() .:=<>~!aA\n\x00é"))
+VALUES = st.text(SPECIAL | st.characters(codec="utf-8"), min_size=1, max_size=20)
 
 
 @settings(max_examples=150, deadline=None)

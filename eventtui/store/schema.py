@@ -20,7 +20,7 @@ import sqlite_utils
 
 # "EvTU": marks a SQLite file as an eventtui store.
 APPLICATION_ID: Final = 0x45765455
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 _SCHEMA_V1: Final = """
 CREATE TABLE sessions (
@@ -61,9 +61,19 @@ CREATE TABLE rejects (
 CREATE INDEX rejects_session_id ON rejects(session_id, id);
 """
 
+# Version 2: indexes for the filter language's common first pages (benchmarks/query.py, 1M events):
+# `name:page_view` newest first went from ~1 s to 0.4 ms with (name, id); `user:u123` from ~0.3 s
+# to 0.2 ms with the two id indexes (user_id = ? OR anonymous_id = ? uses both).
+_SCHEMA_V2: Final = """
+CREATE INDEX events_name_id ON events(name, id);
+CREATE INDEX events_user_id ON events(user_id);
+CREATE INDEX events_anonymous_id ON events(anonymous_id);
+"""
+
 # MIGRATIONS[n] takes a store at version n to n + 1. Version 0 is an empty file.
 MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [
     lambda db: _run_script(db, _SCHEMA_V1),
+    lambda db: _run_script(db, _SCHEMA_V2),
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

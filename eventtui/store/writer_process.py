@@ -95,7 +95,7 @@ def main(
         if not submissions:
             continue
         report = _write(conn, session, insert_event, insert_reject, events, rejects)
-        duplicates_total += report[2]
+        duplicates_total += report[1]
         # OSError: the parent is gone; the rows are committed all the same.
         with contextlib.suppress(OSError):
             outbox.send_bytes(_encode(["commit", submissions, *report]))
