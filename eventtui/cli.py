@@ -20,7 +20,6 @@ from typing import NoReturn, TextIO
 
 from eventtui import __version__
 from eventtui.config import DEFAULT_PORT, Config, ConfigError, find_config, load_config
-from eventtui.monitor.plan import PlanError
 from eventtui.store import StoreError, default_db_path
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
@@ -136,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(find_config(args.config))
         return handler(args, config)
-    except (ConfigError, StoreError, UsageError, PlanError) as exc:
+    except (ConfigError, StoreError, UsageError) as exc:
         print(f"eventtui: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -9,12 +9,13 @@ import json
 import random
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastjsonschema import JsonSchemaValueException
 from jsonschema import Draft4Validator, Draft7Validator, Draft202012Validator
 from jsonschema.validators import validator_for
 
@@ -564,14 +565,39 @@ def order_plan(strict: bool = False) -> Plan:
     return Plan(PlanConfig(strict=strict, events=events))
 
 
+def fast_path(plan: Plan, name: str) -> Callable[[Any], object] | None:
+    compiled = plan._schemas[name]
+    assert compiled is not None
+    return compiled.fast
+
+
+def accepts(fast: Callable[[Any], object], instance: Any) -> bool:
+    """The fast path's answer: fastjsonschema returns for a valid instance and raises otherwise."""
+    try:
+        fast(instance)
+    except JsonSchemaValueException:
+        return False
+    return True
+
+
 def test_a_valid_event_has_no_errors_and_takes_the_fast_path() -> None:
     plan = order_plan()
     assert plan.check("Order Completed", json.dumps(ORDER)) == []
     assert plan.check("Order Completed", ORDER) == []
-    schema = plan._schemas["Order Completed"]
-    assert schema is not None
-    assert schema.fast is not None
-    assert schema.fast(ORDER)
+    fast = fast_path(plan, "Order Completed")
+    assert fast is not None
+    assert accepts(fast, ORDER)
+    assert not accepts(fast, {**ORDER, "price": -1})
+
+
+def test_the_fast_path_leaves_the_event_as_it_was() -> None:
+    # fastjsonschema writes "default" values into the instance unless told not to.
+    schema = {"properties": {"plan": {"type": "string", "default": "free"}}}
+    plan = Plan(PlanConfig(events={"e": PlanEvent(schema=schema)}))
+    assert fast_path(plan, "e") is not None
+    properties: dict[str, Any] = {}
+    assert plan.check("e", properties) == []
+    assert properties == {}
 
 
 @pytest.mark.parametrize(
@@ -717,10 +743,13 @@ def test_a_broken_inline_schema_is_a_plan_error() -> None:
         Plan(PlanConfig(events={"e": PlanEvent(schema={"minimum": "zero"})}))
 
 
-# The fast path must never call valid what jsonschema calls invalid; and for the keywords it knows it
-# should agree on valid instances too, or it is not doing its job.
+# The fast path must never call valid what jsonschema calls invalid; and where it is used it should
+# agree on valid instances too, or it is not doing its job. Each schema marked False is one where
+# fastjsonschema, were it used, would accept an instance below that jsonschema rejects.
 DRAFT4 = "http://json-schema.org/draft-04/schema#"
+DRAFT6 = "http://json-schema.org/draft-06/schema#"
 DRAFT7 = "http://json-schema.org/draft-07/schema#"
+DRAFT2019 = "https://json-schema.org/draft/2019-09/schema"
 # (schema, whether the fast path should handle it)
 FAST_SCHEMAS: list[tuple[Any, bool]] = [
     (ORDER_SCHEMA, True),
@@ -728,7 +757,10 @@ FAST_SCHEMAS: list[tuple[Any, bool]] = [
     ({"type": "number", "exclusiveMinimum": 0, "maximum": 10}, True),
     ({"$schema": DRAFT4, "minimum": 0, "exclusiveMinimum": True}, True),
     ({"$schema": DRAFT4, "maximum": 5, "exclusiveMaximum": True}, True),
+    ({"$schema": DRAFT4, "type": "integer"}, True),
+    ({"$schema": DRAFT6, "type": "integer", "exclusiveMaximum": 3}, True),
     ({"$schema": DRAFT7, "type": "array", "items": {"type": "integer"}}, True),
+    ({"$schema": DRAFT2019, "properties": {"a": {"type": "string"}}, "required": ["a"]}, True),
     ({"enum": [1, True, "a", None, 2.5, [1], {"a": 1}]}, True),
     ({"const": False}, True),
     ({"type": "string", "minLength": 2, "maxLength": 3}, True),
@@ -737,7 +769,10 @@ FAST_SCHEMAS: list[tuple[Any, bool]] = [
     ({"properties": {"a": {"type": "string"}}, "additionalProperties": {"type": "boolean"}}, True),
     ({"minProperties": 1, "required": ["a"]}, True),
     ({"type": "array", "minItems": 1, "maxItems": 2}, True),
-    ({"anyOf": [{"type": "string"}, {"type": "integer", "multipleOf": 2}]}, True),
+    ({"type": "array", "uniqueItems": True}, True),
+    ({"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 2}]}, True),
+    ({"oneOf": [{"type": "integer"}, {"minimum": 2}]}, True),
+    ({"not": {"type": "string", "pattern": "^a"}}, True),
     ({"allOf": [{"type": "integer"}, {"minimum": 3}]}, True),
     ({"title": "t", "description": "d", "x-vendor": 1, "$comment": "c", "type": "boolean"}, True),
     ({"type": "string", "format": "email"}, True),
@@ -747,8 +782,10 @@ FAST_SCHEMAS: list[tuple[Any, bool]] = [
         {"$defs": {"pos": {"type": "integer", "minimum": 1}}, "items": {"$ref": "#/$defs/pos"}},
         True,
     ),
-    # 2020-12 applies the keywords beside a "$ref"; draft 7 ignores them.
-    ({"$defs": {"s": {"type": "string"}}, "$ref": "#/$defs/s", "minLength": 2}, True),
+    # Annotations beside a "$ref" change nothing in any draft.
+    ({"$defs": {"s": {"type": "string"}}, "$ref": "#/$defs/s", "description": "d"}, True),
+    # 2020-12 applies the keywords beside a "$ref"; draft 7 (and fastjsonschema) ignores them.
+    ({"$defs": {"s": {"type": "string"}}, "$ref": "#/$defs/s", "minLength": 2}, False),
     (
         {"$schema": DRAFT7, "definitions": {"s": {"type": "string"}}, "$ref": "#/definitions/s"}
         | {"minLength": 2},
@@ -759,7 +796,7 @@ FAST_SCHEMAS: list[tuple[Any, bool]] = [
             "$defs": {"tree": {"type": ["array", "integer"], "items": {"$ref": "#/$defs/tree"}}},
             "$ref": "#/$defs/tree",
         },
-        False,  # recursive
+        True,  # recursive
     ),
     (
         {
@@ -775,8 +812,25 @@ FAST_SCHEMAS: list[tuple[Any, bool]] = [
         },
         False,
     ),
-    ({"type": "number", "multipleOf": 0.1}, False),
-    ({"uniqueItems": True}, False),
+    # A "$schema" below the top switches jsonschema to that draft.
+    ({"properties": {"a": {"$schema": DRAFT4, "type": "integer"}}}, False),
+    # fastjsonschema divides decimals: 19.01 is a multiple of 0.01 for it, not for jsonschema.
+    ({"type": "number", "multipleOf": 0.01}, False),
+    # Its "$" does not match before a final newline: stricter, so looser under not, if, or an
+    # atomic group.
+    ({"$schema": DRAFT7, "not": {"pattern": "^a$"}}, False),
+    ({"$schema": DRAFT7, "if": {"pattern": "^a$"}, "then": {"maxLength": 1}}, False),
+    ({"$schema": DRAFT7, "type": "string", "pattern": "^(?>a$|a\n)\\Z"}, False),
+    # It asserts a media type that jsonschema only notes.
+    ({"$schema": DRAFT7, "not": {"contentMediaType": "application/json"}}, False),
+    # Keywords whose draft 7 meaning differs from 2020-12's (or that draft 7 lacks).
+    ({"not": {"dependencies": {"a": ["b"]}}}, False),
+    ({"dependentRequired": {"a": ["b"]}}, False),
+    ({"prefixItems": [{"type": "string"}]}, False),
+    ({"type": "array", "contains": {"type": "integer"}, "maxContains": 1}, False),
+    ({"properties": {"a": {"type": "string"}}, "unevaluatedProperties": False}, False),
+    # Items as an array (draft 7's tuples) still means the same in 2019-09.
+    ({"$schema": DRAFT2019, "items": [{"type": "integer"}], "additionalItems": False}, True),
 ]
 VALUES: list[Any] = [
     None,
@@ -795,6 +849,7 @@ VALUES: list[Any] = [
     5,
     5.0,
     10**30,
+    19.01,
     "",
     "a",
     "ab",
@@ -803,6 +858,7 @@ VALUES: list[Any] = [
     "xbx",
     "é\U0001f600",
     "USD",
+    "a\n",
     [],
     [1],
     [1, 1],
@@ -837,16 +893,14 @@ def random_value(rng: random.Random, depth: int = 0) -> Any:
 @pytest.mark.parametrize(("schema", "supported"), FAST_SCHEMAS, ids=range(len(FAST_SCHEMAS)))
 def test_the_fast_path_never_accepts_what_jsonschema_rejects(schema: Any, supported: bool) -> None:
     plan = Plan(PlanConfig(events={"e": PlanEvent(schema=schema)}))
-    compiled = plan._schemas["e"]
-    assert compiled is not None
-    fast = compiled.fast
+    fast = fast_path(plan, "e")
     assert (fast is not None) == supported
     validator = validator_for(schema, default=Draft202012Validator)(schema)
     rng = random.Random(42)
     agreed = 0
     for instance in VALUES + [random_value(rng) for _ in range(400)]:
         valid = validator.is_valid(instance)
-        if fast is not None and fast(instance):
+        if fast is not None and accepts(fast, instance):
             assert valid, (schema, instance)
             agreed += 1
         if isinstance(instance, dict):
@@ -864,15 +918,43 @@ def test_a_ref_into_another_file_takes_the_fast_path(tmp_path: Path) -> None:
         plan=PlanConfig(events={"o": PlanEvent(schema="order.json")}),
         source=str(tmp_path / "eventtui.toml"),
     )
-    compiled = Plan.from_config(config)._schemas["o"]
-    assert compiled is not None
-    assert compiled.fast is not None
-    assert compiled.fast({"order_id": "x"})
-    assert not compiled.fast({"order_id": 5})
+    fast = fast_path(Plan.from_config(config), "o")
+    assert fast is not None
+    assert accepts(fast, {"order_id": "x"})
+    assert not accepts(fast, {"order_id": 5})
 
 
-def test_the_fast_path_leaves_floats_for_integers_to_jsonschema() -> None:
-    # Draft 4 says 1.0 is not an integer, later drafts say it is: jsonschema decides either way.
+@pytest.mark.parametrize(
+    "common",
+    [
+        # Its own "$id" would move where its references point; its "$schema" would change the rules.
+        {"$id": "https://example.com/common.json", "$defs": {"id": {"type": "string"}}},
+        {"$schema": DRAFT4, "$defs": {"id": {"type": "string"}}},
+        # A reference out of the machine: never fetched, by either library.
+        {"$defs": {"id": {"$ref": "https://example.com/id.json"}}},
+    ],
+)
+def test_a_referenced_file_the_fast_path_cannot_follow_leaves_it_to_jsonschema(
+    tmp_path: Path, common: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_network(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a schema reference was fetched over the network")
+
+    monkeypatch.setattr("urllib.request.urlopen", no_network)
+    (tmp_path / "common.json").write_text(json.dumps(common))
+    schema = {"properties": {"order_id": {"$ref": "common.json#/$defs/id"}}}
+    (tmp_path / "order.json").write_text(json.dumps(schema))
+    config = Config(
+        plan=PlanConfig(events={"o": PlanEvent(schema="order.json")}),
+        source=str(tmp_path / "eventtui.toml"),
+    )
+    plan = Plan.from_config(config)
+    assert fast_path(plan, "o") is None
+    assert plan.check("o", '{"order_id": 5}') != []
+
+
+def test_floats_as_integers_follow_the_declared_draft() -> None:
+    # Draft 4 says 1.0 is not an integer, later drafts say it is; both libraries agree per draft.
     for cls, expected in (
         (Draft4Validator, ["x: 1.0 is not of type 'integer'"]),
         (Draft7Validator, []),
@@ -880,6 +962,9 @@ def test_the_fast_path_leaves_floats_for_integers_to_jsonschema() -> None:
         schema = {"$schema": cls.META_SCHEMA["$schema"], "properties": {"x": {"type": "integer"}}}
         plan = Plan(PlanConfig(events={"e": PlanEvent(schema=schema)}))
         assert plan.check("e", '{"x": 1.0}') == [f"properties.{e}" for e in expected]
+        fast = fast_path(plan, "e")
+        assert fast is not None
+        assert accepts(fast, {"x": 1.0}) == (expected == [])
 
 
 # --- plan states for viewers ---------------------------------------------------------------------

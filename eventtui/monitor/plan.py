@@ -10,40 +10,42 @@ Owns two things:
 
 Validation is on the ingest path, so its cost is designed, not hoped for. jsonschema alone costs
 about 80 µs for a 10-property event, four times what decoding the event costs; so each schema is
-also compiled into a small Python predicate over the keywords tracking plans use (type, enum, const,
-properties, required, additionalProperties, items, lengths, pattern, bounds, allOf, anyOf). The
-predicate only ever answers "certainly valid"; anything else (a failure, a keyword it does not
-know, a float where an integer is expected) goes to jsonschema, which has the last word and writes
-the messages. Valid events never reach jsonschema; invalid ones do, and their errors are cached by
-payload, so a producer repeating one mistake costs one validation. Names without a schema are not
+also compiled once with fastjsonschema (drafts 4, 6 and 7; about 5 µs). Its answer is trusted only
+when it is "valid"; a failure, or a schema it cannot compile, goes to jsonschema, which has the last
+word and writes the messages. It is used only where its reading of the schema cannot accept more
+than jsonschema's (see `_fast_path_fits`: later drafts qualify when they use nothing whose draft 7
+meaning differs). Valid events never reach jsonschema; invalid ones do, and their errors are cached
+by payload, so a producer repeating one mistake costs one validation. Names without a schema are not
 even decoded. ``format`` is an annotation, as in the JSON Schema default: it is not asserted.
 
 A schema is read and checked (`check_schema`) when the plan is built; a file that cannot be read or
 is not a valid JSON Schema raises `PlanError` naming the event and the file. ``$ref`` to other
 files resolves relative to the schema file (local files only; nothing is fetched over the network).
 
-May import: jsonschema, referencing, msgspec, eventtui.config. Reads schema files at construction;
-no other IO, no Textual.
+May import: jsonschema, referencing, fastjsonschema, msgspec, eventtui.config. Reads schema files at
+construction; no other IO, no Textual.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
+import logging
 import re
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
+import fastjsonschema
 import msgspec
 from jsonschema import (
     Draft3Validator,
-    Draft4Validator,
-    Draft6Validator,
     Draft7Validator,
+    Draft201909Validator,
     Draft202012Validator,
 )
 from jsonschema.exceptions import SchemaError, ValidationError
@@ -53,7 +55,7 @@ from referencing import Registry, Resource, Specification
 from referencing.exceptions import NoSuchResource, Unresolvable
 from referencing.jsonschema import specification_with
 
-from eventtui.config import Config, PlanConfig, PlanEvent
+from eventtui.config import Config, ConfigError, PlanConfig, PlanEvent
 from eventtui.monitor.anomaly import (
     INVALID,
     UNPLANNED,
@@ -73,22 +75,23 @@ if TYPE_CHECKING:
     # Documented API, but referencing does not re-export the type.
     from referencing._core import Resolver
 
+logger = logging.getLogger(__name__)
 _decoder: Final = msgspec.json.Decoder()
-_MISSING: Final = object()
 
 
-class PlanError(Exception):
-    """A tracking plan that cannot be used; the message names the event and the schema file."""
+class PlanError(ConfigError):
+    """A tracking plan that cannot be used; the message names the event and the schema file.
 
-
-Check = Callable[[Any], bool]
+    A ConfigError: the plan is part of the config, and the CLI reports both the same way (exit 2).
+    """
 
 
 @dataclass(frozen=True, slots=True)
 class _Schema:
     validator: Validator
-    # Answers True only for instances the validator certainly accepts; None: no fast path.
-    fast: Check | None
+    # fastjsonschema's validator: returns only for instances `validator` accepts, raises otherwise
+    # (JsonSchemaValueException, or anything else: both mean "ask jsonschema"). None: no fast path.
+    fast: Callable[[Any], object] | None
     source: str
 
 
@@ -145,8 +148,14 @@ class Plan:
                 return ["properties: not valid JSON"]
         else:
             instance = {} if properties is None else properties
-        if schema.fast is not None and schema.fast(instance):
-            return []
+        if schema.fast is not None:
+            # A JsonSchemaValueException, or any other failure of the fast path: jsonschema judges.
+            try:
+                schema.fast(instance)
+            except Exception:
+                pass
+            else:
+                return []
         # Only the slow path is cached: hashing every payload would cost the valid ones too.
         key = (name, properties) if isinstance(properties, str | bytes) else None
         if key is not None:
@@ -234,18 +243,7 @@ def _load(name: str, event: PlanEvent, resolve: Callable[[str], Path]) -> _Schem
         Resource.from_contents(schema, default_specification=spec)
     )
     _check_refs(schema, resolver, where)
-    fast = None
-    if cls is not Draft3Validator:
-        try:
-            fast = _FastPath.build(
-                schema,
-                frozenset(cls.VALIDATORS),
-                resolver,
-                ref_overrides_siblings=cls in _REF_OVERRIDES_SIBLINGS,
-            )
-        except re.error as exc:
-            raise PlanError(f"{where}: bad pattern {exc.pattern!r}: {exc}") from None
-    return _Schema(validator, fast, source)
+    return _Schema(validator, _fast_path(schema, cls, resolver, base_dir), source)
 
 
 def _specification(cls: type[Validator]) -> Specification[Any]:
@@ -253,14 +251,20 @@ def _specification(cls: type[Validator]) -> Specification[Any]:
     return specification_with(str(dialect))
 
 
+def _local_path(base_dir: Path, uri: str) -> Path | None:
+    """The file a "$ref" URI names, relative to the schema file; None for anything not a local file."""
+    parts = urlsplit(uri)
+    if parts.scheme == "file":
+        return Path(url2pathname(parts.path))
+    if not parts.scheme and not parts.netloc:
+        return base_dir / unquote(parts.path)
+    return None
+
+
 def _local_files(base_dir: Path, spec: Specification[Any]) -> Callable[[str], Resource[Any]]:
     def retrieve(uri: str) -> Resource[Any]:
-        parts = urlsplit(uri)
-        if parts.scheme == "file":
-            path = Path(url2pathname(parts.path))
-        elif not parts.scheme and not parts.netloc:
-            path = base_dir / unquote(parts.path)
-        else:
+        path = _local_path(base_dir, uri)
+        if path is None:
             raise NoSuchResource(ref=uri)  # type: ignore[call-arg]
         try:
             contents = json.loads(path.read_bytes())
@@ -297,485 +301,169 @@ def _refs(node: Any, *, root: bool = False) -> Iterator[str]:
 
 # --- the fast path -------------------------------------------------------------------------------
 
-_JSON_TYPES: Final[dict[str, frozenset[type]]] = {
-    "string": frozenset({str}),
-    # Only Python ints: whether 1.0 is an integer depends on the draft, so jsonschema decides.
-    "integer": frozenset({int}),
-    "number": frozenset({int, float}),
-    "boolean": frozenset({bool}),
-    "null": frozenset({type(None)}),
-    "object": frozenset({dict}),
-    "array": frozenset({list}),
-}
-# Values compared by (type, value): bool is not int, and 1.0 against 1 is left to jsonschema.
-_SCALARS: Final = frozenset({str, int, bool, type(None)})
-_NUMBERS: Final = frozenset({int, float})
-_STR: Final = frozenset({str})
-_DICT: Final = frozenset({dict})
-_LIST: Final = frozenset({list})
+_LATER_DRAFTS: Final = (Draft201909Validator, Draft202012Validator)
+# Where drafts 4-7 (and fastjsonschema) find subschemas. Keywords only later drafts know are refused
+# before their subschemas would be reached.
+_ONE_SCHEMA: Final = frozenset(
+    {
+        "additionalItems",
+        "additionalProperties",
+        "contains",
+        "else",
+        "if",
+        "items",
+        "not",
+        "propertyNames",
+        "then",
+    }
+)
+_SCHEMA_LISTS: Final = frozenset({"allOf", "anyOf", "items", "oneOf"})
+_SCHEMA_MAPS: Final = frozenset({"dependencies", "patternProperties", "properties"})
+# Below these a stricter subschema can make the whole schema accept more.
+_TURNING: Final = frozenset({"if", "not", "oneOf"})
+# Regex constructs below which a stricter "$" can match more: negative lookarounds, atomic groups,
+# possessive quantifiers, conditionals.
+_TURNING_REGEX: Final = re.compile(r"\(\?<?!|\(\?>|\(\?\(|[*+?}]\+")
+# Later-draft keywords with no draft 7 meaning that act through other keywords, so jsonschema's
+# keyword tables do not list them.
+_LATER_ONLY: Final = frozenset(
+    {"$anchor", "$dynamicAnchor", "$recursiveAnchor", "maxContains", "minContains"}
+)
 
 
-# The drafts in which "$ref" makes jsonschema ignore the keywords beside it.
-_REF_OVERRIDES_SIBLINGS: Final = (Draft4Validator, Draft6Validator, Draft7Validator)
+class _NotForFastPath(Exception):
+    """A document fastjsonschema must not read: jsonschema alone judges the schema."""
 
 
-class _Unsupported(Exception):
-    """The schema uses something the fast path does not implement: jsonschema alone judges it."""
-
-
-class _FastPath:
-    """Generates a Python predicate that returns True only for instances the schema accepts.
-
-    The approach of fastjsonschema: one generated function per schema, with every check inline, is
-    about 5x faster than a tree of closures. Only code templates written here reach the source;
-    every value from the schema (keys, bounds, patterns, enums) is passed in as a named constant.
-
-    Any validation keyword the validator class knows and this class does not make the whole schema
-    `_Unsupported`: a known keyword must never be skipped. Keywords the validator does not know
-    (title, description, $defs, vendor extensions) are ignored by jsonschema too. A failing check
-    only means "ask jsonschema".
-
-    A "$ref" is followed and its target generated inline (shared definitions are common in tracking
-    plans), unless it is recursive or cannot be resolved. Drafts 4 to 7 ignore the siblings of a
-    "$ref"; later drafts apply them; so does this.
-    """
-
-    # Inlining the same definition many times could grow without bound: past this, jsonschema.
-    MAX_LINES: Final = 5000
-
-    def __init__(
-        self,
-        keywords: Collection[str],
-        resolver: Resolver[Any] | None = None,
-        *,
-        ref_overrides_siblings: bool = False,
-    ) -> None:
-        self.keywords = keywords
-        self.resolver = resolver
-        self.ref_overrides_siblings = ref_overrides_siblings
-        self.consts: dict[str, Any] = {"_MISSING": _MISSING, "_SCALARS": _SCALARS}
-        self.functions: list[list[str]] = []
-        self.names = itertools.count()
-        self.lines = 0
-        # The schemas being expanded right now (by id), to notice a reference back into one.
-        self.expanding: list[int] = []
-
-    @classmethod
-    def build(
-        cls,
-        schema: Any,
-        keywords: Collection[str],
-        resolver: Resolver[Any] | None = None,
-        *,
-        ref_overrides_siblings: bool = False,
-    ) -> Check | None:
-        generator = cls(keywords, resolver, ref_overrides_siblings=ref_overrides_siblings)
-        try:
-            name = generator.function(schema, root=True)
-        except _Unsupported:
+def _fast_path(
+    schema: Any, cls: type[Validator], resolver: Resolver[Any], base_dir: Path
+) -> Callable[[Any], Any] | None:
+    """fastjsonschema's validator for `schema`, or None where it could judge unlike jsonschema."""
+    if cls is Draft3Validator:
+        return None
+    try:
+        if not _fast_path_fits(schema, cls, resolver):
             return None
-        source = "\n".join(line for function in generator.functions for line in function)
-        namespace = dict(generator.consts)
-        try:
-            exec(compile(source, "<tracking-plan schema>", "exec"), namespace)
-        except (SyntaxError, RecursionError, MemoryError):
-            return None  # nesting beyond what Python compiles: jsonschema copes
-        check: Check = namespace[name]
-        return check
+        # fastjsonschema rewrites the "$ref"s of the schema it is given: it gets a copy.
+        return fastjsonschema.compile(
+            copy.deepcopy(schema),
+            handlers=_fast_path_handlers(base_dir, cls),
+            use_default=False,  # it would write the defaults into the event
+            use_formats=False,  # an annotation, as for jsonschema
+            # Left on although no message is read: fastjsonschema 2.22 cannot compile "const" without.
+            detailed_exceptions=True,
+        )
+    # Whatever fastjsonschema cannot compile (its own errors, a refused document, a regex it
+    # rewrote, generated code Python refuses) is left to jsonschema.
+    except Exception as exc:
+        logger.debug("no fast path for this schema: %r", exc)
+        return None
 
-    def function(self, schema: Any, *, root: bool = False) -> str:
-        name = f"_f{next(self.names)}"
-        lines = [f"def {name}(x):"]
-        self.emit(schema, "x", lines, 1, root=root)
-        lines.append("    return True")
-        self.functions.append(lines)
-        self.lines += len(lines)
-        if self.lines > self.MAX_LINES:
-            raise _Unsupported
-        return name
 
-    def const(self, value: Any) -> str:
-        name = f"_c{len(self.consts)}"
-        self.consts[name] = value
-        return name
+def _fast_path_handlers(base_dir: Path, cls: type[Validator]) -> dict[str, Callable[[str], Any]]:
+    def local(uri: str) -> Any:
+        path = _local_path(base_dir, uri)
+        if path is None:
+            raise _NotForFastPath(uri)
+        document = json.loads(path.read_bytes())
+        # A document's own "$id" moves where its references point, and its "$schema" can change
+        # the rules mid-way: fastjsonschema follows neither as jsonschema does.
+        if isinstance(document, dict) and (
+            _declares_id(document) or validator_for(document, default=cls) is not cls
+        ):
+            raise _NotForFastPath(uri)
+        return document
 
-    def var(self) -> str:
-        return f"v{next(self.names)}"
+    def remote(uri: str) -> Any:
+        raise _NotForFastPath(uri)
 
-    def emit(
-        self, schema: Any, v: str, lines: list[str], depth: int, *, root: bool = False
-    ) -> None:
-        pad = "    " * depth
-        if schema is True:
-            return
-        if schema is False:
-            lines.append(f"{pad}return False")
-            return
-        if not isinstance(schema, dict):
-            raise _Unsupported
-        if not root and ("$id" in schema or isinstance(schema.get("id"), str)):
-            raise _Unsupported  # a new base URI for references: left to jsonschema
-        if len(lines) > self.MAX_LINES:
-            raise _Unsupported
-        if "$ref" in schema and "$ref" in self.keywords:
-            self.follow(schema["$ref"], v, lines, depth)
-            if self.ref_overrides_siblings:
-                return
-        types: frozenset[type] | None = None
-        if "type" in schema and "type" in self.keywords:
-            names = [schema["type"]] if isinstance(schema["type"], str) else schema["type"]
-            if not all(isinstance(n, str) and n in _JSON_TYPES for n in names):
-                raise _Unsupported
-            types = frozenset().union(*(_JSON_TYPES[n] for n in names))
-            if len(types) == 1:
-                (only,) = types
-                lines.append(f"{pad}if type({v}) is not {self.const(only)}: return False")
-            else:
-                lines.append(f"{pad}if type({v}) not in {self.const(types)}: return False")
-        for keyword, value in schema.items():
-            if keyword in ("type", "format", "$ref") or keyword not in self.keywords:
-                continue
-            if keyword == "additionalProperties" and "properties" in schema:
-                continue  # generated together with "properties"
-            method = getattr(self, f"_kw_{keyword}", None)
-            if method is None:
-                raise _Unsupported
-            method(value, schema, v, lines, depth, types)
+    # fastjsonschema fetches with urlopen every scheme it has no handler for; these are all the
+    # schemes urlopen knows besides "file".
+    return {"": local, "file": local} | dict.fromkeys(("http", "https", "ftp", "data"), remote)
 
-    def follow(self, ref: Any, v: str, lines: list[str], depth: int) -> None:
-        if self.resolver is None or not isinstance(ref, str):
-            raise _Unsupported
-        try:
-            resolved = self.resolver.lookup(ref)
-        except Unresolvable:
-            raise _Unsupported from None
-        target = resolved.contents
-        if id(target) in self.expanding:
-            raise _Unsupported  # recursive: a tree of any depth, not a fixed check
-        outer = self.resolver
-        self.resolver = resolved.resolver
-        self.expanding.append(id(target))
-        try:
-            self.emit(target, v, lines, depth, root=True)
-        finally:
-            self.expanding.pop()
-            self.resolver = outer
 
-    @staticmethod
-    def guard(v: str, types: frozenset[type] | None, applies_to: frozenset[type]) -> str | None:
-        """The condition prefix limiting a keyword to the types it applies to; None: it never does."""
-        if types is not None:
-            if types <= applies_to:
-                return ""
-            if not types & applies_to:
-                return None
-        if applies_to == _NUMBERS:
-            return f"(type({v}) is int or type({v}) is float) and "
-        (only,) = applies_to
-        return f"type({v}) is {only.__name__} and "
+def _fast_path_fits(schema: Any, cls: type[Validator], resolver: Resolver[Any]) -> bool:
+    """Whether fastjsonschema accepts only what jsonschema's `cls` accepts, for every instance.
 
-    def _check(
-        self,
-        v: str,
-        lines: list[str],
-        depth: int,
-        types: frozenset[type] | None,
-        applies_to: frozenset[type],
-        failing: str,
-    ) -> None:
-        guard = self.guard(v, types, applies_to)
-        if guard is not None:
-            lines.append(f"{'    ' * depth}if {guard}{failing}: return False")
+    fastjsonschema implements drafts 4, 6 and 7 and reads any later schema as draft 7. This walks
+    the schema once, following "$ref"s with jsonschema's resolver, and refuses:
 
-    def _kw_enum(
-        self,
-        value: Any,
-        schema: Any,
-        v: str,
-        lines: list[str],
-        depth: int,
-        types: frozenset[type] | None,
-    ) -> None:
-        keys = frozenset((type(item), item) for item in value if type(item) in _SCALARS)
-        pad = "    " * depth
-        if not keys:
-            lines.append(f"{pad}return False")
-        else:
-            c = self.const(keys)
-            lines.append(
-                f"{pad}if type({v}) not in _SCALARS or (type({v}), {v}) not in {c}: return False"
-            )
+    - in 2019-09 and 2020-12 schemas, every keyword whose draft 7 meaning differs or is missing:
+      those jsonschema's keyword tables do not share with draft 7 (prefixItems, unevaluated*,
+      dependentRequired, dependentSchemas, $dynamicRef, $recursiveRef, and dependencies and
+      additionalItems, which draft 7 applies), anchors, min/maxContains, and keywords beside a
+      "$ref" (applied since 2019-09; drafts 4-7 and fastjsonschema ignore them). Items as an array
+      means in 2019-09 what it means in draft 7, and 2020-12 rejects it (`check_schema`); a
+      "$ref" into "$defs" is a JSON pointer in every draft;
+    - in every draft: a "$id" below the top, or one at the top with a reference to another file (the
+      two libraries disagree on its corners); a "$schema" below the top naming another draft;
+      multipleOf (fastjsonschema divides decimals exactly, jsonschema in floats: 19.01 is a multiple
+      of 0.01 only for fastjsonschema); percent-escapes in a "$ref" (decoded before splitting);
+    - where being stricter is not safe, fastjsonschema's extra strictness: it turns "$" in a
+      pattern into "\\Z" (no match before a final newline) and asserts contentEncoding and
+      contentMediaType. Under not, oneOf or if, or inside a regex construct that negates or
+      commits, stricter can mean accepting more.
+    """
+    later = cls in _LATER_DRAFTS
+    refused = (
+        _LATER_ONLY | (cls.VALIDATORS.keys() ^ Draft7Validator.VALIDATORS.keys())
+        if later
+        else frozenset()
+    )
+    applied_beside_ref = cls.VALIDATORS.keys() - {"$ref"} if later else frozenset()
+    top_id = isinstance(schema, dict) and _declares_id(schema)
+    seen: set[tuple[int, bool]] = set()
 
-    def _kw_const(
-        self,
-        value: Any,
-        schema: Any,
-        v: str,
-        lines: list[str],
-        depth: int,
-        types: frozenset[type] | None,
-    ) -> None:
-        self._kw_enum([value], schema, v, lines, depth, types)
-
-    def _kw_required(
-        self,
-        value: Any,
-        schema: Any,
-        v: str,
-        lines: list[str],
-        depth: int,
-        types: frozenset[type] | None,
-    ) -> None:
-        c = self.const(frozenset(value))
-        self._check(v, lines, depth, types, _DICT, f"not ({v}.keys() >= {c})")
-
-    def _kw_minProperties(
-        self,
-        value: Any,
-        schema: Any,
-        v: str,
-        lines: list[str],
-        depth: int,
-        types: frozenset[type] | None,
-    ) -> None:
-        self._check(v, lines, depth, types, _DICT, f"len({v}) < {self.const(value)}")
-
-    def _kw_maxProperties(
-        self,
-        value: Any,
-        schema: Any,
-        v: str,
-        lines: list[str],
-        depth: int,
-        types: frozenset[type] | None,
-    ) -> None:
-        self._check(v, lines, depth, types, _DICT, f"len({v}) > {self.const(value)}")
-
-    def _kw_minItems(
-        self,
-        value: Any,
-        schema: Any,
-        v: str,
-        lines: list[str],
-        depth: int,
-        types: frozenset[type] | None,
-    ) -> None:
-        self._check(v, lines, depth, types, _LIST, f"len({v}) < {self.const(value)}")
-
-    def _kw_maxItems(
-        self,
-        value: Any,
-        schema: Any,
-        v: str,
-        lines: list[str],
-        depth: int,
-        types: frozenset[type] | None,
-    ) -> None:
-        self._check(v, lines, depth, types, _LIST, f"len({v}) > {self.const(value)}")
-
-    def _kw_minLength(
-        self,
-        value: Any,
-        schema: Any,
-        v: str,
-        lines: list[str],
-        depth: int,
-        types: frozenset[type] | None,
-    ) -> None:
-        # len() counts code points, as JSON Schema does.
-        self._check(v, lines, depth, types, _STR, f"len({v}) < {self.const(value)}")
-
-    def _kw_maxLength(
-        self,
-        value: Any,
-        schema: Any,
-        v: str,
-        lines: list[str],
-        depth: int,
-        types: frozenset[type] | None,
-    ) -> None:
-        self._check(v, lines, depth, types, _STR, f"len({v}) > {self.const(value)}")
-
-    def _kw_pattern(
-        self,
-        value: Any,
-        schema: Any,
-        v: str,
-        lines: list[str],
-        depth: int,
-        types: frozenset[type] | None,
-    ) -> None:
-        # jsonschema applies `re.search`; so does this.
-        c = self.const(re.compile(value))
-        self._check(v, lines, depth, types, _STR, f"{c}.search({v}) is None")
-
-    def _kw_minimum(
-        self,
-        value: Any,
-        schema: Any,
-        v: str,
-        lines: list[str],
-        depth: int,
-        types: frozenset[type] | None,
-    ) -> None:
-        # Draft 4 spells an exclusive bound as a boolean beside "minimum".
-        op = "<=" if schema.get("exclusiveMinimum") is True else "<"
-        self._check(v, lines, depth, types, _NUMBERS, f"{v} {op} {self.const(value)}")
-
-    def _kw_maximum(
-        self,
-        value: Any,
-        schema: Any,
-        v: str,
-        lines: list[str],
-        depth: int,
-        types: frozenset[type] | None,
-    ) -> None:
-        op = ">=" if schema.get("exclusiveMaximum") is True else ">"
-        self._check(v, lines, depth, types, _NUMBERS, f"{v} {op} {self.const(value)}")
-
-    def _kw_exclusiveMinimum(
-        self,
-        value: Any,
-        schema: Any,
-        v: str,
-        lines: list[str],
-        depth: int,
-        types: frozenset[type] | None,
-    ) -> None:
-        if isinstance(value, bool):
-            raise _Unsupported
-        self._check(v, lines, depth, types, _NUMBERS, f"{v} <= {self.const(value)}")
-
-    def _kw_exclusiveMaximum(
-        self,
-        value: Any,
-        schema: Any,
-        v: str,
-        lines: list[str],
-        depth: int,
-        types: frozenset[type] | None,
-    ) -> None:
-        if isinstance(value, bool):
-            raise _Unsupported
-        self._check(v, lines, depth, types, _NUMBERS, f"{v} >= {self.const(value)}")
-
-    def _kw_properties(
-        self,
-        value: Any,
-        schema: Any,
-        v: str,
-        lines: list[str],
-        depth: int,
-        types: frozenset[type] | None,
-    ) -> None:
-        self._object(value, schema.get("additionalProperties", True), v, lines, depth, types)
-
-    def _kw_additionalProperties(
-        self,
-        value: Any,
-        schema: Any,
-        v: str,
-        lines: list[str],
-        depth: int,
-        types: frozenset[type] | None,
-    ) -> None:
-        self._object({}, value, v, lines, depth, types)
-
-    def _object(
-        self,
-        properties: Any,
-        additional: Any,
-        v: str,
-        lines: list[str],
-        depth: int,
-        types: frozenset[type] | None,
-    ) -> None:
-        guard = self.guard(v, types, _DICT)
-        if guard is None:
-            return
-        inner = depth if guard == "" else depth + 1
-        body: list[str] = []
-        pad = "    " * inner
-        known = self.const(frozenset(properties))
-        if additional is False:
-            body.append(f"{pad}if not ({v}.keys() <= {known}): return False")
-        elif additional is not True:
-            key, item = self.var(), self.var()
-            scratch: list[str] = []
-            self.emit(additional, item, scratch, inner + 2)
-            if scratch:
-                body.append(f"{pad}for {key}, {item} in {v}.items():")
-                body.append(f"{pad}    if {key} not in {known}:")
-                body.extend(scratch)
-        for name, sub in properties.items():
-            item = self.var()
-            scratch = []
-            self.emit(sub, item, scratch, inner + 1)
-            if scratch:
-                body.append(f"{pad}{item} = {v}.get({self.const(name)}, _MISSING)")
-                body.append(f"{pad}if {item} is not _MISSING:")
-                body.extend(scratch)
-        if body and guard:
-            lines.append(f"{'    ' * depth}if type({v}) is dict:")
-        lines.extend(body)
-
-    def _kw_items(
-        self,
-        value: Any,
-        schema: Any,
-        v: str,
-        lines: list[str],
-        depth: int,
-        types: frozenset[type] | None,
-    ) -> None:
-        if not isinstance(value, dict | bool):
-            raise _Unsupported  # the tuple form of draft 4-2019
-        guard = self.guard(v, types, _LIST)
-        if guard is None:
-            return
-        inner = depth if guard == "" else depth + 1
-        item = self.var()
-        scratch: list[str] = []
-        self.emit(value, item, scratch, inner + 1)
-        if scratch:
-            if guard:
-                lines.append(f"{'    ' * depth}if type({v}) is list:")
-            lines.append(f"{'    ' * inner}for {item} in {v}:")
-            lines.extend(scratch)
-
-    def _kw_allOf(
-        self,
-        value: Any,
-        schema: Any,
-        v: str,
-        lines: list[str],
-        depth: int,
-        types: frozenset[type] | None,
-    ) -> None:
-        for sub in value:
-            self.emit(sub, v, lines, depth)
-
-    def _kw_anyOf(
-        self,
-        value: Any,
-        schema: Any,
-        v: str,
-        lines: list[str],
-        depth: int,
-        types: frozenset[type] | None,
-    ) -> None:
-        # A branch that cannot be generated proves nothing, but the others still can.
-        names = []
-        for sub in value:
+    def fits(node: Any, resolver: Resolver[Any], turned: bool, top: bool = False) -> bool:
+        if not isinstance(node, dict) or (id(node), turned) in seen:
+            return True  # booleans mean the same everywhere; a node seen is walked once
+        seen.add((id(node), turned))
+        if not top and (_declares_id(node) or validator_for(node, default=cls) is not cls):
+            return False
+        if node.keys() & refused or "multipleOf" in node:
+            return False
+        pattern = node.get("pattern")
+        if (
+            isinstance(pattern, str)
+            and "$" in pattern
+            and (turned or _TURNING_REGEX.search(pattern))
+        ):
+            return False
+        if turned and node.keys() & {"contentEncoding", "contentMediaType"}:
+            return False
+        if "$ref" in node:
+            ref = node["$ref"]
+            if not isinstance(ref, str) or "%" in ref or (top_id and not ref.startswith("#")):
+                return False
+            if node.keys() & applied_beside_ref:
+                return False
             try:
-                names.append(self.function(sub))
-            except _Unsupported:
-                continue
-        if not names:
-            raise _Unsupported
-        calls = " or ".join(f"{name}({v})" for name in names)
-        lines.append(f"{'    ' * depth}if not ({calls}): return False")
+                resolved = resolver.lookup(ref)
+            except Unresolvable:
+                return False
+            if not fits(resolved.contents, resolved.resolver, turned):
+                return False
+            # Drafts 4-7 ignore the keywords beside a "$ref", as fastjsonschema does.
+            if not later:
+                return True
+        return all(fits(sub, resolver, turned or key in _TURNING) for key, sub in _subschemas(node))
+
+    return fits(schema, resolver, turned=False, top=True)
+
+
+def _subschemas(node: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    for key, value in node.items():
+        if key in _ONE_SCHEMA and isinstance(value, dict):
+            yield key, value
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            yield from ((key, item) for item in value)
+        elif key in _SCHEMA_MAPS and isinstance(value, dict):
+            yield from ((key, item) for item in value.values())
+
+
+def _declares_id(node: dict[str, Any]) -> bool:
+    # "id" in drafts up to 4, "$id" since; fastjsonschema reads either in every draft.
+    return isinstance(node.get("$id"), str) or isinstance(node.get("id"), str)
 
 
 # --- the viewer side -------------------------------------------------------------------------------
