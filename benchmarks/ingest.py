@@ -22,7 +22,6 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -77,10 +76,21 @@ class Server:
         if kind == "bare":
             cmd = [sys.executable, "-c", BARE_SERVER]
         else:
-            cmd = [sys.executable, "-m", "eventtui", "collect", "--port", "0", "--http-port", "0",
-                   "--db", str(db)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                     cwd=ROOT)
+            cmd = [
+                sys.executable,
+                "-m",
+                "eventtui",
+                "collect",
+                "--port",
+                "0",
+                "--http-port",
+                "0",
+                "--db",
+                str(db),
+            ]
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT
+        )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().split()
         self.url = line[2]
@@ -271,7 +281,9 @@ def memory(total: int, step: int) -> list[tuple[int, float, float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="small counts, one round")
     args = parser.parse_args()
     rounds = 1 if args.quick else 3
@@ -290,14 +302,21 @@ def main() -> None:
             ours = Server("ours", Path(tmp) / "b.db")
             figures["batch"].append(throughput(ours.url, batch_n, 100, bare=False))
             ours.stop()
-        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in figures.items()), flush=True)
+        print(
+            f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in figures.items()),
+            flush=True,
+        )
     med = {k: statistics.median(v) for k, v in figures.items()}
     print()
     print(f"{'figure':58} {'ours':>12} {'baseline':>12} {'ratio':>7} goal")
-    print(f"{'single-event frames, 4 clients, durable events/s':58} {med['single']:>12,.0f} "
-          f"{med['bare']:>12,.0f} {med['single'] / med['bare']:>7.2f} >= 0.70 (bare count server)")
-    print(f"{'100-event frames, 4 clients, durable events/s':58} {med['batch']:>12,.0f} "
-          f"{med['raw']:>12,.0f} {med['batch'] / med['raw']:>7.2f} >= 0.50 (raw executemany)")
+    print(
+        f"{'single-event frames, 4 clients, durable events/s':58} {med['single']:>12,.0f} "
+        f"{med['bare']:>12,.0f} {med['single'] / med['bare']:>7.2f} >= 0.70 (bare count server)"
+    )
+    print(
+        f"{'100-event frames, 4 clients, durable events/s':58} {med['batch']:>12,.0f} "
+        f"{med['raw']:>12,.0f} {med['batch'] / med['raw']:>7.2f} >= 0.50 (raw executemany)"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         bare = Server("bare")
@@ -306,14 +325,20 @@ def main() -> None:
         ours = Server("ours", Path(tmp) / "lat.db")
         o50, o99 = latency(ours.url, 10_000, 3 if args.quick else 10, bare=False)
         ours.stop()
-    print(f"{'ack latency at 10k events/s, p50 ms':58} {o50:>12.2f} {b50:>12.2f} {'':>7} (bare echo)")
-    print(f"{'ack latency at 10k events/s, p99 ms':58} {o99:>12.2f} {b99:>12.2f} {'':>7} goal < 50 ms")
+    print(
+        f"{'ack latency at 10k events/s, p50 ms':58} {o50:>12.2f} {b50:>12.2f} {'':>7} (bare echo)"
+    )
+    print(
+        f"{'ack latency at 10k events/s, p99 ms':58} {o99:>12.2f} {b99:>12.2f} {'':>7} goal < 50 ms"
+    )
 
     total = 200_000 if args.quick else 1_000_000
     samples = memory(total, total // 4)
     for done, rss, peak in samples:
         print(f"{f'collector RSS after {done:,} events (MB; peak)':58} {rss:>12.1f} {peak:>12.1f}")
-    print(f"{'collector peak RSS over the run, MB':58} {samples[-1][2]:>12.1f} {'':>12} {'':>7} goal < 150, flat")
+    print(
+        f"{'collector peak RSS over the run, MB':58} {samples[-1][2]:>12.1f} {'':>12} {'':>7} goal < 150, flat"
+    )
 
 
 if __name__ == "__main__":

@@ -8,13 +8,15 @@ HTTP is decoded, refused and stored exactly as one sent over a websocket.
 | route | body |
 |---|---|
 | `POST /v1/{track,page,identify,screen,group,alias}` | one Segment call; `type` from the path if absent |
-| `POST /v1/batch` | `{"batch": [...]}` |
+| `POST /v1/{t,p,i,s,g,a}` | the same: analytics.js (analytics-next) posts to these short paths |
+| `POST /v1/batch`, `/v1/b` | `{"batch": [...]}` |
 | `POST /events` | an event object, an array of them, or JSON Lines |
 | `GET /health` | — (answers the collector's health as JSON) |
 
 Every answer is JSON: `{"ok": true, "accepted": N, "refused": [{"error", "index"}]}` after the
 commit; 400 when nothing was accepted, 403 for a foreign Host or Origin or a wrong token, 413 over
-`max_message_bytes` (before or after gzip), 404/405 for other routes.
+`max_message_bytes` (before or after gzip), 503 past `max_connections` requests in flight,
+404/405 for other routes.
 
 May import: aiohttp, msgspec, model, config, collector.ingest, collector.security.
 """
@@ -39,6 +41,8 @@ from eventtui.model import RAW_COPY_BYTES, DecodedFrame, Refusal
 log = logging.getLogger(__name__)
 
 SEGMENT_CALLS: Final = ("track", "page", "identify", "screen", "group", "alias")
+# The path names each call; analytics.js uses its first letter ("/v1/t"), server SDKs the whole word.
+_CALL_TYPES: Final = {path: call for call in (*SEGMENT_CALLS, "batch") for path in (call, call[0])}
 JSON_LINES_TYPES: Final = frozenset(
     {
         "application/x-ndjson",
@@ -57,7 +61,8 @@ _CORS_HEADERS: Final = {
     "Access-Control-Max-Age": "600",
 }
 _ROUTES_HELP: Final = (
-    "POST /v1/{track,page,identify,screen,group,alias,batch}, POST /events, GET /health"
+    "POST /v1/{track,page,identify,screen,group,alias,batch} (or their first letter),"
+    " POST /events, GET /health"
 )
 
 _decode: Final = msgspec.json.Decoder().decode
@@ -84,13 +89,15 @@ class HttpListener:
         self.config = config
         self.collector = collector
         self._runner: web.AppRunner | None = None
+        # Requests being handled: each may hold a body of up to max_message_bytes (twice, inflated).
+        self.in_flight = 0
 
     async def start(self, host: str, port: int) -> int:
         """Bind and listen; returns the bound port. Raises OSError if the port is taken."""
         app = web.Application(
             client_max_size=self.config.max_message_bytes, middlewares=[self._guard()]
         )
-        calls = "|".join((*SEGMENT_CALLS, "batch"))
+        calls = "|".join(_CALL_TYPES)
         for path, method, handler in (
             (f"/v1/{{call:(?:{calls})}}", "POST", self._segment),
             ("/events", "POST", self._events),
@@ -121,6 +128,10 @@ class HttpListener:
 
     def _guard(self) -> Middleware:
         config = self.config
+        busy = (
+            f"too many requests in flight (the limit is {config.max_connections}; "
+            "[collector] max_connections); retry shortly"
+        )
 
         @web.middleware
         async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -136,10 +147,16 @@ class HttpListener:
             if refusal:
                 log.warning("refused HTTP request from %s: %s", request.remote, refusal)
                 return _error(403, refusal)
+            if self.in_flight >= config.max_connections:
+                return _error(503, busy, {"Retry-After": "1"})
+            self.in_flight += 1
+            response: web.StreamResponse
             try:
                 response = await handler(request)
             except web.HTTPException as exc:
                 response = _route_error(request, exc)
+            finally:
+                self.in_flight -= 1
             if origin is not None:
                 response.headers["Access-Control-Allow-Origin"] = origin
                 response.headers["Vary"] = "Origin"
@@ -150,7 +167,7 @@ class HttpListener:
     # --- routes --------------------------------------------------------------------------------------
 
     async def _segment(self, request: web.Request) -> web.Response:
-        call = request.match_info["call"]
+        call = _CALL_TYPES[request.match_info["call"]]
         return await self._ingest_body(request, default_type=None if call == "batch" else call)
 
     async def _events(self, request: web.Request) -> web.Response:
@@ -314,15 +331,16 @@ def _route_error(request: web.Request, exc: web.HTTPException) -> web.Response:
     if exc.status == 404:
         return _error(404, f"no endpoint at {request.path}; eventtui takes {_ROUTES_HELP}")
     if exc.status == 405:
-        response = _error(405, f"{request.method} is not allowed on {request.path}")
-        response.headers["Allow"] = exc.headers.get("Allow", "")
-        return response
+        allow = {"Allow": exc.headers.get("Allow", "")}
+        return _error(405, f"{request.method} is not allowed on {request.path}", allow)
     return _error(exc.status, exc.reason)
 
 
-def _error(status: int, message: str) -> web.Response:
-    return _json(status, {"ok": False, "error": message})
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return _json(status, {"ok": False, "error": message}, headers)
 
 
-def _json(status: int, obj: Any) -> web.Response:
-    return web.Response(status=status, body=_encode(obj), content_type="application/json")
+def _json(status: int, obj: Any, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status, body=_encode(obj), content_type="application/json", headers=headers
+    )
