@@ -10,7 +10,12 @@ Figures (medians of the rounds, baselines interleaved with the measured runs):
      rows into the same `events` table (same schema and indexes) in 1,000-row transactions. Goal >= 0.5x.
   3. ack latency p50/p99 at a paced 10,000 events/s (goal p99 < 50 ms), beside the same pacing
      against the bare server (round-trip of a reply per frame).
-  4. the collector's peak RSS while 1M events arrive, sampled every 250k (goal < 150 MB, flat).
+  4. the collector's peak RSS while 1M events arrive, sampled every 250k (goal < 150 MB, flat);
+     the writer process's RSS is reported beside it.
+  5. 100-event frames with a tracking plan (a JSON Schema for every event name) vs the same
+     collector without one. Goal >= 0.7x.
+  6. HTTP batches of 100 events from 4 clients vs websocket 100-event frames (benchmarks/
+     http_ingest.py, its own interleaved rounds). Goal >= 0.5x.
 
 The load generator runs in its own process so the servers get the machine's other core.
 """
@@ -34,6 +39,7 @@ from websockets.asyncio.client import connect
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 CLIENTS = 4
 
@@ -71,8 +77,20 @@ def event(i: int, client: int) -> dict[str, Any]:
 # --- servers -------------------------------------------------------------------------------------
 
 
+PLAN = """
+[plan.events.page_view]
+schema = { type = "object", required = ["path"], properties = { path = { type = "string" }, n = { type = "integer" } } }
+[plan.events.signup]
+schema = { type = "object", required = ["plan"], properties = { plan = { enum = ["free", "pro", "team"] } } }
+[plan.events.checkout_completed]
+schema = { type = "object", required = ["total"], properties = { total = { type = "number", minimum = 0 }, plan = { type = "string" } } }
+[plan.events.heartbeat]
+schema = { type = "object", properties = { n = { type = "integer" } } }
+"""
+
+
 class Server:
-    def __init__(self, kind: str, db: Path | None = None) -> None:
+    def __init__(self, kind: str, db: Path | None = None, config: Path | None = None) -> None:
         if kind == "bare":
             cmd = [sys.executable, "-c", BARE_SERVER]
         else:
@@ -87,6 +105,7 @@ class Server:
                 "0",
                 "--db",
                 str(db),
+                *(["--config", str(config)] if config else []),
             ]
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT
@@ -100,6 +119,16 @@ class Server:
 
     def rss_mb(self) -> float:
         return _status_kb(self.proc.pid, "VmRSS") / 1024
+
+    def writer_rss_mb(self) -> float:
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == self.proc.pid:
+                    children.append(int(stat.parent.name))
+            except (OSError, ValueError, IndexError):
+                continue  # a process that ended while we looked
+        return sum(_status_kb(pid, "VmRSS") for pid in children) / 1024
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -264,14 +293,14 @@ def latency(url: str, rate: int, seconds: float, bare: bool) -> tuple[float, flo
 # --- memory over 1M events ------------------------------------------------------------------------
 
 
-def memory(total: int, step: int) -> list[tuple[int, float, float]]:
+def memory(total: int, step: int) -> list[tuple[int, float, float, float]]:
     samples = []
     with tempfile.TemporaryDirectory() as tmp:
         server = Server("ours", Path(tmp) / "mem.db")
         try:
             for done in range(step, total + 1, step):
                 throughput(server.url, step, 100, bare=False)
-                samples.append((done, server.rss_mb(), server.peak_rss_mb()))
+                samples.append((done, server.rss_mb(), server.peak_rss_mb(), server.writer_rss_mb()))
         finally:
             server.stop()
     return samples
@@ -289,7 +318,7 @@ def main() -> None:
     rounds = 1 if args.quick else 3
     single_n = 40_000 if args.quick else 200_000
     batch_n = 200_000 if args.quick else 1_000_000
-    figures: dict[str, list[float]] = {k: [] for k in ("bare", "single", "raw", "batch")}
+    figures: dict[str, list[float]] = {k: [] for k in ("bare", "single", "raw", "batch", "plan")}
     for r in range(rounds):
         with tempfile.TemporaryDirectory() as tmp:
             bare = Server("bare")
@@ -301,6 +330,11 @@ def main() -> None:
             figures["raw"].append(executemany_rate(batch_n))
             ours = Server("ours", Path(tmp) / "b.db")
             figures["batch"].append(throughput(ours.url, batch_n, 100, bare=False))
+            ours.stop()
+            config = Path(tmp) / "plan.toml"
+            config.write_text(PLAN)
+            ours = Server("ours", Path(tmp) / "c.db", config)
+            figures["plan"].append(throughput(ours.url, batch_n, 100, bare=False))
             ours.stop()
         print(
             f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in figures.items()),
@@ -316,6 +350,10 @@ def main() -> None:
     print(
         f"{'100-event frames, 4 clients, durable events/s':58} {med['batch']:>12,.0f} "
         f"{med['raw']:>12,.0f} {med['batch'] / med['raw']:>7.2f} >= 0.50 (raw executemany)"
+    )
+    print(
+        f"{'100-event frames with a tracking plan, durable events/s':58} {med['plan']:>12,.0f} "
+        f"{med['batch']:>12,.0f} {med['plan'] / med['batch']:>7.2f} >= 0.70 (no plan)"
     )
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -334,10 +372,19 @@ def main() -> None:
 
     total = 200_000 if args.quick else 1_000_000
     samples = memory(total, total // 4)
-    for done, rss, peak in samples:
-        print(f"{f'collector RSS after {done:,} events (MB; peak)':58} {rss:>12.1f} {peak:>12.1f}")
+    for done, rss, peak, writer in samples:
+        label = f"collector RSS after {done:,} events (MB; peak; writer)"
+        print(f"{label:58} {rss:>12.1f} {peak:>12.1f} {writer:>7.1f}")
     print(
         f"{'collector peak RSS over the run, MB':58} {samples[-1][2]:>12.1f} {'':>12} {'':>7} goal < 150, flat"
+    )
+
+    from http_ingest import run_http
+
+    http = run_http(50_000 if args.quick else 200_000, rounds=1 if args.quick else 3)
+    print(
+        f"{'HTTP batches of 100, 4 clients, durable events/s':58} {http['http_events_per_s']:>12,.0f} "
+        f"{http['ws_events_per_s']:>12,.0f} {http['ratio']:>7.2f} >= 0.50 (websocket, same run)"
     )
 
 
