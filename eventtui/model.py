@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime
-from typing import Any, Final, NamedTuple
+from typing import Annotated, Any, Final, Literal, NamedTuple
 
 import msgspec
 
@@ -97,6 +97,10 @@ def decode_frame(
     Never raises for bad input: everything a client can send ends as a `Refusal` with a reason.
     """
     now = time.time() if received_at is None else received_at
+    if not binary:
+        fast = _fast_path(data, client, now, max_event_bytes)
+        if fast is not None:
+            return DecodedFrame(fast, [])
     try:
         items, listed = _split_msgpack(data) if binary else _split_json(data)
     except EventRefused as exc:
@@ -114,6 +118,67 @@ def decode_frame(
             raw = _raw_copy(item)
             out.refusals.append(Refusal(str(exc), index if listed else None, raw))
     return out
+
+
+class _Envelope(msgspec.Struct, forbid_unknown_fields=True):
+    """The common, well-formed event, checked by msgspec in C (see `_fast_path`)."""
+
+    event: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_CHARS)]
+    type: Literal["track", "page", "screen", "identify", "group", "alias"] = "track"
+    properties: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    userId: Annotated[str, msgspec.Meta(min_length=1)] | None = None
+    anonymousId: Annotated[str, msgspec.Meta(min_length=1)] | None = None
+    messageId: Annotated[str, msgspec.Meta(min_length=1)] | None = None
+    timestamp: datetime | None = None
+
+
+_envelope_decoder: Final = msgspec.json.Decoder(_Envelope)
+_envelopes_decoder: Final = msgspec.json.Decoder(list[_Envelope])
+
+
+def _fast_path(
+    data: bytes, client: str, now: float, max_event_bytes: int
+) -> list[StoredEvent] | None:
+    """Events of a frame that holds only plain, valid events; None sends it down the full path.
+
+    Most frames are one well-formed event or an array of them. msgspec checks their names, types
+    and ids while decoding; anything it does not accept (a number as userId, an unknown field, a
+    timestamp in epoch milliseconds, a refusal) is None here, and `normalise` decides with the
+    exact rules and messages. Measured: 6.6 us -> about 3 us for a typical single-event frame.
+    """
+    head = data[:1]
+    if (
+        (head != b"{" and head != b"[")
+        or data.count(b"{") + data.count(b"[") > MAX_DEPTH
+        or b"\\u" in data
+        or b'"batch"' in data
+    ):
+        return None
+    try:
+        envelopes = (
+            [_envelope_decoder.decode(data)] if head == b"{" else _envelopes_decoder.decode(data)
+        )
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError):
+        return None
+    if not envelopes:
+        return None
+    events = []
+    encode = _json_encoder.encode
+    for e in envelopes:
+        properties = encode(e.properties).decode() if e.properties else "{}"
+        context = encode(e.context).decode() if e.context else "{}"
+        if len(properties) + len(context) > max_event_bytes:
+            return None
+        sent_at = None
+        if e.timestamp is not None:
+            ts = e.timestamp
+            sent_at = (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp()
+        events.append(StoredEvent(
+            now, sent_at, e.event, e.type, e.userId, e.anonymousId, e.messageId, client,
+            properties, context, True, None, None,
+        ))  # fmt: skip
+    return events
 
 
 def decode_json_lines(

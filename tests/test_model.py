@@ -1,0 +1,93 @@
+"""The decoder: property tests over what clients can send."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eventtui.model import EventRefused, _fast_path, decode_frame, normalise
+
+names = st.text(min_size=0, max_size=300)
+ids = st.one_of(st.none(), st.text(max_size=20), st.integers(), st.floats(allow_nan=False))
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+timestamps = st.one_of(
+    st.none(),
+    st.datetimes().map(lambda d: d.isoformat()),
+    st.datetimes().map(lambda d: d.isoformat() + "Z"),
+    st.integers(0, 2**41),
+    st.text(max_size=12),
+)
+events = st.fixed_dictionaries(
+    {"event": st.one_of(names, st.integers(), st.none())},
+    optional={
+        "type": st.sampled_from(["track", "page", "identify", "bogus"]),
+        "properties": st.one_of(
+            st.dictionaries(st.text(max_size=8), json_values, max_size=5), json_values
+        ),
+        "context": st.dictionaries(st.text(max_size=8), json_values, max_size=3),
+        "userId": ids,
+        "anonymousId": ids,
+        "messageId": ids,
+        "timestamp": timestamps,
+        "traits": json_values,
+    },
+)
+
+
+def slow(obj: Any) -> Any:
+    try:
+        return normalise(obj, client="c", received_at=1.0)
+    except EventRefused as exc:
+        return str(exc)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(events, min_size=1, max_size=4), st.booleans())
+def test_fast_path_agrees_with_the_full_rules(items: list[dict[str, Any]], as_array: bool) -> None:
+    """Whatever the fast path accepts, the full rules accept identically; it never refuses."""
+    doc: Any = items if as_array else items[0]
+    data = json.dumps(doc).encode()
+    fast = _fast_path(data, "c", 1.0, 512 * 1024)
+    full = decode_frame(data, binary=False, client="c", received_at=1.0)
+    if fast is not None:
+        assert fast == full.events and not full.refusals
+        assert fast == [slow(item) for item in (items if as_array else [items[0]])]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_any_bytes_decode_to_events_or_refusals(data: bytes) -> None:
+    """Never an exception: every input ends as accepted events or refusals with a reason."""
+    for binary in (False, True):
+        frame = decode_frame(data, binary=binary, client="c", received_at=1.0)
+        assert all(r.reason for r in frame.refusals)
+        assert frame.events or frame.refusals
+
+
+def test_typical_events_take_the_fast_path() -> None:
+    typical = {
+        "event": "signup",
+        "userId": "u1",
+        "messageId": "m1",
+        "timestamp": "2026-11-26T04:00:00.123Z",
+        "properties": {"plan": "pro", "total": 12.5},
+        "context": {"ip": "127.0.0.1"},
+    }
+    for doc in (typical, [typical, {"event": "page_view"}]):
+        data = json.dumps(doc).encode()
+        fast = _fast_path(data, "c", 1.0, 512 * 1024)
+        assert fast is not None
+        assert fast == [slow(item) for item in (doc if isinstance(doc, list) else [doc])]
