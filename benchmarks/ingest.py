@@ -300,7 +300,9 @@ def memory(total: int, step: int) -> list[tuple[int, float, float, float]]:
         try:
             for done in range(step, total + 1, step):
                 throughput(server.url, step, 100, bare=False)
-                samples.append((done, server.rss_mb(), server.peak_rss_mb(), server.writer_rss_mb()))
+                samples.append(
+                    (done, server.rss_mb(), server.peak_rss_mb(), server.writer_rss_mb())
+                )
         finally:
             server.stop()
     return samples

@@ -16,11 +16,11 @@ import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import BinaryIO, NoReturn, TextIO
 
 from eventtui import __version__
 from eventtui.config import DEFAULT_PORT, Config, ConfigError, find_config, load_config
-from eventtui.store import StoreError, default_db_path
+from eventtui.store import Reader, StoreError, default_db_path
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -54,6 +54,13 @@ def _listen(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http-port", type=int, help="HTTP port (default: the websocket port + 1)")
 
 
+def _common_after_action(parser: argparse.ArgumentParser) -> None:
+    """--db and --config after a sub-action (`sessions delete 3 --db x`); absent, they leave the
+    values given before the action alone."""
+    parser.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="store file")
+    parser.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="config file")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="eventtui", description="Watch product-analytics events live in the terminal."
@@ -81,9 +88,80 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--url", help=f"collector websocket URL (default ws://127.0.0.1:{DEFAULT_PORT})")
 
-    p = sub.add_parser("sessions", help="list recorded sessions")
+    p = sub.add_parser(
+        "sessions",
+        help="list recorded sessions; label or delete one",
+        description="List recorded sessions, or label or delete one.",
+    )
     _common(p)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    a = actions.add_parser("label", help="set a session's label (empty text clears it)")
+    _common_after_action(a)
+    a.add_argument("session", type=int, metavar="SESSION")
+    a.add_argument("label", metavar="TEXT")
+    a = actions.add_parser("delete", help="delete a session, its events and its rejects")
+    _common_after_action(a)
+    a.add_argument("session", type=int, metavar="SESSION")
+    a.add_argument(
+        "--yes", action="store_true", help="do not ask (required when stdin is not a terminal)"
+    )
+
+    p = sub.add_parser(
+        "export",
+        help="write a session's events as JSON Lines, or as a store file of its own",
+        description="Write a session's events as JSON Lines (one event per line; `import` reads"
+        " it back), or with --format sqlite as a standalone store file that every command opens"
+        " with --db.",
+    )
+    _common(p)
+    p.add_argument(
+        "session", nargs="?", metavar="SESSION", help='session id (default: the newest; "all")'
+    )
+    p.add_argument(
+        "--filter", metavar="Q", help="only matching events (one starting with -: --filter=-Q)"
+    )
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="write to FILE (default: stdout; sqlite needs one)"
+    )
+    p.add_argument("--format", choices=("jsonl", "sqlite"), default="jsonl", help="default jsonl")
+    p.add_argument("--force", action="store_true", help="replace FILE if it exists")
+
+    p = sub.add_parser(
+        "import",
+        help="load JSON Lines (ours, or plain event objects) as a new session",
+        description="Load JSON Lines (an export, or plain event objects) or a JSON array as a new"
+        " session. Exit 1 when some lines were refused (they are listed, and kept in the"
+        " session's rejects), 2 when the input cannot be read or holds no events.",
+    )
+    _common(p)
+    p.add_argument("file", metavar="FILE", help="the file to load (- for stdin)")
+    p.add_argument("--label", help="session label (default: the file name)")
+
+    p = sub.add_parser(
+        "replay",
+        help="replay a session in the TUI, or re-send it to a collector (--to-url)",
+        description="Replay a recorded session in the TUI on a virtual clock, or with --to-url"
+        " re-send it headless to a collector at the recorded pace.",
+    )
+    _common(p)
+    p.add_argument(
+        "session", nargs="?", type=int, metavar="SESSION", help="session id (default: the newest)"
+    )
+    p.add_argument("--speed", default="1", help="0.1 to 100 (times the recorded pace), or max")
+    p.add_argument("--max-gap", metavar="D", help="play silences longer than D (5s, 1m, ...) as D")
+    p.add_argument(
+        "--filter",
+        metavar="Q",
+        help="replay only matching events (one starting with -: --filter=-Q)",
+    )
+    p.add_argument("--to-url", metavar="URL", help="re-send to this collector instead (ws://...)")
+    p.add_argument(
+        "--new-ids",
+        action="store_true",
+        help="with --to-url: suffix each messageId, so the store the session came from stores"
+        " the events again instead of counting them as duplicates",
+    )
 
     p = sub.add_parser("query", help="print matching stored events")
     _common(p)
@@ -246,13 +324,23 @@ def _read_lines(name: str) -> Iterator[tuple[int, bytes]]:
 
 
 def cmd_sessions(args: argparse.Namespace, config: Config) -> int:
+    import time
+
+    from eventtui.monitor import format_duration
     from eventtui.store import Reader
 
+    if args.action == "label":
+        return _label_session(args, config)
+    if args.action == "delete":
+        return _delete_session(args, config)
+    now = time.time()
     with Reader(db_path(args, config)) as reader:
         sessions = reader.sessions()
     if args.json:
         for s in sessions:
-            print(json.dumps(s.as_json()))
+            # Seconds from start to end, or to now while it runs (`ended_at` is null then).
+            duration = (s.ended_at if s.ended_at is not None else now) - s.started_at
+            print(json.dumps({**s.as_json(), "duration": round(duration, 3)}))
         return EXIT_OK
     rows = [
         [
@@ -261,13 +349,284 @@ def cmd_sessions(args: argparse.Namespace, config: Config) -> int:
             s.source,
             _fmt_time(s.started_at),
             _fmt_time(s.ended_at) if s.ended_at else "running",
+            format_duration(max(0.0, (s.ended_at or now) - s.started_at)),
             f"{s.events:,}",
             f"{s.rejects:,}",
         ]
         for s in sessions
     ]
-    _table(["id", "label", "source", "start", "end", "events", "rejects"], rows, sys.stdout)
+    _table(
+        ["id", "label", "source", "start", "end", "duration", "events", "rejects"], rows, sys.stdout
+    )
     return EXIT_OK
+
+
+def _label_session(args: argparse.Namespace, config: Config) -> int:
+    from eventtui.sessions import SessionError, label_session
+
+    try:
+        label_session(db_path(args, config), args.session, args.label)
+    except SessionError as exc:
+        raise UsageError(str(exc)) from None
+    text = args.label.strip()
+    said = f"label set to {json.dumps(text, ensure_ascii=False)}" if text else "label cleared"
+    print(_printable(f"session {args.session}: {said}"))
+    return EXIT_OK
+
+
+def _delete_session(args: argparse.Namespace, config: Config) -> int:
+    from eventtui.sessions import SessionError, delete_session, session_summary
+
+    path = db_path(args, config)
+    try:
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise UsageError(
+                    f"not deleting session {args.session}: stdin is not a terminal to confirm"
+                    " on; pass --yes"
+                )
+            label, events, rejects = session_summary(path, args.session)
+            named = f" ({label})" if label else ""
+            question = (
+                f"Delete session {args.session}{named}: {events:,} events and {rejects:,}"
+                f" rejects, from {path}? This cannot be undone. [y/N] "
+            )
+            try:
+                answer = input(_printable(question))
+            except EOFError:
+                answer = ""
+            if answer.strip().lower() not in ("y", "yes"):
+                print("nothing deleted", file=sys.stderr)
+                return EXIT_OK
+        deleted = delete_session(path, args.session)
+    except SessionError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"deleted session {args.session}: {deleted.events:,} events, {deleted.rejects:,} rejects")
+    return EXIT_OK
+
+
+# --- export, import, replay ------------------------------------------------------------------------
+
+
+def _filter_arg(text: str | None) -> tuple[str, tuple[object, ...]]:
+    """A --filter as (where, params); a bad one is a usage error pointing at the term."""
+    from eventtui.filters import FilterError, compile_filter
+
+    try:
+        compiled = compile_filter(text or "")
+    except FilterError as exc:
+        raise UsageError(f"filter: {exc}") from None
+    return compiled.where, compiled.params
+
+
+def _session_arg(reader: Reader, text: str | None) -> int | None:
+    """A SESSION argument: an id that exists, "all" (None), or omitted (the newest)."""
+    if text is not None and text.strip().lower() == "all":
+        return None
+    if text is None:
+        newest = reader.latest_session_id()
+        if newest is None:
+            raise UsageError(f"{reader.path} holds no session yet")
+        return newest
+    if not text.isdigit():
+        raise UsageError(
+            f'session must be a number (see `eventtui sessions`) or "all"; got {text!r}'
+        )
+    if not reader.conn.execute("SELECT 1 FROM sessions WHERE id = ?", (int(text),)).fetchone():
+        raise UsageError(f"no session {text} in {reader.path} (`eventtui sessions` lists them)")
+    return int(text)
+
+
+def cmd_export(args: argparse.Namespace, config: Config) -> int:
+    from eventtui.progress import ProgressBar
+    from eventtui.store import Reader
+
+    path = db_path(args, config)
+    where, params = _filter_arg(args.filter)
+    with Reader(path) as reader:
+        session = _session_arg(reader, args.session)
+    which = "every session" if session is None else f"session {session}"
+    to_stdout = args.output in (None, "-")
+    if args.format == "sqlite":
+        from eventtui.sessions import SessionError, export_store
+
+        if to_stdout:
+            raise UsageError("--format sqlite writes a store file: name it with -o FILE")
+        target = Path(args.output)
+        try:
+            with ProgressBar("export") as bar:
+                done = export_store(
+                    path,
+                    target,
+                    sessions=None if session is None else [session],
+                    where=where,
+                    params=params,
+                    force=args.force,
+                    progress=bar,
+                )
+        except SessionError as exc:
+            raise UsageError(str(exc)) from None
+        print(
+            f"exported {done.events:,} events and {done.rejects:,} rejects of {which} to"
+            f" {target} (a store: eventtui replay --db {target})",
+            file=sys.stderr,
+        )
+        return EXIT_OK
+    from eventtui.transfer import export_events
+
+    # On the same terminal as the output, a progress line would be drawn into the data.
+    bar = ProgressBar(
+        "export", enabled=sys.stderr.isatty() and not (to_stdout and sys.stdout.isatty())
+    )
+    with Reader(path) as reader, bar:
+        if to_stdout:
+            try:
+                count = export_events(
+                    reader, out=sys.stdout.buffer, session=session, where=where, params=params,
+                    progress=bar,
+                )  # fmt: skip
+                sys.stdout.flush()
+            except BrokenPipeError:  # `| head`: the reader has what it wanted
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return EXIT_OK
+            name = "stdout"
+        else:
+            target = Path(args.output)
+            count = _write_new_file(
+                target,
+                args.force,
+                lambda out: export_events(
+                    reader, out=out, session=session, where=where, params=params, progress=bar
+                ),
+            )
+            name = str(target)
+    print(f"exported {count:,} events of {which} to {name}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _write_new_file(target: Path, force: bool, write: Callable[[BinaryIO], int]) -> int:
+    """Write through a temporary file moved into place when complete: never a half-written file,
+    and an existing one only replaced with --force."""
+    import secrets
+
+    if target.exists() and not force:
+        raise UsageError(f"{target}: already exists; pass --force to replace it")
+    partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
+    try:
+        with partial.open("wb") as out:
+            result = write(out)
+        if not force and target.exists():
+            raise UsageError(f"{target}: already exists; pass --force to replace it")
+        os.replace(partial, target)
+        return result
+    except OSError as exc:
+        raise UsageError(f"{target}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def cmd_import(args: argparse.Namespace, config: Config) -> int:
+    from eventtui.progress import ProgressBar
+    from eventtui.transfer import ImportRefused, import_events
+
+    path = db_path(args, config)
+    name = "stdin" if args.file == "-" else args.file
+    source: Path | BinaryIO = sys.stdin.buffer if args.file == "-" else Path(args.file)
+    try:
+        with ProgressBar("import") as bar:
+            result = import_events(source, db=path, label=args.label, progress=bar)
+    except ImportRefused as exc:
+        message = str(exc)
+        raise UsageError(message if message.startswith(name) else f"{name}: {message}") from None
+    shown = 100
+    for bad in result.refused[:shown]:
+        where = name + (f":{bad.line}" if bad.line is not None else "")
+        where += f" [{bad.item}]" if bad.item is not None else ""
+        print(_printable(f"{where}: refused: {bad.reason}"), file=sys.stderr)
+    if len(result.refused) > shown:
+        print(
+            f"... and {len(result.refused) - shown:,} more refused lines (all kept in the"
+            f" rejects of session {result.session_id})",
+            file=sys.stderr,
+        )
+    labelled = f" ({result.label})" if result.label else ""
+    line = (
+        f"imported {result.imported:,} of {result.events:,} events into session"
+        f" {result.session_id}{labelled} of {path}"
+    )
+    if result.duplicates:
+        line += f"; {result.duplicates:,} duplicates not stored again (messageId already stored)"
+    if result.refused:
+        line += f"; {len(result.refused):,} lines refused"
+    print(_printable(line))
+    return EXIT_PROBLEMS if result.refused else EXIT_OK
+
+
+def cmd_replay(args: argparse.Namespace, config: Config) -> int:
+    from eventtui.config import parse_duration
+    from eventtui.replay import ReplayError, find_session, format_speed, load_schedule, parse_speed
+    from eventtui.store import Reader
+
+    path = db_path(args, config)
+    where, params = _filter_arg(args.filter)
+    try:
+        speed = parse_speed(args.speed)
+        max_gap = None if args.max_gap is None else parse_duration(args.max_gap)
+    except ValueError as exc:  # ReplayError is one
+        raise UsageError(f"{exc}") from None
+    if max_gap is not None and max_gap <= 0:
+        raise UsageError("--max-gap must be more than 0 seconds")
+    if args.to_url is None:
+        if args.new_ids:
+            raise UsageError("--new-ids goes with --to-url")
+        from eventtui.tui.launch import run_replay
+
+        try:
+            return run_replay(
+                config,
+                path,
+                session=args.session,
+                speed=speed,
+                max_gap=max_gap,
+                filter_text=args.filter or "",
+            )
+        except ReplayError as exc:
+            raise UsageError(str(exc)) from None
+    from eventtui.progress import ProgressBar
+    from eventtui.replay import resend
+    from eventtui.sender import SendError, with_token
+
+    url = with_token(args.to_url, config.collector.token)
+    with Reader(path) as reader:
+        try:
+            session = find_session(reader, args.session)
+            schedule = load_schedule(reader, session, where, params)
+        except ReplayError as exc:
+            raise UsageError(str(exc)) from None
+        try:
+            with ProgressBar("replay") as bar:
+                result = asyncio.run(
+                    resend(
+                        reader,
+                        schedule,
+                        url,
+                        speed=speed,
+                        max_gap=max_gap,
+                        new_ids=args.new_ids,
+                        progress=bar,
+                    )
+                )
+        except (SendError, ReplayError) as exc:
+            print(f"eventtui: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    for event_id, reason in result.errors:
+        print(_printable(f"event #{event_id}: refused: {reason}"), file=sys.stderr)
+    print(
+        f"re-sent {result.events:,} events of session {session.id} to {args.to_url} in"
+        f" {result.seconds:.1f}s at {format_speed(speed)}; {result.acked:,} acknowledged;"
+        f" {len(result.errors):,} refused"
+    )
+    return EXIT_PROBLEMS if result.errors else EXIT_OK
 
 
 def cmd_query(args: argparse.Namespace, config: Config) -> int:
@@ -421,6 +780,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
     "collect": cmd_collect,
     "send": cmd_send,
     "sessions": cmd_sessions,
+    "export": cmd_export,
+    "import": cmd_import,
+    "replay": cmd_replay,
     "query": cmd_query,
     "check": cmd_check,
 }

@@ -1,0 +1,487 @@
+"""EventApp: the live screen — stream, counters, payload, status — over an injected feed.
+
+Data flow: the feed (a worker thread) posts batches; handlers only buffer them (the stream's
+inbox, the counters' O(1) increments); a ~10 Hz paint tick moves what arrived onto the screen
+inside `batch_update()`, so a burst of 30k events/s costs ten repaints a second, not 30k.
+
+The app never opens the store, never reads the wall clock for what it shows: it is given a feed
+and a `clock` (epoch seconds), so tests, snapshots and replay decide what "now" is.
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, ClassVar, Final
+
+from rich.text import Text
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input
+
+from eventtui.tui.counters import SORT_KEYS, Counters, StateSource
+from eventtui.tui.feed import Feed, SlimRow
+from eventtui.tui.messages import (
+    CountsSeeded,
+    EventLoaded,
+    EventsCommitted,
+    FeedFailed,
+    FeedNotice,
+    FeedRestarted,
+    FeedStatus,
+    FeedStatusRead,
+    HistoryLoaded,
+)
+from eventtui.tui.replay import SEEK_SECONDS, Playback
+from eventtui.tui.sanitize import clean_text
+from eventtui.tui.screens.help import HelpScreen
+from eventtui.tui.widgets.counters import CountersPanel
+from eventtui.tui.widgets.filter_bar import FilterBar
+from eventtui.tui.widgets.payload import PayloadPane, copy_text
+from eventtui.tui.widgets.status import StatusBar
+from eventtui.tui.widgets.stream import EventStream
+
+PAINT_INTERVAL: Final = 0.1
+# Counters re-sort and rates re-sum at this pace; the ages they show tick in whole seconds.
+COUNTERS_INTERVAL: Final = 0.25
+# While following, the payload pane shows the newest event, at a pace a reader can take in.
+FOLLOW_PAYLOAD_INTERVAL: Final = 0.5
+_SIMPLE_NAME: Final = re.compile(r"[A-Za-z0-9_.:/-]+")
+
+
+def name_filter(name: str) -> str:
+    """The filter for exactly this name; quoted (no glob) unless it is plain."""
+    if _SIMPLE_NAME.fullmatch(name):
+        return f"name:{name}"
+    escaped = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'name:"{escaped}"'
+
+
+def tune_gc() -> None:
+    """Fewer, smaller garbage collections for a process that streams events (process-wide).
+
+    Every stream row survives long enough to reach the oldest generation, so with the default
+    thresholds CPython ran a full collection every few seconds at 10k events/s, each a 50-150 ms
+    pause (benchmarks/tui.py: key p99 167 ms, 100 ms/s in GC). Freezing what startup built (the
+    widget tree, Textual's caches) takes it out of every collection, and a larger young
+    generation lets rows die before promotion: key p99 53 ms, GC 33 ms/s at 10k/s.
+    The opt-in is `watch`/`open`'s: tests leave the process's GC as they found it.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 100)
+
+
+class EventApp(App[None]):
+    """See the module docstring."""
+
+    # Absolute, so subclasses elsewhere (benchmarks, tests) find it too.
+    CSS_PATH = Path(__file__).with_name("app.tcss")
+    TITLE = "eventtui"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (130, "-wide")]  # noqa: RUF012 (Textual's own)
+    BINDINGS: ClassVar[list[BindingType]] = [
+        # Priority: handled as the key arrives, so keys typed right after "/" reach the input.
+        Binding("slash", "open_filter", "Filter", priority=True),
+        Binding("space", "toggle_pause", "Pause"),
+        # Replay only (hidden otherwise, see check_action).
+        Binding("plus,equals_sign", "speed(1)", "Faster"),
+        Binding("minus", "speed(-1)", "Slower"),
+        Binding("left", "seek(-1)", "Back 10s", show=False),
+        Binding("right", "seek(1)", "On 10s", show=False),
+        Binding("n", "next_anomaly", "Next anomaly"),
+        Binding("f", "follow", "Follow"),
+        Binding("c", "copy_payload", "Copy"),
+        Binding("s", "cycle_sort", "Sort"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+        Binding("escape", "focus_stream", "Back", show=False),
+    ]
+
+    def __init__(
+        self,
+        feed: Feed,
+        *,
+        clock: Callable[[], float] = time.time,
+        states: StateSource | None = None,
+        states_factory: Callable[[], StateSource] | None = None,
+        expected: Iterable[str] = (),
+        stream_rows: int = 10_000,
+        paint_interval: float = PAINT_INTERVAL,
+        notice: str | None = None,
+        theme: str | None = None,
+        tune_gc: bool = False,
+    ) -> None:
+        super().__init__()
+        self.tune_gc = tune_gc
+        self.feed = feed
+        self.clock = clock
+        # A replay that goes back in time needs a fresh monitor: monitors never run backwards.
+        self.states_factory = states_factory
+        self.states = (
+            states if states is not None else (states_factory() if states_factory else None)
+        )
+        self.playback = feed if isinstance(feed, Playback) else None
+        self.expected = tuple(expected)
+        self.stream_rows = stream_rows
+        self.paint_interval = paint_interval
+        self.notice = notice
+        self.counters = Counters()
+        self.sort_key = SORT_KEYS[0]
+        self.filter_text = ""
+        self._compiled: tuple[str | None, tuple[Any, ...]] = (None, ())
+        self.generation = 0
+        self.feed_status: FeedStatus | None = None
+        self.feed_error: str | None = None
+        # Paint ticks that changed the screen, and those that moved new rows into the stream
+        # (the benchmark reads both).
+        self.paints = 0
+        self.stream_paints = 0
+        self._counters_version = -1
+        self._counters_at = 0.0
+        self._payload_at = 0.0
+        self._payload_stale = False
+        self._alerts_at = 0.0
+        if theme:
+            self.theme = theme
+
+    # --- layout ----------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            yield EventStream(self.stream_rows, id="stream")
+            with Vertical(id="side"):
+                yield CountersPanel(id="counters")
+                yield PayloadPane(id="payload")
+        yield FilterBar(id="filter-bar")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    @property
+    def stream(self) -> EventStream:
+        return self.query_one("#stream", EventStream)
+
+    @property
+    def counters_panel(self) -> CountersPanel:
+        return self.query_one("#counters", CountersPanel)
+
+    @property
+    def payload(self) -> PayloadPane:
+        return self.query_one("#payload", PayloadPane)
+
+    @property
+    def status_bar(self) -> StatusBar:
+        return self.query_one("#status", StatusBar)
+
+    @property
+    def filter_bar(self) -> FilterBar:
+        return self.query_one("#filter-bar", FilterBar)
+
+    def on_mount(self) -> None:
+        self._stream = self.stream
+        self._counters_panel = self.counters_panel
+        self._payload = self.payload
+        self._status = self.status_bar
+        self._stream.border_title = "Events"
+        self._counters_panel.border_title = self._counters_panel.title_for(self.sort_key)
+        self._payload.border_title = "Payload"
+        self._apply_theme()
+        self._stream.focus()
+        self._show_counters(self.clock())
+        self._status.show(None, 0.0)
+        self.set_interval(self.paint_interval, self._paint, name="paint")
+        self.run_worker(self._run_feed, thread=True, group="feed", exit_on_error=False, name="feed")
+        if self.notice:
+            self.notify(self.notice, markup=False, timeout=8)
+        if self.tune_gc:
+            self.call_after_refresh(tune_gc)
+
+    def _run_feed(self) -> None:
+        self.feed.run(self.post_message)
+
+    def on_unmount(self) -> None:
+        self.feed.stop()
+
+    def watch_theme(self) -> None:
+        if self.is_mounted:  # type: ignore[truthy-function]
+            self._apply_theme()
+
+    def _apply_theme(self) -> None:
+        dark = self.current_theme.dark
+        for widget in (self.stream, self.counters_panel):
+            widget.dark = dark
+        self.stream.invalidate()
+        self.counters_panel.refresh()
+
+    # --- feed messages (handlers only buffer; `_paint` draws) -------------------------------------
+
+    def on_events_committed(self, message: EventsCommitted) -> None:
+        try:
+            rows = message.rows
+            self.counters.observe(rows)
+            if self.states is not None:
+                self.states.observe_many(rows)
+            if message.generation == self.generation:
+                self._stream.add(message.shown)
+        finally:
+            message.handled()
+
+    def on_history_loaded(self, message: HistoryLoaded) -> None:
+        if message.generation == self.generation:
+            self._stream.restart(message.rows, message.generation)
+            self._update_stream_title()
+
+    def on_counts_seeded(self, message: CountsSeeded) -> None:
+        for seed in message.seeds:
+            self.counters.seed(
+                seed.name, seed.total, seed.invalid, seed.last_seen, seed.minutes, seed.seconds
+            )
+        seed_last_seen = getattr(self.states, "seed_last_seen", None)
+        if seed_last_seen is not None:
+            # Deadlines count from the last stored event, not from the moment we attached.
+            seed_last_seen({seed.name: seed.last_seen for seed in message.seeds})
+
+    def on_event_loaded(self, message: EventLoaded) -> None:
+        if message.row is not None and self._payload.waiting_for == message.event_id:
+            self._payload.show(message.row, self._payload.label)
+
+    def on_feed_status_read(self, message: FeedStatusRead) -> None:
+        self.feed_status = message.status
+
+    def on_feed_restarted(self, message: FeedRestarted) -> None:
+        self.counters = Counters()
+        if self.states_factory is not None:
+            self.states = self.states_factory()
+        self.generation += 1
+        self._stream.restart([], self.generation)
+        self.feed.set_filter(*self._compiled, self.generation)
+        self._show_counters(self.clock())
+
+    def on_feed_notice(self, message: FeedNotice) -> None:
+        severity = message.severity if message.severity in ("warning", "error") else "information"
+        self.notify(message.text, severity=severity, markup=False)  # type: ignore[arg-type]
+
+    def on_feed_failed(self, message: FeedFailed) -> None:
+        self.feed_error = message.error
+        self._status.show(self.feed_status, 0.0, message.error)
+        self.notify(message.error, title="Cannot read the store", severity="error", markup=False)
+
+    # --- painting ----------------------------------------------------------------------------------
+
+    def _paint(self) -> None:
+        now = self.clock()
+        tick = time.monotonic()
+        with self.batch_update():
+            changed = self._stream.flush()
+            self.stream_paints += changed
+            self._payload_stale |= changed
+            if (
+                self._payload_stale
+                and self._stream.cursor is None
+                and (
+                    tick - self._payload_at >= FOLLOW_PAYLOAD_INTERVAL or self._payload.row is None
+                )
+            ):
+                self._payload_at = tick
+                self._show_payload()
+            if (
+                self.counters.version != self._counters_version
+                and tick - self._counters_at >= COUNTERS_INTERVAL
+            ) or tick - self._counters_at >= 1.0:
+                self._counters_at = tick
+                self._show_counters(now)
+                changed = True
+            self._status.show(
+                self.feed_status, self.counters.events_per_second(now), self.feed_error
+            )
+            if self.states is not None and tick - self._alerts_at >= 1.0:
+                self._alerts_at = tick
+                self._raise_alerts(now)
+        if changed:
+            self.paints += 1
+
+    def _show_counters(self, now: float) -> None:
+        self._counters_version = self.counters.version
+        extra = list(self.expected)
+        if self.states is not None:
+            extra.extend(self.states.names())
+        self._counters_panel.show(
+            self.counters.ordered(self.sort_key, now, self.states, extra), now
+        )
+
+    def _raise_alerts(self, now: float) -> None:
+        alerts = getattr(self.states, "alerts", None)
+        if alerts is None:
+            return
+        for severity, text in alerts(now):
+            self.notify(text, title="Tracking", severity=severity, markup=False, timeout=10)
+
+    def _show_payload(self) -> None:
+        stream = self._stream
+        row = stream.selected
+        label = "selected"
+        if row is None:
+            row = stream.latest
+            label = "newest · ↑ to select" if not stream.paused else "newest before pause"
+        self._payload_stale = False
+        self._payload.show(row, label)
+        if isinstance(row, SlimRow):
+            self.feed.request_event(row.id)
+
+    def _update_stream_title(self) -> None:
+        title = Text("Events")
+        if self.filter_text:
+            title.append(" · filter ", "dim")
+            title.append_text(clean_text(self.filter_text, style="bold", max_chars=80))
+        self._stream.border_title = title
+
+    # --- widget messages ----------------------------------------------------------------------------
+
+    def on_event_stream_cursor_moved(self, message: EventStream.CursorMoved) -> None:
+        self._payload_at = time.monotonic()
+        self._show_payload()
+
+    def on_event_stream_opened(self, message: EventStream.Opened) -> None:
+        self._show_payload()
+        self._payload.focus()
+
+    def on_counters_panel_name_chosen(self, message: CountersPanel.NameChosen) -> None:
+        self.apply_filter(name_filter(message.name))
+
+    def on_input_submitted(self, message: Input.Submitted) -> None:
+        if message.input.id != "filter-input":
+            return
+        if self.apply_filter(message.value):
+            self.filter_bar.input.remember(message.value.strip())
+            self.filter_bar.close()
+            self._focus_stream()
+
+    def _focus_stream(self) -> None:
+        # At once, so keys typed right after Enter/Esc reach the stream, not the hidden input.
+        self.screen.set_focus(self._stream)
+
+    def apply_filter(self, text: str) -> bool:
+        """Compile `text` and restart the stream on it; False (and an inline error) if it is bad."""
+        text = text.strip()
+        where: str | None = None
+        params: tuple[Any, ...] = ()
+        if text:
+            try:
+                from eventtui.filters import FilterError, compile_filter
+            except ImportError:
+                self.filter_bar.show_error("filtering is not available in this build")
+                return False
+            try:
+                compiled = compile_filter(text)
+            except FilterError as exc:
+                self.filter_bar.show_error(str(exc))
+                return False
+            where, params = compiled.where, tuple(compiled.params)
+        self.filter_text = text
+        self._compiled = (where, params)
+        self.generation += 1
+        self._stream.loading = True
+        self._stream.generation = self.generation
+        self._stream.flush()
+        self.feed.set_filter(where, params, self.generation)
+        self._update_stream_title()
+        return True
+
+    # --- actions --------------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "open_filter":
+            # Inside the filter (or on the help page) "/" is just a character.
+            return not self.filter_bar.is_open and self.screen is self.screen_stack[0]
+        if action in ("speed", "seek", "next_anomaly"):
+            return self.playback is not None  # False also hides them from the footer
+        return True
+
+    def action_open_filter(self) -> None:
+        self.filter_bar.open(self.filter_text)
+
+    def action_focus_stream(self) -> None:
+        if self.filter_bar.is_open:
+            self.filter_bar.close()
+        self._focus_stream()
+
+    def action_toggle_pause(self) -> None:
+        if self.playback is not None:
+            # In a replay, space stops time itself: counters and states hold still too.
+            self.playback.toggle_pause()
+            return
+        self._stream.set_paused(not self._stream.paused)
+        if self._stream.cursor is None:
+            self._show_payload()  # its label says whether it is the newest or the last before pause
+
+    def action_speed(self, step: int) -> None:
+        if self.playback is not None:
+            self.playback.change_speed(step)
+
+    def action_seek(self, direction: int) -> None:
+        if self.playback is not None:
+            self.playback.seek_by(direction * SEEK_SECONDS)
+
+    def action_next_anomaly(self) -> None:
+        if self.playback is not None:
+            self.playback.next_anomaly()
+
+    def action_follow(self) -> None:
+        self._stream.follow()
+        self._show_payload()
+
+    def action_cycle_sort(self) -> None:
+        index = SORT_KEYS.index(self.sort_key)
+        self.sort_key = SORT_KEYS[(index + 1) % len(SORT_KEYS)]
+        self._counters_panel.border_title = self._counters_panel.title_for(self.sort_key)
+        self._show_counters(self.clock())
+
+    def action_copy_payload(self) -> None:
+        row = self._payload.row
+        if row is None:
+            self.notify("No event to copy yet.", severity="warning")
+            return
+        if isinstance(row, SlimRow):
+            self.notify("Still reading that event from the store; try again.", severity="warning")
+            return
+        text = copy_text(row)
+        self.copy_to_clipboard(text)
+        self.notify(f"Copied event #{row.id} as JSON ({len(text):,} characters).", markup=False)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        self.feed.stop()
+        self.exit()
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand(
+            "Filter events", "Type a filter for the stream (/)", self.action_open_filter
+        )
+        yield SystemCommand("Clear filter", "Show every event again", lambda: self.apply_filter(""))
+        yield SystemCommand(
+            "Pause or resume", "Hold the stream still (space)", self.action_toggle_pause
+        )
+        yield SystemCommand("Follow newest", "Stick to the newest event (f)", self.action_follow)
+        yield SystemCommand(
+            "Copy payload", "Copy the selected event as JSON (c)", self.action_copy_payload
+        )
+        for key in SORT_KEYS:
+            yield SystemCommand(
+                f"Sort counters by {key}",
+                "Anomalies stay on top",
+                lambda key=key: self._sort_by(key),
+            )
+        yield SystemCommand("Keys and filters", "Show the help page (?)", self.action_help)
+
+    def _sort_by(self, key: str) -> None:
+        self.sort_key = key
+        self._counters_panel.border_title = self._counters_panel.title_for(key)
+        self._show_counters(self.clock())

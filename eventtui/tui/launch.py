@@ -1,0 +1,233 @@
+"""Wiring for `eventtui watch`, `demo` and `open`: the one place collector, store, monitor and UI meet.
+
+watch: the collector runs on its own thread and loop (`CollectorThread`), so ingest never waits on
+the UI; the writer's commit signal wakes the feed at once. open: the feed polls a store another
+process writes. Quitting the app stops the collector in the order that loses nothing (commit, ack,
+end the session) before these functions return.
+
+Errors are raised (PortInUse, StoreError, ConfigError ...) for `cli.py` to turn into one line.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+
+from eventtui.config import Config, Duration, Expectation
+from eventtui.model import StoredEvent
+from eventtui.tui.app import EventApp
+from eventtui.tui.feed import StoreFeed
+from eventtui.tui.states import MonitorStates
+
+DEMO_EXPECTATION: Final = Expectation(event="heartbeat", every=Duration(10), grace=Duration(10))
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What a watch/demo run stored, for the line the CLI prints on exit."""
+
+    session: int
+    events: int
+    duplicates: int
+    refused: int
+    path: Path
+    # The app's own: non-zero when it crashed (Textual has printed the traceback).
+    return_code: int = 0
+
+
+def plan_check(config: Config) -> Callable[[StoredEvent], StoredEvent] | None:
+    """The collector's tracking-plan check: an event that breaks its schema is kept, marked invalid."""
+    if not config.plan.events and not config.plan.strict:
+        return None
+    from eventtui.monitor import Plan
+
+    plan = Plan.from_config(config)
+
+    def check(event: StoredEvent) -> StoredEvent:
+        errors = plan.check(event.name, event.properties)
+        if not errors:
+            return event
+        earlier = json.loads(event.errors) if event.errors else []
+        return event._replace(valid=False, errors=json.dumps([*earlier, *errors]))
+
+    return check
+
+
+def _monitor(config: Config, started_at: float) -> MonitorStates:
+    from eventtui.monitor import Monitor
+
+    return MonitorStates(Monitor.from_config(config, started_at=started_at))
+
+
+def run_watch(
+    config: Config,
+    path: Path,
+    *,
+    label: str | None = None,
+    demo: bool = False,
+    clock: Callable[[], float] = time.time,
+    run_app: Callable[[EventApp], object] = EventApp.run,
+    tune_gc: bool = True,
+) -> Ran:
+    """Collector + TUI in one process until the user quits. Raises PortInUse, StoreError."""
+    from eventtui.collector import Collector
+    from eventtui.collector.thread import CollectorThread
+
+    if demo:
+        config = demo_config(config)
+    collector = Collector(
+        config, path, source="demo" if demo else "watch", label=label, check=plan_check(config)
+    )
+    feed = StoreFeed(
+        path, mode="demo" if demo else "watch", live=collector.health, poll_interval=1.0
+    )
+    # The writer thread calls this after each commit: it only sets an Event (never blocks the writer).
+    collector.writer.add_listener(feed.on_commit)
+    thread = CollectorThread(collector)
+    thread.start()
+    feed.session = collector.session_id
+    traffic = None
+    notice = None
+    if demo:
+        from eventtui.demo import DemoTraffic
+
+        traffic = DemoTraffic(collector.ws_url, token=config.collector.token)
+        traffic.start()
+        notice = (
+            f"Demo app sending to {collector.ws_url} — point your own client there too. "
+            "heartbeat stops after a minute: watch its state."
+        )
+    app = EventApp(
+        feed,
+        clock=clock,
+        states=_monitor(config, clock()),
+        notice=notice,
+        theme=config.ui.theme,
+        tune_gc=tune_gc,
+    )
+    try:
+        run_app(app)  # tests drive it headless with a pilot instead
+    finally:
+        if traffic is not None:
+            traffic.stop()
+        thread.stop()
+    stats = collector.writer.stats
+    return Ran(
+        collector.session_id,
+        stats.events,
+        stats.duplicates,
+        stats.rejects,
+        path,
+        app.return_code or 0,
+    )
+
+
+def run_open(config: Config, path: Path, *, clock: Callable[[], float] = time.time) -> int:
+    """The TUI on an existing store, following it live. Raises StoreError if it cannot be read."""
+    from eventtui.store import Reader
+
+    with Reader(path):  # fail here, with one clear line, rather than inside the UI
+        pass
+    feed = StoreFeed(path, mode="open")
+    app = EventApp(
+        feed, clock=clock, states=_monitor(config, clock()), theme=config.ui.theme, tune_gc=True
+    )
+    app.run()
+    return app.return_code or 0
+
+
+def demo_config(config: Config) -> Config:
+    """The user's config plus what the demo shows off: an expected heartbeat and a small plan."""
+    from eventtui.config import PlanConfig, PlanEvent
+
+    expect = config.expect
+    if not any(e.event == "heartbeat" for e in expect):
+        expect = (*expect, DEMO_EXPECTATION)
+    events = dict(config.plan.events)
+    events.setdefault("checkout_completed", PlanEvent(schema=CHECKOUT_SCHEMA))
+    events.setdefault("sign_up", PlanEvent(schema=SIGN_UP_SCHEMA))
+    plan = PlanConfig(strict=config.plan.strict, events=events)
+    return msgspec.structs.replace(config, expect=expect, plan=plan)
+
+
+# "$schema" is spelled out: the plan refuses to guess a draft (see monitor.plan._load).
+_DRAFT: Final = "https://json-schema.org/draft/2020-12/schema"
+CHECKOUT_SCHEMA: Final[dict[str, Any]] = {
+    "$schema": _DRAFT,
+    "type": "object",
+    "required": ["plan", "cart_total", "currency"],
+    "properties": {
+        "plan": {"enum": ["free", "pro", "team"]},
+        "cart_total": {"type": "number", "minimum": 0},
+        "currency": {"type": "string", "minLength": 3, "maxLength": 3},
+        "coupon": {"type": ["string", "null"]},
+        "items": {"type": "integer", "minimum": 1},
+    },
+}
+SIGN_UP_SCHEMA: Final[dict[str, Any]] = {
+    "$schema": _DRAFT,
+    "type": "object",
+    "required": ["method"],
+    "properties": {"method": {"enum": ["email", "google", "github"]}},
+}
+
+
+def run_replay(
+    config: Config,
+    path: Path,
+    *,
+    session: int | None = None,
+    speed: float = 1.0,
+    max_gap: float | None = None,
+    filter_text: str = "",
+    run_app: Callable[[EventApp], object] = EventApp.run,
+    tune_gc: bool = True,
+) -> int:
+    """A stored session in the TUI on a virtual clock. Raises ReplayError, StoreError, UsageError.
+
+    `filter_text` limits what is replayed (the monitor then judges only those events, as the
+    user asked); the `/` filter inside the app only narrows the stream.
+    """
+    from eventtui.filters import FilterError, compile_filter
+    from eventtui.monitor import Monitor
+    from eventtui.replay import ReplayClock, ReplayError, find_session, load_schedule
+    from eventtui.store import Reader
+    from eventtui.tui.replay import ReplayFeed
+
+    try:
+        compiled = compile_filter(filter_text) if filter_text.strip() else None
+    except FilterError as exc:
+        raise ReplayError(f"--filter: {exc}") from None
+    where, params = (compiled.where, compiled.params) if compiled else ("1", ())
+    with Reader(path) as reader:
+        span = find_session(reader, session)
+        schedule = load_schedule(reader, span, where, params)
+    if not len(schedule):
+        raise ReplayError(f"session {span.id} has no events to replay")
+    if span.source == "demo":
+        config = demo_config(config)  # its expected heartbeat goes quiet in the replay too
+    timeline = schedule.timeline(max_gap=max_gap, whole_session=True)
+    clock = ReplayClock(timeline, speed=speed)
+
+    def monitor() -> MonitorStates:
+        # Started when the session started: an expected event is due from then, as it was live.
+        return MonitorStates(Monitor.from_config(config, started_at=timeline.start))
+
+    feed = ReplayFeed(path, schedule, clock, monitor=lambda: monitor().monitor)
+    label = f"session {span.id}" + (f" ({span.label})" if span.label else "")
+    app = EventApp(
+        feed,
+        clock=feed.now,
+        states_factory=monitor,
+        notice=f"Replaying {label}: space pauses, +/- speed, ←/→ seek, n next anomaly.",
+        theme=config.ui.theme,
+        tune_gc=tune_gc,
+    )
+    run_app(app)
+    return app.return_code or 0

@@ -1,0 +1,268 @@
+"""ReplayFeed: a stored session played on a virtual clock, posted to the app as the live feed posts.
+
+The app cannot tell a replay from live: it gets the same `EventsCommitted` batches, and its clock
+is the replay's virtual clock (`now`), so ages, rates and the monitor's anomaly states appear at
+the same recorded moments they did live. Pacing is `eventtui.replay`'s (Timeline, ReplayClock,
+Player); this module only runs it on the feed thread and takes the user's commands.
+
+Threads: the feed thread owns its Reader and calls `Player.due`; the UI thread's commands (pause,
+speed, seek) change the clock. Both hold `_lock` while they touch clock or player, briefly.
+
+May import: replay, store, tui.feed, tui.messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final, Protocol, runtime_checkable
+
+import msgspec
+
+from eventtui.replay import (
+    PAGE_ROWS,
+    Player,
+    ReplayClock,
+    Schedule,
+    fetch_rows,
+    format_speed,
+    iter_observed,
+    next_after,
+    next_speed,
+    scan_anomalies,
+)
+from eventtui.store import EventRow, Reader, StoreError
+from eventtui.tui.feed import Post, slim
+from eventtui.tui.messages import (
+    EventLoaded,
+    EventsCommitted,
+    FeedFailed,
+    FeedNotice,
+    FeedRestarted,
+    FeedStatus,
+    FeedStatusRead,
+    HistoryLoaded,
+)
+
+log = logging.getLogger(__name__)
+
+SEEK_SECONDS: Final = 10.0
+# "Next anomaly" lands this long before it, so the state change is seen happening.
+ANOMALY_LEAD: Final = 3.0
+_STATUS_INTERVAL: Final = 0.25
+
+
+@runtime_checkable
+class Playback(Protocol):
+    """What a feed that plays recorded time offers the app's keys (space, +/-, ←/→, n)."""
+
+    def toggle_pause(self) -> None: ...
+    def change_speed(self, step: int) -> None: ...
+    def seek_by(self, seconds: float) -> None: ...
+    def next_anomaly(self) -> None: ...
+    def now(self) -> float: ...
+
+
+class ReplayFeed:
+    """See the module docstring. `monitor` makes a fresh monitor for the "next anomaly" scan."""
+
+    mode = "replay"
+
+    def __init__(
+        self,
+        path: Path,
+        schedule: Schedule,
+        clock: ReplayClock,
+        *,
+        monitor: Callable[[], Any] | None = None,
+        history_limit: int = 10_000,
+    ) -> None:
+        self.path = path
+        self.schedule = schedule
+        self.clock = clock
+        self.player = Player(schedule.times, clock)
+        self.monitor = monitor
+        self.history_limit = history_limit
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._credit = threading.Semaphore(3)
+        self._restart = False
+        self._filter: tuple[str | None, tuple[Any, ...], int] | None = None
+        self._where: str | None = None
+        self._params: tuple[Any, ...] = ()
+        self._generation = 0
+        self._wanted: list[int] = []
+        self._find_anomaly = False
+        self._anomaly_times: list[float] | None = None
+
+    # --- the app's clock and commands (UI thread) ---------------------------------------------
+
+    def now(self) -> float:
+        """Virtual time: the recorded epoch seconds being played."""
+        with self._lock:
+            return self.clock.now()
+
+    def toggle_pause(self) -> None:
+        with self._lock:
+            self.clock.toggle_pause()
+        self._wake.set()
+
+    def change_speed(self, step: int) -> None:
+        with self._lock:
+            self.clock.set_speed(next_speed(self.clock.speed, step))
+        self._wake.set()
+
+    def seek_by(self, seconds: float) -> None:
+        with self._lock:
+            if self.player.seek_by(seconds):
+                self._restart = True
+        self._wake.set()
+
+    def next_anomaly(self) -> None:
+        self._find_anomaly = True
+        self._wake.set()
+
+    # --- the Feed interface -----------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+        self._credit.release()
+
+    def set_filter(self, where: str | None, params: Sequence[Any], generation: int) -> None:
+        with self._lock:
+            self._filter = (where, tuple(params), generation)
+        self._wake.set()
+
+    def request_event(self, event_id: int) -> None:
+        with self._lock:
+            self._wanted.append(event_id)
+        self._wake.set()
+
+    def run(self, post: Post) -> None:
+        try:
+            reader = Reader(self.path)
+        except StoreError as exc:
+            post(FeedFailed(str(exc)))
+            return
+        try:
+            post(HistoryLoaded([], 0))
+            self._run(reader, post)
+        except Exception as exc:  # report, don't vanish
+            log.exception("replay failed")
+            post(FeedFailed(f"replaying {self.path} failed: {exc}"))
+        finally:
+            reader.close()
+
+    # --- the feed thread --------------------------------------------------------------------------
+
+    def _run(self, reader: Reader, post: Post) -> None:
+        status_at = 0.0
+        while not self._stopped.is_set():
+            with self._lock:
+                restart, self._restart = self._restart, False
+                wanted, self._wanted = self._wanted, []
+                request, self._filter = self._filter, None
+                due = self.player.due(PAGE_ROWS)
+                wait = 0.0 if due else self.player.wait()
+            if restart:
+                post(FeedRestarted())
+            for event_id in wanted:
+                post(EventLoaded(event_id, reader.event(event_id)))
+            if request is not None:
+                self._load_history(reader, post, *request)
+            if self._find_anomaly:
+                self._find_anomaly = False
+                self._seek_to_anomaly(reader, post)
+            if due:
+                self._post_rows(reader, post, fetch_rows(reader, self.schedule, due))
+            now = time.monotonic()
+            if now - status_at >= _STATUS_INTERVAL:
+                status_at = now
+                post(FeedStatusRead(self._status()))
+            if due:
+                continue
+            timeout = _STATUS_INTERVAL if wait is None else min(wait, _STATUS_INTERVAL)
+            self._wake.wait(timeout)
+            self._wake.clear()
+
+    def _post_rows(self, reader: Reader, post: Post, rows: list[EventRow]) -> None:
+        matching = None
+        if self._where is not None:
+            matching = [slim(r) for r in self._matching(reader, [r.id for r in rows])]
+        shown = [slim(r) for r in rows] if matching is None else rows
+        while not self._credit.acquire(timeout=0.2):
+            if self._stopped.is_set():
+                return
+        post(EventsCommitted(shown, matching, self._generation, self._credit))
+
+    def _matching(self, reader: Reader, ids: Sequence[int]) -> list[EventRow]:
+        where = f"id IN (SELECT value FROM json_each(?)) AND ({self._where})"
+        return reader.query(where, [msgspec.json.encode(list(ids)).decode(), *self._params])
+
+    def _load_history(
+        self,
+        reader: Reader,
+        post: Post,
+        where: str | None,
+        params: tuple[Any, ...],
+        generation: int,
+    ) -> None:
+        self._where, self._params, self._generation = where, params, generation
+        with self._lock:
+            played = self.player.cursor
+        # The newest played events, up to a bound, checked against the filter in one statement.
+        ids = self.schedule.ids[max(0, played - 5 * self.history_limit) : played]
+        if where is None:
+            rows = fetch_rows(
+                reader, self.schedule, range(max(0, played - self.history_limit), played)
+            )
+        else:
+            rows = self._matching(reader, ids)[-self.history_limit :]
+        post(HistoryLoaded([slim(r) for r in rows], generation))
+
+    def _seek_to_anomaly(self, reader: Reader, post: Post) -> None:
+        if self.monitor is None:
+            post(FeedNotice("No monitor configured for this replay.", "warning"))
+            return
+        if self._anomaly_times is None:
+            # Once per replay: a headless monitor run over the whole session (fast: names and
+            # times only), so "next" knows what comes without playing it.
+            episodes = scan_anomalies(
+                self.monitor(),
+                iter_observed(reader, self.schedule),
+                end=self.clock.timeline.end,
+            )
+            self._anomaly_times = sorted(e.started_at for e in episodes if e.severity >= 2)
+        with self._lock:
+            target = next_after(self._anomaly_times, self.clock.now(), lead=ANOMALY_LEAD)
+            if target is not None and self.player.seek_to(target - ANOMALY_LEAD):
+                self._restart = True
+        if target is None:
+            post(FeedNotice("No anomaly ahead in this session."))
+        else:
+            post(
+                FeedNotice(f"Next anomaly at {time.strftime('%H:%M:%S', time.localtime(target))}.")
+            )
+
+    def _status(self) -> FeedStatus:
+        with self._lock:
+            clock = self.clock
+            state = "‖" if clock.paused else ("✓" if self.player.done else "▶")
+            detail = (
+                f"{state} replay {format_speed(clock.speed)} · "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(clock.now()))} · "
+                f"{clock.fraction:.0%} · {self.player.cursor:,}/{self.player.total:,} events"
+            )
+        return FeedStatus(
+            mode="replay",
+            collecting=False,
+            session=self.schedule.session.id,
+            stored=len(self.schedule),
+            store_name=self.path.name,
+            detail=detail,
+        )

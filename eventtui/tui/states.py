@@ -1,0 +1,105 @@
+"""MonitorStates: the monitor's anomaly states as the counters panel shows them.
+
+Adapts `eventtui.monitor.Monitor` to the panel's `StateSource` seam: a word, a symbol and a tone
+for each state (colour is never the only signal), and one toast per new anomaly episode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Final, Literal
+
+from eventtui.monitor import (
+    INVALID,
+    LATE,
+    LEARNING,
+    LOW_RATE,
+    MISSING,
+    OK,
+    QUIET,
+    RATE_DROP,
+    RATE_SPIKE,
+    RECOVERED,
+    SEVERITY,
+    STATE_RANK,
+    UNPLANNED,
+    Monitor,
+    Severity,
+    describe,
+)
+from eventtui.tui.counters import NO_STATE, StateMark
+
+SYMBOLS: Final = {
+    MISSING: "✖",
+    LOW_RATE: "▼",
+    INVALID: "✗",
+    LATE: "◷",
+    QUIET: "◌",
+    RATE_DROP: "↓",
+    RATE_SPIKE: "↑",
+    UNPLANNED: "?",
+    RECOVERED: "✓",
+    LEARNING: "·",
+    OK: "",
+}
+_TONES: Final = {
+    Severity.FIRING: "error",
+    Severity.WARNING: "warning",
+    Severity.INFO: "info",
+    Severity.OK: "muted",
+}
+ToastSeverity = Literal["information", "warning", "error"]
+_TOAST: Final[dict[Severity, ToastSeverity]] = {
+    Severity.FIRING: "error",
+    Severity.WARNING: "warning",
+    Severity.INFO: "information",
+}
+
+
+class MonitorStates:
+    """See the module docstring."""
+
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
+        self._announced: set[tuple[str, str, float, str | None]] = set()
+        self._marks: dict[str, StateMark] = {}
+
+    def observe_many(self, events: Iterable[Any]) -> None:
+        self.monitor.observe_many(events)
+
+    def seed_last_seen(self, last_seen: Mapping[str, float]) -> None:
+        self.monitor.seed(last_seen=last_seen)
+
+    def state_of(self, name: str, now: float) -> StateMark:
+        state = self.monitor.state_of(name, now)
+        if state == OK:
+            return NO_STATE
+        mark = self._marks.get(state)
+        if mark is None:
+            severity = SEVERITY.get(state, Severity.INFO)
+            # LEARNING is Severity.OK but still worth a faint word: the panel says why it is quiet.
+            mark = StateMark(
+                state,
+                SYMBOLS.get(state, "•"),
+                int(severity),
+                _TONES[severity],
+                STATE_RANK.get(state, len(STATE_RANK)),
+            )
+            self._marks[state] = mark
+        return mark
+
+    def names(self) -> Iterator[str]:
+        return (tracker.spec.event for tracker in self.monitor.trackers)
+
+    def alerts(self, now: float) -> list[tuple[ToastSeverity, str]]:
+        """New anomaly episodes since the last call, each once, as (toast severity, sentence)."""
+        out: list[tuple[ToastSeverity, str]] = []
+        current = set()
+        for anomaly in self.monitor.evaluate(now):
+            key = (anomaly.event, anomaly.state, anomaly.started_at, anomaly.where)
+            current.add(key)
+            toast = _TOAST.get(anomaly.severity)
+            if key not in self._announced and toast is not None:
+                out.append((toast, describe(anomaly, now)))
+        self._announced = current
+        return out
