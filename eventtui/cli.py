@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "sessions",
         help="list recorded sessions; label or delete one",
-        description="List recorded sessions, or label or delete one.",
+        description="List recorded sessions (without an ACTION), or label or delete one.",
     )
     _common(p)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -391,10 +391,9 @@ def _delete_session(args: argparse.Namespace, config: Config) -> int:
                 f"Delete session {args.session}{named}: {events:,} events and {rejects:,}"
                 f" rejects, from {path}? This cannot be undone. [y/N] "
             )
-            try:
-                answer = input(_printable(question))
-            except EOFError:
-                answer = ""
+            # On stderr: stdout may be piped while the user answers at the terminal.
+            print(_printable(question), end="", file=sys.stderr, flush=True)
+            answer = sys.stdin.readline()  # "" at end of input: no
             if answer.strip().lower() not in ("y", "yes"):
                 print("nothing deleted", file=sys.stderr)
                 return EXIT_OK
@@ -603,6 +602,9 @@ def cmd_replay(args: argparse.Namespace, config: Config) -> int:
             schedule = load_schedule(reader, session, where, params)
         except ReplayError as exc:
             raise UsageError(str(exc)) from None
+        if not len(schedule):
+            matching = " matching the filter" if args.filter else ""
+            raise UsageError(f"session {session.id} has no events{matching} to re-send")
         try:
             with ProgressBar("replay") as bar:
                 result = asyncio.run(
@@ -652,7 +654,7 @@ def cmd_query(args: argparse.Namespace, config: Config) -> int:
                         "id": event.id,
                         "session": event.session_id,
                         "received_at": event.received_at,
-                        "valid": event.valid,
+                        "valid": bool(event.valid),
                         "errors": event.error_list(),
                         **event.payload(),
                     },

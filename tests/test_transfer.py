@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +100,7 @@ def _without_ids(line: bytes) -> bytes:
 def _rows(db: Path) -> list[tuple[Any, ...]]:
     """Every column but id and session_id, in id order."""
     with Reader(db) as reader:
-        return [astuple(e)[2:] for e in reader.query()]
+        return [tuple(e)[2:] for e in reader.query()]
 
 
 # --- export ------------------------------------------------------------------------------------

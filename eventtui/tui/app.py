@@ -36,6 +36,7 @@ from eventtui.tui.messages import (
     FeedStatus,
     FeedStatusRead,
     HistoryLoaded,
+    TimeReached,
 )
 from eventtui.tui.replay import SEEK_SECONDS, Playback
 from eventtui.tui.sanitize import clean_text
@@ -106,7 +107,7 @@ class EventApp(App[None]):
         self,
         feed: Feed,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         states: StateSource | None = None,
         states_factory: Callable[[], StateSource] | None = None,
         expected: Iterable[str] = (),
@@ -119,7 +120,13 @@ class EventApp(App[None]):
         super().__init__()
         self.tune_gc = tune_gc
         self.feed = feed
-        self.clock = clock
+        self.playback = feed if isinstance(feed, Playback) else None
+        # Live: the wall clock. Replay: the virtual time up to which the feed has delivered every
+        # event (see tui/replay.py) — never the replay clock's own reading, which runs ahead.
+        self.feed_time = self.playback.started_at if self.playback is not None else 0.0
+        self.clock: Callable[[], float] = clock or (
+            self._delivered_time if self.playback is not None else time.time
+        )
         # A replay that goes back in time needs a fresh monitor: monitors never run backwards.
         self.states_factory = states_factory
         self.states = (
@@ -227,8 +234,16 @@ class EventApp(App[None]):
                 self.states.observe_many(rows)
             if message.generation == self.generation:
                 self._stream.add(message.shown)
+            if message.through is not None:
+                self.feed_time = message.through  # only now has the monitor seen that far
         finally:
             message.handled()
+
+    def on_time_reached(self, message: TimeReached) -> None:
+        self.feed_time = message.at
+
+    def _delivered_time(self) -> float:
+        return self.feed_time
 
     def on_history_loaded(self, message: HistoryLoaded) -> None:
         if message.generation == self.generation:
@@ -253,6 +268,7 @@ class EventApp(App[None]):
         self.feed_status = message.status
 
     def on_feed_restarted(self, message: FeedRestarted) -> None:
+        self.feed_time = message.at
         self.counters = Counters()
         if self.states_factory is not None:
             self.states = self.states_factory()

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -63,14 +63,11 @@ class Feed(Protocol):
         """Read one event in full; answers `EventLoaded`."""
 
 
-@dataclass(frozen=True, slots=True)
 class SlimRow(EventRow):
     """A stream row whose payload was left in the store; `full_size` is what it weighs there."""
 
-    full_size: int = 0
-
-
-_ROW_FIELDS: Final = tuple(f.name for f in fields(EventRow))
+    # Not a tuple field (a NamedTuple subclass cannot add one): an attribute, set by `slim`.
+    full_size: int
 
 
 def slim(row: EventRow) -> EventRow:
@@ -78,13 +75,15 @@ def slim(row: EventRow) -> EventRow:
     size = len(row.properties) + len(row.context) + len(row.extra or "")
     if size <= SLIM_BYTES:
         return row
-    values = {f: getattr(row, f) for f in _ROW_FIELDS}
-    values.update(
-        properties=row.properties if len(row.properties) <= SLIM_BYTES else "",
-        context="{}",
-        extra=None,
+    slimmed = SlimRow._make(
+        row._replace(
+            properties=row.properties if len(row.properties) <= SLIM_BYTES else "",
+            context="{}",
+            extra=None,
+        )
     )
-    return SlimRow(**values, full_size=size)
+    slimmed.full_size = size
+    return slimmed
 
 
 @dataclass

@@ -10,7 +10,6 @@ Errors are raised (PortInUse, StoreError, ConfigError ...) for `cli.py` to turn 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from typing import Any, Final
 import msgspec
 
 from eventtui.config import Config, Duration, Expectation
-from eventtui.model import StoredEvent
 from eventtui.tui.app import EventApp
 from eventtui.tui.feed import StoreFeed
 from eventtui.tui.states import MonitorStates
@@ -39,24 +37,6 @@ class Ran:
     path: Path
     # The app's own: non-zero when it crashed (Textual has printed the traceback).
     return_code: int = 0
-
-
-def plan_check(config: Config) -> Callable[[StoredEvent], StoredEvent] | None:
-    """The collector's tracking-plan check: an event that breaks its schema is kept, marked invalid."""
-    if not config.plan.events and not config.plan.strict:
-        return None
-    from eventtui.monitor import Plan
-
-    plan = Plan.from_config(config)
-
-    def check(event: StoredEvent) -> StoredEvent:
-        errors = plan.check(event.name, event.properties)
-        if not errors:
-            return event
-        earlier = json.loads(event.errors) if event.errors else []
-        return event._replace(valid=False, errors=json.dumps([*earlier, *errors]))
-
-    return check
 
 
 def _monitor(config: Config, started_at: float) -> MonitorStates:
@@ -82,7 +62,7 @@ def run_watch(
     if demo:
         config = demo_config(config)
     collector = Collector(
-        config, path, source="demo" if demo else "watch", label=label, check=plan_check(config)
+        config, path, source="demo" if demo else "watch", label=label
     )
     feed = StoreFeed(
         path, mode="demo" if demo else "watch", live=collector.health, poll_interval=1.0
@@ -156,7 +136,7 @@ def demo_config(config: Config) -> Config:
     return msgspec.structs.replace(config, expect=expect, plan=plan)
 
 
-# "$schema" is spelled out: the plan refuses to guess a draft (see monitor.plan._load).
+# The draft is named, as a tracking plan's schema files should: the rules never depend on a default.
 _DRAFT: Final = "https://json-schema.org/draft/2020-12/schema"
 CHECKOUT_SCHEMA: Final[dict[str, Any]] = {
     "$schema": _DRAFT,
@@ -188,6 +168,7 @@ def run_replay(
     filter_text: str = "",
     run_app: Callable[[EventApp], object] = EventApp.run,
     tune_gc: bool = True,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> int:
     """A stored session in the TUI on a virtual clock. Raises ReplayError, StoreError, UsageError.
 
@@ -213,7 +194,7 @@ def run_replay(
     if span.source == "demo":
         config = demo_config(config)  # its expected heartbeat goes quiet in the replay too
     timeline = schedule.timeline(max_gap=max_gap, whole_session=True)
-    clock = ReplayClock(timeline, speed=speed)
+    clock = ReplayClock(timeline, speed=speed, monotonic=monotonic)  # tests pass a fake one
 
     def monitor() -> MonitorStates:
         # Started when the session started: an expected event is due from then, as it was live.
@@ -222,8 +203,7 @@ def run_replay(
     feed = ReplayFeed(path, schedule, clock, monitor=lambda: monitor().monitor)
     label = f"session {span.id}" + (f" ({span.label})" if span.label else "")
     app = EventApp(
-        feed,
-        clock=feed.now,
+        feed,  # the app's clock is then the time the feed has delivered events up to
         states_factory=monitor,
         notice=f"Replaying {label}: space pauses, +/- speed, ←/→ seek, n next anomaly.",
         theme=config.ui.theme,

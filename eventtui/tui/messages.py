@@ -50,6 +50,7 @@ class EventsCommitted(Message):
 
     `rows` is every new event (counters and the monitor see all of them); `matching` is the
     subset that passes the stream's filter of `generation` (None: no filter, all rows match).
+    `through` (replay): every event up to this virtual time is in this batch or an earlier one.
     """
 
     def __init__(
@@ -58,11 +59,13 @@ class EventsCommitted(Message):
         matching: Sequence[EventRow] | None,
         generation: int,
         credit: threading.Semaphore | None = None,
+        through: float | None = None,
     ) -> None:
         super().__init__()
         self.rows = rows
         self.matching = matching
         self.generation = generation
+        self.through = through
         self._credit = credit
 
     @property
@@ -117,7 +120,22 @@ class FeedFailed(Message):
 
 
 class FeedRestarted(Message):
-    """Everything shown so far is void (a replay went back in time): counters start over."""
+    """Everything shown so far is void (a replay went back in time): counters start over.
+
+    `at` is where virtual time starts again; the events up to the new position follow.
+    """
+
+    def __init__(self, at: float) -> None:
+        super().__init__()
+        self.at = at
+
+
+class TimeReached(Message):
+    """Virtual time moved to `at` and every event up to it has been posted (a replay)."""
+
+    def __init__(self, at: float) -> None:
+        super().__init__()
+        self.at = at
 
 
 class FeedNotice(Message):

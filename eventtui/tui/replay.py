@@ -1,8 +1,11 @@
 """ReplayFeed: a stored session played on a virtual clock, posted to the app as the live feed posts.
 
 The app cannot tell a replay from live: it gets the same `EventsCommitted` batches, and its clock
-is the replay's virtual clock (`now`), so ages, rates and the monitor's anomaly states appear at
-the same recorded moments they did live. Pacing is `eventtui.replay`'s (Timeline, ReplayClock,
+is virtual time, so ages, rates and the monitor's anomaly states appear at the same recorded
+moments they did live. The app's "now" is not the replay clock's reading but the time the feed
+has delivered every event up to (`through` on each batch, `TimeReached` between them): a monitor
+asked about a moment before it has seen that moment's events would invent late and missing
+episodes (after a seek back, or at high speed when a heartbeat lands exactly on its deadline). Pacing is `eventtui.replay`'s (Timeline, ReplayClock,
 Player); this module only runs it on the feed thread and takes the user's commands.
 
 Threads: the feed thread owns its Reader and calls `Player.due`; the UI thread's commands (pause,
@@ -45,6 +48,7 @@ from eventtui.tui.messages import (
     FeedStatus,
     FeedStatusRead,
     HistoryLoaded,
+    TimeReached,
 )
 
 log = logging.getLogger(__name__)
@@ -58,6 +62,8 @@ _STATUS_INTERVAL: Final = 0.25
 @runtime_checkable
 class Playback(Protocol):
     """What a feed that plays recorded time offers the app's keys (space, +/-, ←/→, n)."""
+
+    started_at: float  # virtual time at the start of the recording
 
     def toggle_pause(self) -> None: ...
     def change_speed(self, step: int) -> None: ...
@@ -83,6 +89,7 @@ class ReplayFeed:
         self.path = path
         self.schedule = schedule
         self.clock = clock
+        self.started_at = clock.timeline.start
         self.player = Player(schedule.times, clock)
         self.monitor = monitor
         self.history_limit = history_limit
@@ -162,15 +169,18 @@ class ReplayFeed:
 
     def _run(self, reader: Reader, post: Post) -> None:
         status_at = 0.0
+        reached = None
         while not self._stopped.is_set():
             with self._lock:
                 restart, self._restart = self._restart, False
                 wanted, self._wanted = self._wanted, []
                 request, self._filter = self._filter, None
                 due = self.player.due(PAGE_ROWS)
+                through = self.player.caught_up_to()
                 wait = 0.0 if due else self.player.wait()
             if restart:
-                post(FeedRestarted())
+                post(FeedRestarted(self.clock.timeline.start))
+                reached = None
             for event_id in wanted:
                 post(EventLoaded(event_id, reader.event(event_id)))
             if request is not None:
@@ -179,7 +189,11 @@ class ReplayFeed:
                 self._find_anomaly = False
                 self._seek_to_anomaly(reader, post)
             if due:
-                self._post_rows(reader, post, fetch_rows(reader, self.schedule, due))
+                self._post_rows(reader, post, fetch_rows(reader, self.schedule, due), through)
+                reached = through
+            elif through != reached:
+                post(TimeReached(through))
+                reached = through
             now = time.monotonic()
             if now - status_at >= _STATUS_INTERVAL:
                 status_at = now
@@ -190,7 +204,7 @@ class ReplayFeed:
             self._wake.wait(timeout)
             self._wake.clear()
 
-    def _post_rows(self, reader: Reader, post: Post, rows: list[EventRow]) -> None:
+    def _post_rows(self, reader: Reader, post: Post, rows: list[EventRow], through: float) -> None:
         matching = None
         if self._where is not None:
             matching = [slim(r) for r in self._matching(reader, [r.id for r in rows])]
@@ -198,7 +212,7 @@ class ReplayFeed:
         while not self._credit.acquire(timeout=0.2):
             if self._stopped.is_set():
                 return
-        post(EventsCommitted(shown, matching, self._generation, self._credit))
+        post(EventsCommitted(shown, matching, self._generation, self._credit, through))
 
     def _matching(self, reader: Reader, ids: Sequence[int]) -> list[EventRow]:
         where = f"id IN (SELECT value FROM json_each(?)) AND ({self._where})"

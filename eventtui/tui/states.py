@@ -21,12 +21,12 @@ from eventtui.monitor import (
     RATE_SPIKE,
     RECOVERED,
     SEVERITY,
-    STATE_RANK,
     UNPLANNED,
     Monitor,
     Severity,
     describe,
 )
+from eventtui.monitor.anomaly import STATE_RANK
 from eventtui.tui.counters import NO_STATE, StateMark
 
 SYMBOLS: Final = {
