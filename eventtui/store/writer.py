@@ -125,6 +125,8 @@ class Writer:
             [sys.executable, "-m", "eventtui.store.writer_process", args],
             pass_fds=(to_child_r, from_child_w),
             stdin=subprocess.DEVNULL,
+            # Through our logging, never straight to the terminal: a TUI may own the screen.
+            stderr=subprocess.PIPE,
             # Its own process group: a Ctrl-C in the terminal reaches only the parent, which
             # then flushes and stops the writer in order.
             start_new_session=True,
@@ -133,20 +135,26 @@ class Writer:
         os.close(from_child_w)
         self._inbox = Connection(from_child_r, writable=False)
         self._outbox = Connection(to_child_w, readable=False)
+        crashed = False
         try:
             first = _decode(self._inbox.recv_bytes())
         except (EOFError, OSError):
-            self._process.wait()
-            raise StoreError(f"{self.path}: the writer process failed to start") from None
+            crashed = True
+            first = ["error", f"{self.path}: the writer process failed to start"]
         if first[0] == "error":
+            assert self._process.stderr is not None
+            said = self._process.stderr.read().decode("utf-8", "replace").strip().splitlines()
+            self._process.stderr.close()
             self._process.wait()
             self._inbox.close()
             self._outbox.close()
-            raise StoreError(first[1])
+            message = first[1] + (f" ({said[-1]})" if crashed and said else "")
+            raise StoreError(message)
         _, self.session_id, self.stats.last_event_id = first
         for target, name in (
             (self._send, "eventtui-writer-send"),
             (self._receive, "eventtui-writer-receive"),
+            (self._relay_stderr, "eventtui-writer-stderr"),
         ):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -227,6 +235,12 @@ class Writer:
             self._fail(f"the store writer for {self.path} stopped unexpectedly")
         finally:
             self._inbox.close()
+
+    def _relay_stderr(self) -> None:
+        assert self._process is not None and self._process.stderr is not None
+        with self._process.stderr as stream:
+            for line in stream:
+                log.warning("store writer: %s", line.decode("utf-8", "replace").rstrip())
 
     def _fail(self, reason: str) -> None:
         """The writer process is gone: nothing pending was committed, and nothing more will be."""
