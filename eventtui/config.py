@@ -3,7 +3,7 @@
 Every key is documented in `config.example.toml`. Unknown keys and wrong types are errors that name
 the file, the key and the line. Paths in a config file are relative to that file.
 
-May import: msgspec, tomllib.
+May import: msgspec, tomllib, filters (to check `where`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import Any, Final
 
 import msgspec
+
+# The filter grammar is pure (it imports nothing of ours): checking `where` here makes a bad
+# filter a config error at load, naming the file and line, instead of a failure much later.
+from eventtui.filters import FilterError, compile_filter
 
 DEFAULT_PORT: Final = 8765
 CONFIG_FILE_NAME: Final = "eventtui.toml"
@@ -156,6 +160,11 @@ def _check_expectations(config: Config, path: Path, text: str) -> None:
             problem = '"every" must be longer than 0s'
         elif expect.min_rate is not None and not 0 < expect.min_rate <= 100_000:
             problem = '"min_rate" must be above 0 and at most 100000 per minute'
+        elif expect.where is not None:
+            try:
+                compile_filter(expect.where)
+            except FilterError as exc:
+                problem = f'"where" is not a valid filter: {exc}'
         if problem:
             line = _nth_header_line(text, "expect", index)
             where = f"{path}, line {line}" if line else str(path)

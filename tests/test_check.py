@@ -308,7 +308,7 @@ def test_errors_are_one_line_and_exit_2(store: Path, args: list[str], message: s
         (["--session", "99"], "no session 99 in"),
         (
             ["--config", "{tmp}/where.toml"],
-            "where.toml: expectation for \"signup\": where: 'plan='",
+            'where.toml, line 1: expect[0] (event "signup"): "where" is not a valid filter',
         ),
         (["--config", "{tmp}/schema.toml"], "plan.events.signup: inline schema: not a valid"),
     ],

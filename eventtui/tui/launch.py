@@ -40,9 +40,12 @@ class Ran:
 
 
 def _monitor(config: Config, started_at: float) -> MonitorStates:
+    from eventtui.matching import row_matcher
     from eventtui.monitor import Monitor
 
-    return MonitorStates(Monitor.from_config(config, started_at=started_at))
+    return MonitorStates(
+        Monitor.from_config(config, started_at=started_at, compile_where=row_matcher)
+    )
 
 
 def run_watch(
