@@ -49,7 +49,10 @@ def test_the_example_config_loads_and_sets_every_section(tmp_path: Path) -> None
             'line 1: expect[0] (event "a"): "min_rate" must be above 0',
         ),
         ('[[expect]]\nevent = "a"\nevery = 0\n', '"every" must be longer than 0s'),
-        ('[[expect]]\nevent = "a"\nevery = "1m"\nwhere = "plan>="\n', 'line 1: expect[0] (event "a"): "where" is not a valid filter'),
+        (
+            '[[expect]]\nevent = "a"\nevery = "1m"\nwhere = "plan>="\n',
+            'line 1: expect[0] (event "a"): "where" is not a valid filter',
+        ),
         (
             '[plan.events.signup]\nschema = "missing.json"\n',
             'line 2: plan.events.signup.schema: no file "missing.json"',

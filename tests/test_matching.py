@@ -21,8 +21,21 @@ EVENTS = (
 
 @pytest.mark.parametrize(
     "text",
-    ["env=production", "-env=production", "n>10", "cart.total>=100", "has:coupon", "user:u1",
-     "user:a9", "type:page", "heart", "name:check*", '"staging"', "env=production OR has:coupon", ""],
+    [
+        "env=production",
+        "-env=production",
+        "n>10",
+        "cart.total>=100",
+        "has:coupon",
+        "user:u1",
+        "user:a9",
+        "type:page",
+        "heart",
+        "name:check*",
+        '"staging"',
+        "env=production OR has:coupon",
+        "",
+    ],
 )
 def test_python_and_sql_agree(tmp_path: Path, text: str) -> None:
     path = tmp_path / "s.db"

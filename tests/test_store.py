@@ -15,8 +15,22 @@ from eventtui.store.schema import APPLICATION_ID
 
 DESIGN_COLUMNS = {
     "sessions": ["id", "label", "started_at", "ended_at", "source", "meta"],
-    "events": ["id", "session_id", "received_at", "sent_at", "name", "type", "user_id", "anonymous_id",
-               "message_id", "client", "properties", "context", "valid", "errors"],
+    "events": [
+        "id",
+        "session_id",
+        "received_at",
+        "sent_at",
+        "name",
+        "type",
+        "user_id",
+        "anonymous_id",
+        "message_id",
+        "client",
+        "properties",
+        "context",
+        "valid",
+        "errors",
+    ],
     "rejects": ["id", "session_id", "received_at", "client", "reason", "raw"],
 }
 
@@ -26,8 +40,10 @@ def test_schema_has_every_documented_column_and_index(tmp_path: Path) -> None:
     for table, columns in DESIGN_COLUMNS.items():
         have = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
         assert have[: len(columns)] == columns
-    indexes = {row[1]: [c[2] for c in conn.execute(f"PRAGMA index_info({row[1]})")]
-               for row in conn.execute("PRAGMA index_list(events)")}
+    indexes = {
+        row[1]: [c[2] for c in conn.execute(f"PRAGMA index_info({row[1]})")]
+        for row in conn.execute("PRAGMA index_list(events)")
+    }
     assert ["name", "received_at"] in indexes.values()
     assert ["session_id", "id"] in indexes.values()
     assert any(cols == ["message_id"] for cols in indexes.values())  # UNIQUE
@@ -61,7 +77,9 @@ def test_writer_and_reader_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     writer = Writer(path, source="test", label="round trip")
     session = writer.start()
-    frame = decode_frame(b'[{"event":"a","properties":{"k":"v"}},{"event":"b"}]', binary=False, client="t")
+    frame = decode_frame(
+        b'[{"event":"a","properties":{"k":"v"}},{"event":"b"}]', binary=False, client="t"
+    )
     commits = []
     writer.add_listener(commits.append)
     writer.submit(Submission(frame.events, ticket="t1"))
