@@ -582,7 +582,7 @@ async def test_replay_at_10x_shows_the_live_anomalies_at_the_same_moments(tmp_pa
             shown.append((now, states.monitor.state_of("heartbeat", now)))
             if now >= end:
                 break
-            fake.advance(0.02)  # 0.2 s of recorded time at 10x
+            fake.advance(0.04)  # 0.4 s of recorded time at 10x
     # Every episode, with its start and end, is the live one.
     assert declared(states.monitor.episodes()) == live_episodes
     # And it showed when it did live: missing from its start to the heartbeat that ended it.

@@ -42,10 +42,11 @@ def checkout(i: int, **more: object) -> dict[str, object]:
     }
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> tuple[Path, int, int]:
-    """Two sessions: an older one, and the newest (the default of export and replay)."""
-    db = tmp_path / "events.db"
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
+    """Two sessions: an older one, and the newest (the default of export and replay). Shared by
+    the tests of this module, which only read it."""
+    db = tmp_path_factory.mktemp("store") / "events.db"
     older = record(db, [{"event": "old", "messageId": "o-1"}], label="older")
     newest = record(
         db, [checkout(i) for i in range(30)] + [{"event": "x", "traits": {"t": 1}}],
@@ -142,7 +143,7 @@ def test_export_never_overwrites_without_force(
     assert out.read_text() == "keep me\n"
     assert eventtui("export", "--db", str(db), "-o", str(out), "--force").returncode == 0
     assert len(out.read_text().splitlines()) == 31
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bug.jsonl", "events.db"]  # no leftovers
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bug.jsonl"]  # no leftovers
 
 
 def test_import_reports_bad_lines_by_number_and_exits_1(tmp_path: Path) -> None:
@@ -214,7 +215,7 @@ def test_sqlite_export_is_a_store_every_command_opens(
         f" (a store: eventtui replay --db {bug})\n"
     )
     # One self-contained file: no write-ahead log beside it, nothing left behind.
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bug-123.db", "events.db"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bug-123.db"]
     with sqlite3.connect(bug) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
     listed = eventtui("sessions", "--json", "--db", str(bug))
