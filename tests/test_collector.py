@@ -485,3 +485,30 @@ async def test_tracking_plan_is_checked_at_ingest(db: Path) -> None:
     assert "'gold' is not one of ['free', 'pro']" in events[1].error_list()[0]
     assert events[2].error_list()[0].startswith("timestamp: cannot read")
     assert any("'plan' is a required property" in err for err in events[2].error_list())
+
+
+async def test_retention_prunes_old_sessions_when_a_collector_starts(db: Path) -> None:
+    import msgspec
+
+    from eventtui.config import Duration, StoreConfig
+    from tests.conftest import make_config
+
+    old = Collector(make_config(), db, with_http=False)
+    await old.start(port=0)
+    async with connect(old.ws_url) as ws:
+        await ws.send(json.dumps({"event": "ancient"}))
+        await recv_until_ack(ws, 1)
+    await old.stop()
+    with sqlite3.connect(db) as conn:  # make that session 30 days old
+        conn.execute(
+            "UPDATE sessions SET started_at = started_at - 2592000, ended_at = ended_at - 2592000"
+        )
+    config = msgspec.structs.replace(
+        make_config(), store=StoreConfig(retention=Duration(14 * 86400))
+    )
+    c = Collector(config, db, with_http=False)
+    await c.start(port=0)
+    await c.stop()  # waits for the prune
+    assert stored(db) == []
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (1,)

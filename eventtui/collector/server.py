@@ -48,6 +48,7 @@ class Collector:
         self.host = self.config.collector.host
         self.port = 0
         self.http_port: int | None = None
+        self._pruning: asyncio.Task[None] | None = None
 
     @property
     def ws_url(self) -> str:
@@ -92,9 +93,25 @@ class Collector:
                 await self.websocket.stop()
                 await asyncio.to_thread(self.writer.close)
                 raise _port_error(exc, self.host, wanted, "--http-port") from None
+        if self.config.store.retention:
+            self._pruning = asyncio.create_task(self._prune(self.config.store.retention))
+
+    async def _prune(self, retention: float) -> None:
+        """[store] retention: delete sessions that ended long ago, once we are listening."""
+        from eventtui.sessions import prune_sessions
+
+        try:
+            pruned = await asyncio.to_thread(prune_sessions, self.db_path, retention)
+        except Exception:  # pruning is housekeeping: it must never stop collection
+            log.exception("retention: could not prune old sessions in %s", self.db_path)
+            return
+        if pruned.sessions:
+            log.info("retention: deleted %d sessions (%d events)", pruned.sessions, pruned.events)
 
     async def stop(self) -> None:
         """Stop accepting, commit and ack what was received, close the session."""
+        if self._pruning is not None:
+            await self._pruning
         if self.http is not None:
             await self.http.stop()
         if self.websocket is not None:
