@@ -40,7 +40,9 @@ from eventtui.tui.messages import (
 )
 from eventtui.tui.replay import SEEK_SECONDS, Playback
 from eventtui.tui.sanitize import clean_text
+from eventtui.tui.screens.anomalies import AnomaliesScreen, EpisodeSource
 from eventtui.tui.screens.help import HelpScreen
+from eventtui.tui.states import FIRING_TOAST
 from eventtui.tui.widgets.counters import CountersPanel
 from eventtui.tui.widgets.filter_bar import FilterBar
 from eventtui.tui.widgets.payload import PayloadPane, copy_text
@@ -52,6 +54,9 @@ PAINT_INTERVAL: Final = 0.1
 COUNTERS_INTERVAL: Final = 0.25
 # While following, the payload pane shows the newest event, at a pace a reader can take in.
 FOLLOW_PAYLOAD_INTERVAL: Final = 0.5
+# States are judged (and toasts raised) at this pace: twice a second, so a deadline shows within a
+# second of passing, as DESIGN promises, even with the paint tick's own lag.
+STATES_INTERVAL: Final = 0.5
 _SIMPLE_NAME: Final = re.compile(r"[A-Za-z0-9_.:/-]+")
 
 
@@ -98,6 +103,7 @@ class EventApp(App[None]):
         Binding("f", "follow", "Follow"),
         Binding("c", "copy_payload", "Copy"),
         Binding("s", "cycle_sort", "Sort"),
+        Binding("a", "anomalies", "Anomalies"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
         Binding("escape", "focus_stream", "Back", show=False),
@@ -116,9 +122,12 @@ class EventApp(App[None]):
         notice: str | None = None,
         theme: str | None = None,
         tune_gc: bool = False,
+        bell: bool = False,
     ) -> None:
         super().__init__()
         self.tune_gc = tune_gc
+        # `[ui] bell`: ring once when an anomaly episode starts firing (not for warnings).
+        self.bell_on_firing = bell
         self.feed = feed
         self.playback = feed if isinstance(feed, Playback) else None
         # Live: the wall clock. Replay: the virtual time up to which the feed has delivered every
@@ -314,9 +323,11 @@ class EventApp(App[None]):
             self._status.show(
                 self.feed_status, self.counters.events_per_second(now), self.feed_error
             )
-            if self.states is not None and tick - self._alerts_at >= 1.0:
+            if self.states is not None and tick - self._alerts_at >= STATES_INTERVAL:
                 self._alerts_at = tick
-                self._raise_alerts(now)
+                if self._raise_alerts(now):
+                    self._show_counters(now)  # the state column says what the toast says
+                    changed = True
         if changed:
             self.paints += 1
 
@@ -329,12 +340,17 @@ class EventApp(App[None]):
             self.counters.ordered(self.sort_key, now, self.states, extra), now
         )
 
-    def _raise_alerts(self, now: float) -> None:
+    def _raise_alerts(self, now: float) -> bool:
+        """Toast each new anomaly episode; True if there was one."""
         alerts = getattr(self.states, "alerts", None)
         if alerts is None:
-            return
-        for severity, text in alerts(now):
+            return False
+        raised = alerts(now)
+        for severity, text in raised:
             self.notify(text, title="Tracking", severity=severity, markup=False, timeout=10)
+        if self.bell_on_firing and any(severity == FIRING_TOAST for severity, _ in raised):
+            self.bell()  # once per check, however many episodes began firing in it
+        return bool(raised)
 
     def _show_payload(self) -> None:
         stream = self._stream
@@ -472,6 +488,14 @@ class EventApp(App[None]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
+    def action_anomalies(self) -> None:
+        if not isinstance(self.screen, AnomaliesScreen):
+            self.push_screen(AnomaliesScreen(self._episode_source, lambda: self.clock()))
+
+    def _episode_source(self) -> EpisodeSource | None:
+        # Asked on every refresh: a replay that seeks back swaps in a fresh monitor.
+        return self.states if isinstance(self.states, EpisodeSource) else None
+
     async def action_quit(self) -> None:
         self.feed.stop()
         self.exit()
@@ -495,6 +519,9 @@ class EventApp(App[None]):
                 "Anomalies stay on top",
                 lambda key=key: self._sort_by(key),
             )
+        yield SystemCommand(
+            "Anomalies", "Current and recent anomaly episodes (a)", self.action_anomalies
+        )
         yield SystemCommand("Keys and filters", "Show the help page (?)", self.action_help)
 
     def _sort_by(self, key: str) -> None:

@@ -64,9 +64,7 @@ def run_watch(
 
     if demo:
         config = demo_config(config)
-    collector = Collector(
-        config, path, source="demo" if demo else "watch", label=label
-    )
+    collector = Collector(config, path, source="demo" if demo else "watch", label=label)
     feed = StoreFeed(
         path, mode="demo" if demo else "watch", live=collector.health, poll_interval=1.0
     )
@@ -93,6 +91,7 @@ def run_watch(
         notice=notice,
         theme=config.ui.theme,
         tune_gc=tune_gc,
+        bell=config.ui.bell,
     )
     try:
         run_app(app)  # tests drive it headless with a pilot instead
@@ -119,7 +118,12 @@ def run_open(config: Config, path: Path, *, clock: Callable[[], float] = time.ti
         pass
     feed = StoreFeed(path, mode="open")
     app = EventApp(
-        feed, clock=clock, states=_monitor(config, clock()), theme=config.ui.theme, tune_gc=True
+        feed,
+        clock=clock,
+        states=_monitor(config, clock()),
+        theme=config.ui.theme,
+        tune_gc=True,
+        bell=config.ui.bell,
     )
     app.run()
     return app.return_code or 0

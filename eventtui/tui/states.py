@@ -1,7 +1,8 @@
 """MonitorStates: the monitor's anomaly states as the counters panel shows them.
 
 Adapts `eventtui.monitor.Monitor` to the panel's `StateSource` seam: a word, a symbol and a tone
-for each state (colour is never the only signal), and one toast per new anomaly episode.
+for each state (colour is never the only signal), one toast per new anomaly episode, and the
+episode history in the order the anomalies view lists it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from eventtui.monitor import (
     RECOVERED,
     SEVERITY,
     UNPLANNED,
+    Episode,
     Monitor,
     Severity,
     describe,
@@ -49,11 +51,15 @@ _TONES: Final = {
     Severity.OK: "muted",
 }
 ToastSeverity = Literal["information", "warning", "error"]
+# Exactly the firing states (missing, low rate, invalid) toast as errors: the bell rings for these.
+FIRING_TOAST: Final = "error"
 _TOAST: Final[dict[Severity, ToastSeverity]] = {
-    Severity.FIRING: "error",
+    Severity.FIRING: FIRING_TOAST,
     Severity.WARNING: "warning",
     Severity.INFO: "information",
 }
+# The anomalies view lists at most this many episodes: every open one, then the latest ended.
+EPISODES_SHOWN: Final = 200
 
 
 class MonitorStates:
@@ -74,6 +80,10 @@ class MonitorStates:
         state = self.monitor.state_of(name, now)
         if state == OK:
             return NO_STATE
+        return self.mark(state)
+
+    def mark(self, state: str) -> StateMark:
+        """How `state` shows: its word, symbol, severity and tone."""
         mark = self._marks.get(state)
         if mark is None:
             severity = SEVERITY.get(state, Severity.INFO)
@@ -103,3 +113,16 @@ class MonitorStates:
                 out.append((toast, describe(anomaly, now)))
         self._announced = current
         return out
+
+    def episodes(self, now: float, limit: int = EPISODES_SHOWN) -> list[Episode]:
+        """Open episodes first (most urgent, then longest running), then ended ones, latest first.
+
+        Evaluates at `now` first, so an anomaly that began since the last tick is listed.
+        """
+        self.monitor.evaluate(now)
+        found = self.monitor.episodes()
+        ongoing = [e for e in found if e.ended_at is None]
+        ongoing.sort(key=lambda e: (STATE_RANK.get(e.state, len(STATE_RANK)), e.started_at))
+        ended = [e for e in found if e.ended_at is not None]
+        ended.sort(key=lambda e: (e.ended_at or 0.0, e.started_at), reverse=True)
+        return (ongoing + ended)[:limit]

@@ -20,6 +20,7 @@ KEYS: Final = (
     ("Enter", "open the payload · on a counter: show only that name"),
     ("c", "copy the shown payload as JSON"),
     ("s", "sort counters: rate → total → last seen → name"),
+    ("a", "anomalies: ongoing and recent episodes, with start, end and duration"),
     ("Tab", "move between stream, counters and payload"),
     ("ctrl+p", "command palette"),
     ("?", "this help"),
