@@ -66,16 +66,30 @@ class Ingest:
         return frame
 
     def submit(
-        self, frame: DecodedFrame, *, client: str, on_commit: OnCommit, arg: Any = None
+        self,
+        frame: DecodedFrame,
+        *,
+        client: str,
+        on_commit: OnCommit,
+        arg: Any = None,
+        latest_only: bool = False,
     ) -> None:
-        """Queue a decoded frame for the writer; `on_commit(arg, commit)` runs here after commit."""
-        if not self._tickets:
+        """Queue a decoded frame for the writer; `on_commit(arg, commit)` runs here after commit.
+
+        `latest_only`: the callback only needs the newest `arg` of a run of submissions (a
+        websocket's frame numbers: one ack covers them all), so a run collapses into one ticket.
+        """
+        tickets = self._tickets
+        if not tickets:
             self.loop.call_soon(self._hand_over)
         self._events.extend(frame.events)
         if frame.refusals:
             at = frame_received_at(frame)
             self._rejects.extend(Reject(at, client, r.reason, r.raw) for r in frame.refusals)
-        self._tickets.append((on_commit, arg))
+        if latest_only and tickets and tickets[-1][0] == on_commit:
+            tickets[-1] = (on_commit, arg)
+        else:
+            tickets.append((on_commit, arg))
 
     def _hand_over(self) -> None:
         self.writer.submit(Submission(self._events, self._rejects, self._tickets))

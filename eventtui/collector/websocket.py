@@ -193,7 +193,13 @@ class WebsocketListener:
                     if refusal.index is not None:
                         message["index"] = refusal.index
                     client.errors.append((frame_no, _encode(message)))
-                ingest.submit(frame, client=client.name, on_commit=client.on_commit, arg=frame_no)
+                ingest.submit(
+                    frame,
+                    client=client.name,
+                    on_commit=client.on_commit,
+                    arg=frame_no,
+                    latest_only=True,
+                )
                 # Backpressure: a client that does not read its acks is not read either.
                 while (
                     client.frames - client.acked > MAX_UNACKED_FRAMES
