@@ -180,12 +180,13 @@ class StoreFeed:
         if self.session is None:
             self.session = reader.latest_session_id()
         self.cursor = reader.last_event_id()
+        # History first: the stream paints at once; counting a big store takes longer.
+        self._load_history(reader, post, _FilterRequest(None, (), 0))
         stored = reader.count_events()
         recounted = self.clock()
         seeds = self._seeds(reader)
         if seeds:
             post(CountsSeeded(seeds))
-        self._load_history(reader, post, _FilterRequest(None, (), 0))
         status_at = 0.0
         while not self._stopped.is_set():
             with self._lock:
@@ -258,7 +259,10 @@ class StoreFeed:
         post(HistoryLoaded([slim(r) for r in rows], request.generation))
 
     def _seeds(self, reader: Reader) -> list[NameSeed]:
-        """Counts per name since `session`, so counters are true from the first paint.
+        """Counts per name since `session`, up to `cursor`, so counters are true from the start.
+
+        Bounded by `cursor` (where the tail begins): rows committed while this runs arrive through
+        `events_after` and must not be counted twice.
 
         Aggregates over the documented schema; the events_name_received index serves them.
         """
@@ -269,23 +273,23 @@ class StoreFeed:
         sid = self.session
         totals = conn.execute(
             "SELECT name, count(*), sum(valid = 0), max(received_at) FROM events"
-            " WHERE session_id >= ? GROUP BY name",
-            (sid,),
+            " WHERE session_id >= ? AND id <= ? GROUP BY name",
+            (sid, self.cursor),
         ).fetchall()
         if not totals:
             return []
         minutes: dict[str, list[tuple[int, int]]] = {}
         for name, minute, count in conn.execute(
             "SELECT name, CAST(received_at / 60 AS INTEGER), count(*) FROM events"
-            " WHERE session_id >= ? AND received_at > ? GROUP BY 1, 2",
-            (sid, now - 31 * 60),
+            " WHERE session_id >= ? AND id <= ? AND received_at > ? GROUP BY 1, 2",
+            (sid, self.cursor, now - 31 * 60),
         ):
             minutes.setdefault(name, []).append((int(minute), count))
         seconds: dict[str, list[tuple[int, int]]] = {}
         for name, second, count in conn.execute(
             "SELECT name, CAST(received_at AS INTEGER), count(*) FROM events"
-            " WHERE session_id >= ? AND received_at > ? GROUP BY 1, 2",
-            (sid, now - 61),
+            " WHERE session_id >= ? AND id <= ? AND received_at > ? GROUP BY 1, 2",
+            (sid, self.cursor, now - 61),
         ):
             seconds.setdefault(name, []).append((int(second), count))
         return [
