@@ -604,3 +604,27 @@ def test_replay_plays_a_session_on_its_recorded_clock(tmp_path: Path) -> None:
     )
     assert code == 0
     assert seen["top"] == "heartbeat"
+
+
+def test_demo_on_a_taken_port_takes_free_ones_and_says_so(tmp_path: Path) -> None:
+    from eventtui.config import CollectorConfig, Config
+    from eventtui.tui.launch import run_watch
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        notices: list[str] = []
+        ran = run_watch(
+            Config(collector=CollectorConfig(port=port)),
+            tmp_path / "demo.db",
+            demo=True,
+            run_app=lambda app: notices.append(app.notice or ""),
+            tune_gc=False,
+        )
+    (notice,) = notices
+    assert notice.startswith(
+        f"port {port} on 127.0.0.1 is already in use, so the demo took free ones."
+    )
+    assert "Demo app sending to ws://127.0.0.1:" in notice and f":{port} " not in notice
+    assert ran.return_code == 0

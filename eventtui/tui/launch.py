@@ -59,20 +59,36 @@ def run_watch(
     tune_gc: bool = True,
 ) -> Ran:
     """Collector + TUI in one process until the user quits. Raises PortInUse, StoreError."""
-    from eventtui.collector import Collector
+    from eventtui.collector import Collector, PortInUse
     from eventtui.collector.thread import CollectorThread
 
     if demo:
         config = demo_config(config)
-    collector = Collector(config, path, source="demo" if demo else "watch", label=label)
-    feed = StoreFeed(
-        path, mode="demo" if demo else "watch", live=collector.health, poll_interval=1.0
-    )
-    # The writer thread calls this after each commit: it only sets an Event (never blocks the writer).
-    collector.writer.add_listener(feed.on_commit)
-    thread = CollectorThread(collector)
-    thread.start()
-    feed.session = collector.session_id
+
+    def start(config: Config) -> tuple[Collector, StoreFeed, CollectorThread]:
+        collector = Collector(config, path, source="demo" if demo else "watch", label=label)
+        feed = StoreFeed(
+            path, mode="demo" if demo else "watch", live=collector.health, poll_interval=1.0
+        )
+        # The writer calls this after each commit: it only sets an Event (never blocks it).
+        collector.writer.add_listener(feed.on_commit)
+        thread = CollectorThread(collector)
+        thread.start()
+        feed.session = collector.session_id
+        return collector, feed, thread
+
+    taken = ""
+    try:
+        collector, feed, thread = start(config)
+    except PortInUse as exc:
+        if not demo:
+            raise
+        # The demo needs no particular port: it takes free ones and says which.
+        taken = (
+            f"{(exc.strerror or 'the port is taken').split(';')[0]}, so the demo took free ones. "
+        )
+        free = msgspec.structs.replace(config.collector, port=0, http_port=0)
+        collector, feed, thread = start(msgspec.structs.replace(config, collector=free))
     traffic = None
     notice = None
     if demo:
@@ -81,7 +97,7 @@ def run_watch(
         traffic = DemoTraffic(collector.ws_url, token=config.collector.token)
         traffic.start()
         notice = (
-            f"Demo app sending to {collector.ws_url} — point your own client there too. "
+            f"{taken}Demo app sending to {collector.ws_url} — point your own client there too. "
             "heartbeat stops after a minute: watch its state."
         )
     app = EventApp(
