@@ -58,21 +58,11 @@ from eventtui.monitor import (
     Severity,
     format_duration,
 )
+from eventtui.monitor.anomaly import SYMBOLS
 from eventtui.store import Reader
 
 DEFAULT_WINDOW: Final = 15 * 60.0
 
-SYMBOLS: Final = {
-    MISSING: "✖",
-    LOW_RATE: "▼",
-    INVALID: "✗",
-    LATE: "◷",
-    QUIET: "◌",
-    RATE_DROP: "↓",
-    RATE_SPIKE: "↑",
-    UNPLANNED: "?",
-    RECOVERED: "✓",
-}
 # For a terminal whose encoding has no room for the symbols above.
 ASCII_SYMBOLS: Final = {
     MISSING: "X",

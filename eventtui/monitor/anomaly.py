@@ -71,6 +71,21 @@ SEVERITY: Final = {
 
 # Second resolution: an event a few milliseconds past its deadline (network jitter) is not an
 # episode worth a line in the history.
+# One symbol per state, so that colour is never the only signal (the TUI and `eventtui check`).
+SYMBOLS: Final = {
+    MISSING: "✖",
+    LOW_RATE: "▼",
+    INVALID: "✗",
+    LATE: "◷",
+    QUIET: "◌",
+    RATE_DROP: "↓",
+    RATE_SPIKE: "↑",
+    UNPLANNED: "?",
+    RECOVERED: "✓",
+    LEARNING: "·",
+    OK: "",
+}
+
 MIN_EPISODE_SECONDS: Final = 1.0
 
 

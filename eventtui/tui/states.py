@@ -11,39 +11,16 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final, Literal
 
 from eventtui.monitor import (
-    INVALID,
-    LATE,
-    LEARNING,
-    LOW_RATE,
-    MISSING,
     OK,
-    QUIET,
-    RATE_DROP,
-    RATE_SPIKE,
-    RECOVERED,
     SEVERITY,
-    UNPLANNED,
     Episode,
     Monitor,
     Severity,
     describe,
 )
-from eventtui.monitor.anomaly import STATE_RANK
+from eventtui.monitor.anomaly import STATE_RANK, SYMBOLS
 from eventtui.tui.counters import NO_STATE, StateMark
 
-SYMBOLS: Final = {
-    MISSING: "✖",
-    LOW_RATE: "▼",
-    INVALID: "✗",
-    LATE: "◷",
-    QUIET: "◌",
-    RATE_DROP: "↓",
-    RATE_SPIKE: "↑",
-    UNPLANNED: "?",
-    RECOVERED: "✓",
-    LEARNING: "·",
-    OK: "",
-}
 _TONES: Final = {
     Severity.FIRING: "error",
     Severity.WARNING: "warning",
