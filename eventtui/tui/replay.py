@@ -57,6 +57,8 @@ SEEK_SECONDS: Final = 10.0
 # "Next anomaly" lands this long before it, so the state change is seen happening.
 ANOMALY_LEAD: Final = 3.0
 _STATUS_INTERVAL: Final = 0.25
+# The progress bar in the status line: where the virtual time is in the recording.
+PROGRESS_CELLS: Final = 20
 
 
 @runtime_checkable
@@ -267,9 +269,11 @@ class ReplayFeed:
         with self._lock:
             clock = self.clock
             state = "‖" if clock.paused else ("✓" if self.player.done else "▶")
+            filled = round(clock.fraction * PROGRESS_CELLS)
             detail = (
                 f"{state} replay {format_speed(clock.speed)} · "
-                f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(clock.now()))} · "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(clock.now()))} "
+                f"{'━' * filled}{'─' * (PROGRESS_CELLS - filled)} "
                 f"{clock.fraction:.0%} · {self.player.cursor:,}/{self.player.total:,} events"
             )
         return FeedStatus(
