@@ -41,8 +41,6 @@ class Ingest:
     loop: asyncio.AbstractEventLoop
     max_event_bytes: int
     check: EventCheck | None = None
-    received_events: int = 0
-    refused_events: int = 0
     _events: list[StoredEvent] = field(default_factory=list)
     _rejects: list[Reject] = field(default_factory=list)
     _tickets: list[tuple[OnCommit, Any]] = field(default_factory=list)
@@ -61,8 +59,6 @@ class Ingest:
             )
         if self.check is not None:
             frame.events = [self.check(event) for event in frame.events]
-        self.received_events += len(frame.events)
-        self.refused_events += len(frame.refusals)
         return frame
 
     def submit(

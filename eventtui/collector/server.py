@@ -69,23 +69,23 @@ class Collector:
     async def start(self, port: int | None = None, http_port: int | None = None) -> None:
         """Open the store and listen. Raises StoreError, or PortInUse naming the port."""
         cfg = self.config.collector
-        self.meta_port = cfg.port if port is None else port
+        ws_port = cfg.port if port is None else port
         self.writer.meta.update(host=self.host)
         await asyncio.to_thread(self.writer.start)
         loop = asyncio.get_running_loop()
         self.ingest = Ingest(self.writer, loop, cfg.max_event_bytes, self.check)
         self.websocket = WebsocketListener(self.ingest, cfg)
         try:
-            self.port = await self.websocket.start(self.host, self.meta_port)
+            self.port = await self.websocket.start(self.host, ws_port)
         except OSError as exc:
             await asyncio.to_thread(self.writer.close)
-            raise _port_error(exc, self.host, self.meta_port, "--port") from None
+            raise _port_error(exc, self.host, ws_port, "--port") from None
         if self.with_http:
             from eventtui.collector.http import HttpListener
 
             wanted = http_port if http_port is not None else cfg.http_port
             if wanted is None:
-                wanted = self.port + 1 if self.meta_port != 0 else 0
+                wanted = self.port + 1 if ws_port != 0 else 0
             self.http = HttpListener(self.ingest, cfg, self)
             try:
                 self.http_port = await self.http.start(self.host, wanted)
