@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -55,16 +56,45 @@ def slow(obj: Any) -> Any:
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.lists(events, min_size=1, max_size=4), st.booleans())
-def test_fast_path_agrees_with_the_full_rules(items: list[dict[str, Any]], as_array: bool) -> None:
+@given(st.lists(events, min_size=1, max_size=4), st.booleans(), st.booleans())
+def test_fast_path_agrees_with_the_full_rules(
+    items: list[dict[str, Any]], as_array: bool, ascii_only: bool
+) -> None:
     """Whatever the fast path accepts, the full rules accept identically; it never refuses."""
     doc: Any = items if as_array else items[0]
-    data = json.dumps(doc).encode()
+    # ensure_ascii: non-ASCII text as \\uXXXX escapes (surrogate pairs beyond the BMP) or raw UTF-8.
+    data = json.dumps(doc, ensure_ascii=ascii_only).encode()
     fast = _fast_path(data, "c", 1.0, 512 * 1024)
     full = decode_frame(data, binary=False, client="c", received_at=1.0)
     if fast is not None:
         assert fast == full.events and not full.refusals
         assert fast == [slow(item) for item in (items if as_array else [items[0]])]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        rb'{"event": "a\ud800"}',  # lone surrogate escapes: replaced by the full rules
+        rb'{"event": "a", "properties": {"k": "\udc00x"}}',
+        rb'{"event": "a", "properties": {"k": "\ud83d\ude00"}}',  # a valid pair
+        rb'{"event": "a", "event": "b"}',  # duplicate keys: the last wins
+        rb'{"event": "a", "\u0065vent": "b"}',  # the same key, spelled with an escape
+        rb'{"event": "a", "properties": {"k": 1, "k": 2, "\u006b": 3}}',
+        rb'{"event": "a\u0000b", "properties": {"\u00e9": "\n"}}',
+        rb'{"batch": [{"event": "a"}, {"event": "b"}]}',
+        rb'{"event": "a", "batch": [{"event": "b"}]}',
+        rb'[{"event": "a"}, {"batch": [{"event": "b"}]}]',
+        b'{"event": "a", "properties": ' + b'{"k": ' * 63 + b"1" + b"}" * 63 + b"}",
+        b'{"event": "a", "properties": ' + b'{"k": ' * 64 + b"1" + b"}" * 64 + b"}",
+        b'{"event": "a", "properties": {"k": ' + b"[" * 70 + b"]" * 70 + b"}}",
+    ],
+)
+def test_fast_path_edge_cases_agree_with_the_full_rules(data: bytes) -> None:
+    """What the fast path takes without a check of its own, it takes exactly as the full rules."""
+    fast = _fast_path(data, "c", 1.0, 512 * 1024)
+    full = decode_frame(data, binary=False, client="c", received_at=1.0)
+    if fast is not None:
+        assert fast == full.events and not full.refusals
 
 
 @settings(max_examples=300, deadline=None)
