@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,65 @@ async def test_object_array_batch_and_msgpack_frames_are_stored(
     assert json.loads(events["identify"].extra) == {"traits": {"email": "x@example.com"}}
     assert events["identify"].payload()["traits"] == {"email": "x@example.com"}
     assert events["three"].anonymous_id == "a1"
+
+
+async def test_fragmented_messages_are_stored_in_order(collector: Collector, db: Path) -> None:
+    """A message sent in fragments is one frame, numbered in order with the frames around it."""
+    packed = msgpack({"event": "three", "properties": {"pad": "x" * 300}})
+    async with connect(collector.ws_url) as ws:
+        await ws.send(json.dumps({"event": "one", "messageId": "1"}))
+        await ws.send(iter(['[{"event": "two", ', '"messageId": "2"},', ' {"event": "2b"}]']))
+        await ws.send(iter([packed[:7], packed[7:100], packed[100:]]))
+        await ws.send(iter(['{"event": ', "42}"]))  # refused: the error names frame 4
+        await ws.send(json.dumps({"event": "four"}))
+        replies = await recv_until_ack(ws, 5)
+    assert [r for r in replies if "error" in r] == [
+        {"error": 'the event name ("event") must be a string, not a number', "frame": 4}
+    ]
+    assert [e.name for e in stored(db)] == ["one", "two", "2b", "three", "four"]
+
+
+async def test_a_client_that_reads_again_gets_every_ack(collector: Collector, db: Path) -> None:
+    """Paused for not reading its replies, then reading again: nothing lost, doubled or reordered.
+
+    Acks are coalesced and tiny, so it is the error replies (one per refused event) that fill TCP
+    here; every other frame is refused.
+    """
+    from eventtui.collector import websocket
+
+    client = await connect(collector.ws_url, max_queue=1)
+    client.transport.pause_reading()  # reads no replies for now
+    (state,) = collector.websocket.clients  # type: ignore[union-attr]
+    _send_buffer(state.ws, 4096)
+    total = 2 * (websocket.MAX_PENDING_ERRORS + 10_000)
+    frames = [
+        json.dumps({"event": "e", "messageId": str(i)}) if i % 2 == 0 else '{"event": 42}'
+        for i in range(total)
+    ]
+
+    async def flood() -> None:
+        for frame in frames:
+            await client.send(frame)
+
+    task = asyncio.create_task(flood())
+    async with asyncio.timeout(30):
+        while not state.ws.reading_paused:
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)
+    # The collector stopped reading it (what it sent waits in TCP's buffers).
+    assert state.frames - state.acked <= websocket.MAX_UNACKED_FRAMES + 1 < total // 2
+    _send_buffer(state.ws, 1 << 20)
+    client.transport.resume_reading()
+    errors = 0
+    async with asyncio.timeout(60):
+        await task
+        while (reply := json.loads(await client.recv())).get("ack", 0) < total:
+            errors += "error" in reply
+    await client.close()
+    assert errors == total // 2
+    with sqlite3.connect(db) as conn:
+        ids = [int(row[0]) for row in conn.execute("SELECT message_id FROM events ORDER BY id")]
+    assert ids == list(range(0, total, 2))
 
 
 async def test_ack_means_committed(collector: Collector, db: Path) -> None:
@@ -247,6 +307,25 @@ async def test_frame_over_the_size_limit_closes_with_1009(collector: Collector, 
     assert "over the 4,194,304-byte limit" in rejects(db)[0]["reason"]
 
 
+async def test_message_in_too_many_fragments_closes_with_1009(
+    collector: Collector, db: Path
+) -> None:
+    from eventtui.collector.websocket import MAX_FRAGMENTS
+
+    ws = await connect(collector.ws_url)
+    await send_good_first(ws)
+    with pytest.raises(ConnectionClosed) as closed:
+        await ws.send(iter(["[" if i == 0 else " " for i in range(MAX_FRAGMENTS + 10)]))
+        await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    async with connect(collector.ws_url) as other:
+        await assert_still_usable(other, 1, db)
+    assert [e.name for e in stored(db)] == ["before", "after"]
+    assert rejects(db)[0]["reason"] == (
+        f"a message in more than {MAX_FRAGMENTS:,} fragments; connection closed with 1009"
+    )
+
+
 async def test_binary_frame_that_is_not_msgpack(collector: Collector, db: Path) -> None:
     async with connect(collector.ws_url) as ws:
         await send_good_first(ws)
@@ -349,29 +428,28 @@ async def test_token(start_collector: Any, db: Path) -> None:
 
 
 async def test_client_that_never_reads_is_not_read_either(collector: Collector, db: Path) -> None:
-    """Its acks pile up in TCP; the collector stops reading it instead of buffering without bound."""
+    """Its replies pile up in TCP; the collector stops reading it instead of buffering without bound.
+
+    Acks are coalesced and tiny, so it is error replies (one per refused event) that fill TCP.
+    """
     from eventtui.collector import websocket
 
-    greedy = await connect(collector.ws_url, max_queue=1)
-    # Stop the client library from reading acks off the socket at all.
-    greedy.transport.pause_reading()
-    frame = json.dumps({"event": "flood", "properties": {"pad": "x" * 200}})
-    sent = 0
+    greedy = await connect(collector.ws_url)
+    greedy.transport.pause_reading()  # the client library reads nothing off the socket
+    (client,) = collector.websocket.clients  # type: ignore[union-attr]
+    _send_buffer(client.ws, 4096)
 
     async def flood() -> None:
-        nonlocal sent
         while True:
-            await greedy.send(frame)
-            sent += 1
+            await greedy.send('{"event": 42, "properties": {"pad": "%s"}}' % ("x" * 200))
 
     task = asyncio.create_task(flood())
     async with asyncio.timeout(30):
-        while not (task.done() or sent > websocket.MAX_UNACKED_FRAMES + 20_000):
+        while not client.ws.reading_paused:
             await asyncio.sleep(0.05)
-            if sent > websocket.MAX_UNACKED_FRAMES and _stalled(collector):
-                break
-    (client,) = [c for c in collector.websocket.clients]  # type: ignore[union-attr]
+    await asyncio.sleep(0.2)
     assert client.frames - client.acked <= websocket.MAX_UNACKED_FRAMES + 1
+    assert len(client.errors) <= websocket.MAX_PENDING_ERRORS + 1
     # Meanwhile another client is served normally.
     async with connect(collector.ws_url) as ws:
         await assert_still_usable(ws, 1, db)
@@ -379,9 +457,10 @@ async def test_client_that_never_reads_is_not_read_either(collector: Collector, 
     greedy.transport.abort()
 
 
-def _stalled(collector: Collector) -> bool:
-    clients = list(collector.websocket.clients)  # type: ignore[union-attr]
-    return bool(clients) and all(c.frames - c.acked > 9_000 for c in clients)
+def _send_buffer(server_side: Any, size: int) -> None:
+    """A small one: replies fill TCP after kilobytes instead of the megabytes loopback allows."""
+    sock = server_side.transport.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
 
 async def test_client_that_disconnects_mid_batch(collector: Collector, db: Path) -> None:

@@ -1,12 +1,14 @@
 """The websocket listener: frames in, `{"error"}` and `{"ack": N}` out (DESIGN.md, "Wire protocol").
 
-Each connection has a reader (receive a frame, decode it, hand it to `Ingest`) and an acker (after
-each commit, send the errors of the committed frames, then one ack covering all of them). Acks are
+Each complete message is decoded and handed to `Ingest` as websockets parses it, inside the
+connection's `data_received` (see `_Connection`); an acker task per connection sends, after each
+commit, the errors of the committed frames and then one ack covering all of them. Acks are
 coalesced per commit: a busy connection gets one ack per transaction, not one per frame.
 
-Memory per connection is bounded: websockets buffers at most `max_queue` frames of at most
-`max_message_bytes`; a client that stops reading its acks stops being read once it has
-`MAX_UNACKED_FRAMES` frames (or `MAX_PENDING_ERRORS` errors) waiting, so TCP pushes back on it.
+Memory per connection is bounded: a message is at most `max_message_bytes` (closed with 1009
+otherwise); a client that stops reading its acks stops being read once it has
+`MAX_UNACKED_FRAMES` frames (or `MAX_PENDING_ERRORS` errors) waiting, so TCP pushes back on it
+(what is held meanwhile is the rest of one read: asyncio reads at most 256 KiB at a time).
 
 May import: websockets, model, config, collector.ingest, collector.security.
 """
@@ -18,6 +20,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Final
@@ -25,9 +28,9 @@ from typing import Any, Final
 import msgspec
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Frame, Opcode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
-from websockets.protocol import Event
+from websockets.protocol import Event, State
 
 from eventtui.collector.ingest import Ingest
 from eventtui.collector.security import check_host, check_origin, check_single, check_token
@@ -38,27 +41,106 @@ log = logging.getLogger(__name__)
 
 MAX_UNACKED_FRAMES: Final = 10_000
 MAX_PENDING_ERRORS: Final = 10_000
-# Frames buffered inside websockets per connection (each at most max_message_bytes).
-MAX_QUEUED_FRAMES: Final = 4
+# A fragmented message may have at most this many fragments (websockets' own default limit).
+MAX_FRAGMENTS: Final = 4096
 
 _encode = msgspec.json.Encoder().encode
 
+# (message, is_text): called for each complete message, in order.
+OnMessage = Callable[[bytes, bool], None]
+
 
 class _Connection(ServerConnection):
-    """Remembers whether each message began as a text or a binary frame.
+    """Hands each complete message to a callback as soon as websockets has parsed it.
 
-    Text frames are read as bytes (`recv(decode=False)`) so that invalid UTF-8 is refused as one
-    bad frame with an error reply, instead of websockets failing the whole connection with 1007.
+    websockets' own path queues every frame for a `recv()` coroutine; at one event per frame that
+    queue, its flow control and the task switch cost as much as decoding the event (measured with
+    benchmarks/ingest.py). Here `process_event` runs inside `data_received`, so every message of
+    one TCP read is decoded and submitted in the same turn of the event loop, and goes to the
+    writer as one batch. Text frames stay bytes, so invalid UTF-8 is refused as one bad frame
+    instead of failing the connection with 1007.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.message_is_text: deque[bool] = deque()
+        self.on_message: OnMessage | None = None
+        self.reading_paused = False
+        # Messages parsed but not handed over yet: before `attach` (the handshake may yield
+        # after sending its response), or while paused (the rest of the read that paused us).
+        self._held: deque[tuple[bytes, bool]] = deque()
+        self._fragments: list[bytes] = []
+        self._fragmented_is_text = False
+        self.failure: str | None = None  # why we closed the connection, when it was us
+
+    def attach(self, on_message: OnMessage) -> None:
+        """From now on, and for anything that arrived already, call `on_message`."""
+        self.on_message = on_message
+        self.resume()
+
+    def pause(self) -> None:
+        """Stop reading: TCP pushes back on the client; what is parsed already is held."""
+        if not self.reading_paused:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        """Hand over what was held (unless that pauses again), then read again."""
+        self.reading_paused = False
+        while self._held and not self.reading_paused:
+            self._call(*self._held.popleft())
+        if not self.reading_paused:
+            self.transport.resume_reading()
+
+    def release_held(self) -> None:
+        """The connection is closed: hand over every complete message it sent, paused or not."""
+        while self._held:
+            self._call(*self._held.popleft())
 
     def process_event(self, event: Event) -> None:
-        if isinstance(event, Frame) and event.opcode in (Opcode.TEXT, Opcode.BINARY):
-            self.message_is_text.append(event.opcode is Opcode.TEXT)
-        super().process_event(event)
+        if not isinstance(event, Frame) or event.opcode not in _DATA:
+            super().process_event(event)  # the handshake request, pings, pongs, close
+            return
+        if event.opcode is not Opcode.CONT:
+            self._fragmented_is_text = event.opcode is Opcode.TEXT
+            if event.fin:
+                self._deliver(bytes(event.data), self._fragmented_is_text)
+                return
+            self._fragments = [bytes(event.data)]
+            return
+        self._fragments.append(bytes(event.data))
+        if event.fin:
+            data, self._fragments = b"".join(self._fragments), []
+            self._deliver(data, self._fragmented_is_text)
+        elif len(self._fragments) > MAX_FRAGMENTS:
+            # websockets has already checked the total size against max_size as it parsed.
+            self._fragments = []
+            self._fail(
+                CloseCode.MESSAGE_TOO_BIG, f"a message in more than {MAX_FRAGMENTS:,} fragments"
+            )
+
+    def _deliver(self, data: bytes, is_text: bool) -> None:
+        if self.failure:  # messages parsed in the same read as the one that failed us
+            return
+        if self.on_message is None or self.reading_paused or self._held:
+            self._held.append((data, is_text))
+            return
+        self._call(data, is_text)
+
+    def _call(self, data: bytes, is_text: bool) -> None:
+        assert self.on_message is not None
+        try:
+            self.on_message(data, is_text)
+        except Exception:  # our bug must not take data_received (and the event loop) down
+            log.exception("handling a websocket message failed")
+            self._fail(CloseCode.INTERNAL_ERROR, "internal error")
+
+    def _fail(self, code: int, reason: str) -> None:
+        self.failure = reason
+        self.protocol.fail(code, reason)
+        self.send_data()
+
+
+_DATA: Final = frozenset((Opcode.TEXT, Opcode.BINARY, Opcode.CONT))
 
 
 @dataclass(eq=False)
@@ -81,6 +163,11 @@ class _Client:
         self.wake.set()
         self.progress.set()
 
+    def backlogged(self) -> bool:
+        return (
+            self.frames - self.acked > MAX_UNACKED_FRAMES or len(self.errors) > MAX_PENDING_ERRORS
+        )
+
 
 class WebsocketListener:
     def __init__(self, ingest: Ingest, config: CollectorConfig) -> None:
@@ -89,7 +176,7 @@ class WebsocketListener:
         self.clients: set[_Client] = set()
         self.server: Server | None = None
         self._stopping = False
-        self._readers: set[asyncio.Task[None]] = set()
+        self._stopped = asyncio.Event()
 
     async def start(self, host: str, port: int) -> int:
         """Bind and listen; returns the bound port. Raises OSError if the port is taken."""
@@ -100,7 +187,6 @@ class WebsocketListener:
             process_request=self._admit,
             create_connection=_Connection,
             max_size=self.config.max_message_bytes,
-            max_queue=MAX_QUEUED_FRAMES,
             # permessage-deflate halves the message rate (measured); a local collector has
             # bandwidth to spare, so it is declined even when a browser offers it.
             compression=None,
@@ -111,11 +197,10 @@ class WebsocketListener:
     async def stop(self) -> None:
         """Stop accepting, stop reading, commit what was read, send final acks, close (1001)."""
         self._stopping = True
+        self._stopped.set()
         if self.server is None:
             return
         self.server.close(close_connections=False)
-        for task in list(self._readers):
-            task.cancel()
         await self.server.wait_closed()
 
     # --- handshake -------------------------------------------------------------------------------
@@ -151,11 +236,13 @@ class WebsocketListener:
         client = _Client(ws, f"ws:{peer[0]}:{peer[1]}" if peer else "ws")
         self.clients.add(client)
         acker = asyncio.create_task(self._ack_loop(client))
-        reader = asyncio.create_task(self._read(client))
-        self._readers.add(reader)
+        ws.attach(lambda data, is_text: self._on_message(client, data, is_text))
+        closed = asyncio.ensure_future(ws.wait_closed())
+        stopped = asyncio.ensure_future(self._stopped.wait())
         try:
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            await asyncio.wait((closed, stopped), return_when=asyncio.FIRST_COMPLETED)
+            if not self._stopping:
+                ws.release_held()
             # Everything read is submitted; wait for its commit so the last ack goes out.
             while client.committed < client.frames and client.failed is None:
                 client.progress.clear()
@@ -164,57 +251,48 @@ class WebsocketListener:
             client.wake.set()
             await self._settle(client)
         finally:
-            self._readers.discard(reader)
+            closed.cancel()
+            stopped.cancel()
             acker.cancel()
             self.clients.discard(client)
+            sent = ws.protocol.close_sent
+            if sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG:
+                self._record_oversize(client)
             if self._stopping:
+                ws.resume()  # to read the close handshake (what else it reads is dropped)
                 await ws.close(1001, "collector shutting down")
+
+    def _on_message(self, client: _Client, data: bytes, is_text: bool) -> None:
+        """Decode one message and queue its events; runs inside the connection's data_received."""
+        if self._stopping:
+            return  # read after stop: never acknowledged, so the client knows to send it again
+        client.frames += 1
+        frame_no = client.frames
+        frame = self.ingest.decode(data, binary=not is_text, client=client.name)
+        for refusal in frame.refusals:
+            message = {"error": refusal.reason, "frame": frame_no}
+            if refusal.index is not None:
+                message["index"] = refusal.index
+            client.errors.append((frame_no, _encode(message)))
+        self.ingest.submit(
+            frame, client=client.name, on_commit=client.on_commit, arg=frame_no, latest_only=True
+        )
+        # Backpressure: a client that does not read its acks is not read either.
+        if client.backlogged():
+            client.ws.pause()
 
     async def _settle(self, client: _Client) -> None:
         """Wait until the acker has sent everything committed (or the connection is gone)."""
-        while client.acked < client.committed and client.ws.state.name == "OPEN":
+        while client.acked < client.committed and client.ws.state is State.OPEN:
             client.progress.clear()
             client.wake.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(client.progress.wait(), 5.0)
 
-    async def _read(self, client: _Client) -> None:
-        ws = client.ws
-        ingest = self.ingest
-        try:
-            while True:
-                data = await ws.recv(decode=False)
-                is_text = ws.message_is_text.popleft()
-                client.frames += 1
-                frame_no = client.frames
-                frame = ingest.decode(data, binary=not is_text, client=client.name)
-                for refusal in frame.refusals:
-                    message = {"error": refusal.reason, "frame": frame_no}
-                    if refusal.index is not None:
-                        message["index"] = refusal.index
-                    client.errors.append((frame_no, _encode(message)))
-                ingest.submit(
-                    frame,
-                    client=client.name,
-                    on_commit=client.on_commit,
-                    arg=frame_no,
-                    latest_only=True,
-                )
-                # Backpressure: a client that does not read its acks is not read either.
-                while (
-                    client.frames - client.acked > MAX_UNACKED_FRAMES
-                    or len(client.errors) > MAX_PENDING_ERRORS
-                ):
-                    client.progress.clear()
-                    await client.progress.wait()
-        except ConnectionClosed:
-            sent = ws.protocol.close_sent
-            if sent is not None and sent.code == 1009:
-                self._record_oversize(client)
-
     def _record_oversize(self, client: _Client) -> None:
         limit = self.config.max_message_bytes
-        reason = f"frame over the {limit:,}-byte limit; connection closed with 1009"
+        what = client.ws.failure or f"frame over the {limit:,}-byte limit"
+        reason = f"{what}; connection closed with 1009"
         log.warning("%s: %s", client.name, reason)
         self.ingest.writer.submit(Submission([], [Reject(time.time(), client.name, reason, b"")]))
 
@@ -236,6 +314,8 @@ class WebsocketListener:
                     )
                     await ws.close(1011, "store write failed")
                     return
+                if ws.reading_paused and not client.backlogged():
+                    ws.resume()
                 client.progress.set()
         except ConnectionClosed:
             client.progress.set()
