@@ -142,22 +142,33 @@ def _fast_path(
 ) -> list[StoredEvent] | None:
     """Events of a frame that holds only plain, valid events; None sends it down the full path.
 
-    Most frames are one well-formed event or an array of them. msgspec checks their names, types
-    and ids while decoding; anything it does not accept (a number as userId, an unknown field, a
-    timestamp in epoch milliseconds, a refusal) is None here, and `normalise` decides with the
-    exact rules and messages. Measured: 6.6 us -> about 3 us for a typical single-event frame.
+    Most frames are one well-formed event, an array of them, or a Segment `{"batch": [...]}`.
+    msgspec checks their names, types and ids while decoding; anything it does not accept (a number
+    as userId, an unknown field, a timestamp in epoch milliseconds, a lone surrogate escape, a
+    refusal) is None here, and `normalise` decides with the exact rules and messages. Duplicate
+    keys need no check: the Struct and the dicts keep the last, as `normalise` does (tested).
+    Measured: 6.6 us -> 2.8 us for a typical single-event frame, 4.9 -> 2 us per event in batches.
     """
-    # Cheap checks first. A frame that nests deeper than MAX_DEPTH must hold more brackets than
-    # that. `{"batch": ...}`, lone surrogate escapes and duplicate `event` spellings need no check:
-    # the first is an unknown field, msgspec refuses the second, and the Struct keeps the last of
-    # the third as `normalise` does (all tested).
     head = data[:1]
-    if (head != b"{" and head != b"[") or data.count(b"{") + data.count(b"[") > MAX_DEPTH:
-        return None
     try:
-        envelopes = (
-            [_envelope_decoder.decode(data)] if head == b"{" else _envelopes_decoder.decode(data)
-        )
+        if head != b"{" and head != b"[":
+            return None
+        if _openers(data) <= MAX_DEPTH:  # no event in it can nest deeper than the limit
+            envelopes = (
+                [_envelope_decoder.decode(data)]
+                if head == b"{"
+                else _envelopes_decoder.decode(data)
+            )
+        else:  # a batch, or an event with many objects in it: check the events one by one
+            items = _batch_items(data) if head == b"{" else _raw_list_decoder.decode(data)
+            if items is None:
+                return None
+            envelopes = []
+            for item in items:
+                raw = bytes(item)
+                if _openers(raw) > MAX_DEPTH:
+                    return None
+                envelopes.append(_envelope_decoder.decode(raw))
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError):
         return None
     if not envelopes:
@@ -178,6 +189,22 @@ def _fast_path(
             properties, context, True, None, None,
         ))  # fmt: skip
     return events
+
+
+def _openers(data: bytes) -> int:
+    """How many objects and arrays open in `data`: a bound on how deep it nests."""
+    return data.count(b"{") + data.count(b"[")
+
+
+def _batch_items(data: bytes) -> list[msgspec.Raw] | None:
+    """The events of a `{"batch": [...]}` frame with nothing to share with them, else None.
+
+    A batch's shared `context` or `integrations` merge into each event: the full path does that.
+    """
+    doc = _raw_dict_decoder.decode(data)
+    if "batch" not in doc or "event" in doc or any(k in doc for k in _BATCH_SHARED):
+        return None
+    return _raw_list_decoder.decode(doc["batch"])
 
 
 def decode_json_lines(
@@ -459,7 +486,7 @@ def _decode_item(item: msgspec.Raw | bytes) -> Any:
     except _DECODE_ERRORS as exc:
         raise _refusal(exc, "JSON") from None
     # Depth cannot exceed the number of openers: only count-heavy events pay for the walk.
-    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and _depth(obj) > MAX_DEPTH:
+    if _openers(raw) > MAX_DEPTH and _depth(obj) > MAX_DEPTH:
         raise EventRefused(f"nesting is deeper than {MAX_DEPTH} levels")
     return obj
 

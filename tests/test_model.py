@@ -55,20 +55,47 @@ def slow(obj: Any) -> Any:
         return str(exc)
 
 
+# Plain events that make a frame hold more than MAX_DEPTH openers, so that the fast path checks
+# the events one by one.
+PADDING = {"event": "pad", "properties": {"a": {"b": []}}, "context": {"c": {}}}
+
+
 @settings(max_examples=500, deadline=None)
-@given(st.lists(events, min_size=1, max_size=4), st.booleans(), st.booleans())
+@given(
+    st.lists(events, min_size=1, max_size=4),
+    st.sampled_from(["object", "array", "batch"]),
+    st.sampled_from([0, 30]),
+    st.booleans(),
+)
 def test_fast_path_agrees_with_the_full_rules(
-    items: list[dict[str, Any]], as_array: bool, ascii_only: bool
+    items: list[dict[str, Any]], shape: str, padding: int, ascii_only: bool
 ) -> None:
     """Whatever the fast path accepts, the full rules accept identically; it never refuses."""
-    doc: Any = items if as_array else items[0]
+    items = [PADDING] * padding + items if shape != "object" else items[:1]
+    doc: Any = {"object": items[0], "array": items, "batch": {"batch": items, "sentAt": "x"}}[shape]
     # ensure_ascii: non-ASCII text as \\uXXXX escapes (surrogate pairs beyond the BMP) or raw UTF-8.
     data = json.dumps(doc, ensure_ascii=ascii_only).encode()
     fast = _fast_path(data, "c", 1.0, 512 * 1024)
     full = decode_frame(data, binary=False, client="c", received_at=1.0)
     if fast is not None:
         assert fast == full.events and not full.refusals
-        assert fast == [slow(item) for item in (items if as_array else [items[0]])]
+        assert fast == [slow(item) for item in items]
+
+
+def test_batches_take_the_fast_path() -> None:
+    """100-event arrays and Segment batches, as SDKs and benchmarks send them."""
+    batch = [
+        {"event": "e", "messageId": str(i), "properties": {"n": i, "a": [1]}} for i in range(100)
+    ]
+    for doc in (batch, {"batch": batch, "sentAt": "2026-11-26T04:00:00.000Z"}):
+        data = json.dumps(doc).encode()
+        fast = _fast_path(data, "c", 1.0, 512 * 1024)
+        assert fast is not None
+        assert fast == [slow(item) for item in batch]
+    # A shared context is merged into each event by the full rules.
+    assert (
+        _fast_path(json.dumps({"batch": batch, "context": {}}).encode(), "c", 1.0, 1 << 20) is None
+    )
 
 
 @pytest.mark.parametrize(
@@ -84,6 +111,14 @@ def test_fast_path_agrees_with_the_full_rules(
         rb'{"batch": [{"event": "a"}, {"event": "b"}]}',
         rb'{"event": "a", "batch": [{"event": "b"}]}',
         rb'[{"event": "a"}, {"batch": [{"event": "b"}]}]',
+        rb'{"batch": "not a list"}',
+        rb'{"batch": []}',
+        rb'{"batch": [{"event": "a"}], "event": "b"}',
+        rb'{"batch": [{"event": "a", "properties": {"k": "\ud800"}}]}',
+        b'{"batch": [' + b'{"event": "a", "properties": {"k": []}},' * 40 + b'{"event": "b"}]}',
+        b'{"batch": [{"event": "a", "properties": ' + b"[" * 70 + b"]" * 70 + b"}]}",
+        b"[" + b'{"event": "a", "properties": {"k": []}},' * 40 + b'{"event": "b"}]',
+        b'[{"event": "a"}, {"event": "a", "properties": {"k": ' + b"[" * 70 + b"]" * 70 + b"}}]",
         b'{"event": "a", "properties": ' + b'{"k": ' * 63 + b"1" + b"}" * 63 + b"}",
         b'{"event": "a", "properties": ' + b'{"k": ' * 64 + b"1" + b"}" * 64 + b"}",
         b'{"event": "a", "properties": {"k": ' + b"[" * 70 + b"]" * 70 + b"}}",
