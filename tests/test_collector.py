@@ -463,6 +463,55 @@ def _send_buffer(server_side: Any, size: int) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
 
+async def test_no_client_is_read_while_the_writer_is_behind(collector: Collector, db: Path) -> None:
+    """The store is locked for a while (another process writing): the collector stops reading at
+    MAX_WRITER_BACKLOG bytes instead of queueing rows without bound, then catches up, losing nothing.
+    """
+    from eventtui.collector.ingest import MAX_WRITER_BACKLOG
+
+    pad = "x" * 50_000
+    frames = [
+        json.dumps(
+            [
+                {"event": "big", "messageId": f"{i}-{k}", "properties": {"pad": pad}}
+                for k in range(10)
+            ]
+        )
+        for i in range(2 * MAX_WRITER_BACKLOG // 500_000)
+    ]
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # the writer process now waits for the lock
+    try:
+        clients = [await connect(collector.ws_url, max_size=None) for _ in range(2)]
+        senders = [asyncio.create_task(_send_all(ws, frames[i::2])) for i, ws in enumerate(clients)]
+        async with asyncio.timeout(20):
+            while not collector.ingest.congested:
+                await asyncio.sleep(0.05)
+        states = list(collector.websocket.clients)  # type: ignore[union-attr]
+        assert all(state.ws.reading_paused for state in states)
+        read = sum(state.frames for state in states)
+        await asyncio.sleep(0.5)
+        assert sum(state.frames for state in states) == read < len(frames)
+        assert collector.writer.pending_bytes < MAX_WRITER_BACKLOG + 2 * 256 * 1024 + 600_000
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    async with asyncio.timeout(30):
+        await asyncio.gather(*senders)
+        for i, ws in enumerate(clients):
+            while json.loads(await ws.recv()).get("ack", 0) < len(frames[i::2]):
+                pass
+            await ws.close()
+    assert not collector.ingest.congested
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 10 * len(frames)
+
+
+async def _send_all(ws: Any, frames: list[str]) -> None:
+    for frame in frames:
+        await ws.send(frame)
+
+
 async def test_client_that_disconnects_mid_batch(collector: Collector, db: Path) -> None:
     """Complete frames are stored; the half-sent fragmented frame is not; the collector carries on."""
     ws = await connect(collector.ws_url)

@@ -5,10 +5,11 @@ connection's `data_received` (see `_Connection`); an acker task per connection s
 commit, the errors of the committed frames and then one ack covering all of them. Acks are
 coalesced per commit: a busy connection gets one ack per transaction, not one per frame.
 
-Memory per connection is bounded: a message is at most `max_message_bytes` (closed with 1009
-otherwise); a client that stops reading its acks stops being read once it has
-`MAX_UNACKED_FRAMES` frames (or `MAX_PENDING_ERRORS` errors) waiting, so TCP pushes back on it
-(what is held meanwhile is the rest of one read: asyncio reads at most 256 KiB at a time).
+Memory is bounded: a message is at most `max_message_bytes` (closed with 1009 otherwise); a client
+that stops reading its acks stops being read once it has `MAX_UNACKED_FRAMES` frames (or
+`MAX_PENDING_ERRORS` errors) waiting, so TCP pushes back on it; and no client is read while the
+writer is more than `ingest.MAX_WRITER_BACKLOG` bytes behind. What is held meanwhile is the rest of
+one read per connection (asyncio reads at most 256 KiB at a time).
 
 May import: websockets, model, config, collector.ingest, collector.security.
 """
@@ -64,6 +65,8 @@ class _Connection(ServerConnection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.on_message: OnMessage | None = None
+        self.on_too_big: Callable[[], None] | None = None
+        self._too_big_seen = False
         self.reading_paused = False
         # Messages parsed but not handed over yet: before `attach` (the handshake may yield
         # after sending its response), or while paused (the rest of the read that paused us).
@@ -72,10 +75,24 @@ class _Connection(ServerConnection):
         self._fragmented_is_text = False
         self.failure: str | None = None  # why we closed the connection, when it was us
 
-    def attach(self, on_message: OnMessage) -> None:
-        """From now on, and for anything that arrived already, call `on_message`."""
+    def attach(self, on_message: OnMessage, on_too_big: Callable[[], None]) -> None:
+        """From now on, and for anything that arrived already, call `on_message`; call
+        `on_too_big` once if the connection is closed with 1009 (a message over the limit)."""
         self.on_message = on_message
+        self.on_too_big = on_too_big
+        if self._too_big_seen:
+            on_too_big()
         self.resume()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # websockets closes with 1009 while parsing; say so before the client can hear it, so
+        # that the refusal is stored before anything the client sends next.
+        sent = self.protocol.close_sent
+        if sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG and not self._too_big_seen:
+            self._too_big_seen = True
+            if self.on_too_big is not None:
+                self.on_too_big()
 
     def pause(self) -> None:
         """Stop reading: TCP pushes back on the client; what is parsed already is held."""
@@ -177,6 +194,7 @@ class WebsocketListener:
         self.server: Server | None = None
         self._stopping = False
         self._stopped = asyncio.Event()
+        ingest.congestion_listeners.append(self._on_congestion)
 
     async def start(self, host: str, port: int) -> int:
         """Bind and listen; returns the bound port. Raises OSError if the port is taken."""
@@ -236,7 +254,10 @@ class WebsocketListener:
         client = _Client(ws, f"ws:{peer[0]}:{peer[1]}" if peer else "ws")
         self.clients.add(client)
         acker = asyncio.create_task(self._ack_loop(client))
-        ws.attach(lambda data, is_text: self._on_message(client, data, is_text))
+        ws.attach(
+            lambda data, is_text: self._on_message(client, data, is_text),
+            lambda: self._record_oversize(client),
+        )
         closed = asyncio.ensure_future(ws.wait_closed())
         stopped = asyncio.ensure_future(self._stopped.wait())
         try:
@@ -255,9 +276,6 @@ class WebsocketListener:
             stopped.cancel()
             acker.cancel()
             self.clients.discard(client)
-            sent = ws.protocol.close_sent
-            if sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG:
-                self._record_oversize(client)
             if self._stopping:
                 ws.resume()  # to read the close handshake (what else it reads is dropped)
                 await ws.close(1001, "collector shutting down")
@@ -277,9 +295,17 @@ class WebsocketListener:
         self.ingest.submit(
             frame, client=client.name, on_commit=client.on_commit, arg=frame_no, latest_only=True
         )
-        # Backpressure: a client that does not read its acks is not read either.
-        if client.backlogged():
+        # Backpressure: a client that does not read its acks is not read either, and no client is
+        # read while the writer is behind.
+        if client.backlogged() or self.ingest.congested:
             client.ws.pause()
+
+    def _on_congestion(self, congested: bool) -> None:
+        for client in self.clients:
+            if congested:
+                client.ws.pause()
+            elif not client.backlogged():
+                client.ws.resume()
 
     async def _settle(self, client: _Client) -> None:
         """Wait until the acker has sent everything committed (or the connection is gone)."""
@@ -314,7 +340,7 @@ class WebsocketListener:
                     )
                     await ws.close(1011, "store write failed")
                     return
-                if ws.reading_paused and not client.backlogged():
+                if ws.reading_paused and not client.backlogged() and not self.ingest.congested:
                     ws.resume()
                 client.progress.set()
         except ConnectionClosed:

@@ -97,8 +97,10 @@ class Writer:
         self.session_id = 0
         self.stats = WriterStats()
         self._listeners: list[Callable[[Commit], None]] = []
-        # Tickets wait here in submission order; each commit report says how many it covers.
-        self._tickets: deque[Any] = deque()
+        # Tickets wait here in submission order, each with its submission's size in bytes; each
+        # commit report says how many it covers.
+        self._tickets: deque[tuple[Any, int]] = deque()
+        self.pending_bytes = 0  # submitted and not yet committed (or failed)
         self._lock = threading.Lock()
         self._outgoing: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._failed: str | None = None
@@ -170,7 +172,8 @@ class Writer:
         ])  # fmt: skip
         with self._lock:
             if self._failed is None:
-                self._tickets.append(submission.ticket)
+                self._tickets.append((submission.ticket, len(payload)))
+                self.pending_bytes += len(payload)
                 self._outgoing.put(payload)
                 return
         self._notify(Commit([submission.ticket], 0, 0, 0, self.stats.last_event_id, self._failed))
@@ -212,7 +215,9 @@ class Writer:
                     return
                 _, count, inserted, duplicates, rejects, last_id, error = report
                 with self._lock:
-                    tickets = [self._tickets.popleft() for _ in range(count)]
+                    done = [self._tickets.popleft() for _ in range(count)]
+                    self.pending_bytes -= sum(size for _, size in done)
+                tickets = [ticket for ticket, _ in done]
                 if error is None:
                     stats.events += inserted
                     stats.duplicates += duplicates
@@ -246,8 +251,9 @@ class Writer:
         """The writer process is gone: nothing pending was committed, and nothing more will be."""
         with self._lock:
             self._failed = reason
-            tickets = list(self._tickets)
+            tickets = [ticket for ticket, _ in self._tickets]
             self._tickets.clear()
+            self.pending_bytes = 0
         log.error("%s", reason)
         if tickets:
             self._notify(Commit(tickets, 0, 0, 0, self.stats.last_event_id, reason))
