@@ -17,7 +17,9 @@ Figures (medians of the rounds, baselines interleaved with the measured runs):
   6. HTTP batches of 100 events from 4 clients vs websocket 100-event frames (benchmarks/
      http_ingest.py, its own interleaved rounds). Goal >= 0.5x.
 
-The load generator runs in its own process so the servers get the machine's other core.
+The load generator runs in its own process so the servers get the machine's other core. Both servers
+get the same client send loop (`_client`): every frame as fast as the server takes it, with no window
+of our own; eventtui's clients also read acks while sending, as a real client must.
 """
 
 from __future__ import annotations
@@ -145,7 +147,14 @@ def _status_kb(pid: int, field: str) -> int:
 # --- load generator (runs in a child process) -----------------------------------------------------
 
 
-async def _client(url: str, frames: list[str], bare: bool, window: int = 2000) -> None:
+async def _client(url: str, frames: list[str], bare: bool) -> None:
+    """The same client for both servers: send every frame as fast as the server takes them.
+
+    Flow control is the server's: websockets' write buffer and TCP for the bare server, and for
+    eventtui also its bound on unacknowledged frames per connection (it stops reading a client
+    10,000 frames ahead of its acks). Only the end differs: the bare server answers a last
+    "done" frame with its count; eventtui's last ack covers every frame (all committed).
+    """
     async with connect(url, compression=None, max_size=None) as ws:
         if bare:
             for frame in frames:
@@ -153,26 +162,18 @@ async def _client(url: str, frames: list[str], bare: bool, window: int = 2000) -
             await ws.send("done")
             await ws.recv()
             return
-        acked = 0
         total = len(frames)
-        space = asyncio.Semaphore(window)
 
-        async def reader() -> None:
-            nonlocal acked
+        async def read_acks() -> None:
+            # Read while sending: a client that does not read its acks is not read either.
             async for message in ws:
-                if message.startswith('{"ack"'):
-                    n = json.loads(message)["ack"]
-                    for _ in range(n - acked):
-                        space.release()
-                    acked = n
-                    if acked >= total:
-                        return
+                if message.startswith('{"ack"') and json.loads(message)["ack"] >= total:
+                    return
 
-        task = asyncio.create_task(reader())
+        reader = asyncio.create_task(read_acks())
         for frame in frames:
-            await space.acquire()
             await ws.send(frame)
-        await task
+        await reader
 
 
 def _load(url: str, per_client: list[list[str]], bare: bool, out: Any) -> None:
