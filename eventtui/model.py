@@ -147,7 +147,7 @@ def _fast_path(
     as userId, an unknown field, a timestamp in epoch milliseconds, a lone surrogate escape, a
     refusal) is None here, and `normalise` decides with the exact rules and messages. Duplicate
     keys need no check: the Struct and the dicts keep the last, as `normalise` does (tested).
-    Measured: 6.6 us -> 2.8 us for a typical single-event frame, 4.9 -> 2 us per event in batches.
+    Measured: 6.6 us -> 2.8 us for a typical single-event frame, 4.9 -> 3 us per event in batches.
     """
     head = data[:1]
     try:
