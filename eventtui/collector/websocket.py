@@ -72,7 +72,7 @@ class _Connection(ServerConnection):
         # after sending its response), or while paused (the rest of the read that paused us).
         self._held: deque[tuple[bytes, bool]] = deque()
         self._fragments: list[bytes] = []
-        self._fragmented_is_text = False
+        self._message_is_text = False
         self.failure: str | None = None  # why we closed the connection, when it was us
 
     def attach(self, on_message: OnMessage, on_too_big: Callable[[], None]) -> None:
@@ -118,16 +118,16 @@ class _Connection(ServerConnection):
             super().process_event(event)  # the handshake request, pings, pongs, close
             return
         if event.opcode is not Opcode.CONT:
-            self._fragmented_is_text = event.opcode is Opcode.TEXT
+            self._message_is_text = event.opcode is Opcode.TEXT
             if event.fin:
-                self._deliver(bytes(event.data), self._fragmented_is_text)
+                self._deliver(bytes(event.data), self._message_is_text)
                 return
             self._fragments = [bytes(event.data)]
             return
         self._fragments.append(bytes(event.data))
         if event.fin:
             data, self._fragments = b"".join(self._fragments), []
-            self._deliver(data, self._fragmented_is_text)
+            self._deliver(data, self._message_is_text)
         elif len(self._fragments) > MAX_FRAGMENTS:
             # websockets has already checked the total size against max_size as it parsed.
             self._fragments = []
