@@ -6,7 +6,8 @@ app in batches (`EventsCommitted`, see `messages.py`). Everything the UI asks of
 
 `StoreFeed` tails a store: rows with ``id > cursor``, woken at once by the writer's commit signal
 when the collector runs in this process (`on_commit`), else by a short poll (`eventtui open`).
-A replay feed (later) posts the same messages on a virtual clock, so a replay shows what live did.
+`ReplayFeed` (tui/replay.py) posts the same messages on a virtual clock, so a replay shows what live
+did; both share `ReadingFeed`, the thread plumbing.
 
 May import: store (Reader), tui.messages. Owns its Reader: sqlite3 objects are bound to the thread
 that made them, so the Reader is created, used and closed inside `run`.
@@ -87,13 +88,98 @@ def slim(row: EventRow) -> EventRow:
 
 
 @dataclass
-class _FilterRequest:
+class FilterRequest:
     where: str | None
     params: Sequence[Any]
     generation: int
 
 
-class StoreFeed:
+class ReadingFeed:
+    """What the feeds that read a store in their own thread share.
+
+    The UI thread's requests (`set_filter`, `request_event`, `stop`) are queued under `_lock` and
+    wake the thread; `run` opens the Reader there and reports any failure as `FeedFailed`. Batches
+    are posted against `_credit` (at most `max_in_flight` unconsumed), so a busy app slows the
+    feed instead of queueing messages. Subclasses implement `_run` and `_load_history`.
+    """
+
+    # The verb in "reading PATH failed: ..." when the feed stops on an error.
+    doing = "reading"
+
+    def __init__(self, path: Path, max_in_flight: int) -> None:
+        self.path = path
+        self._credit = threading.Semaphore(max_in_flight)
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._filter_request: FilterRequest | None = None
+        self._event_requests: list[int] = []
+        # The filter in force: set from each request before its history loads.
+        self._where: str | None = None
+        self._params: Sequence[Any] = ()
+        self._generation = 0
+
+    # --- called from other threads -----------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+        # A feed blocked on credit must see the stop too.
+        self._credit.release()
+
+    def set_filter(self, where: str | None, params: Sequence[Any], generation: int) -> None:
+        with self._lock:
+            self._filter_request = FilterRequest(where, tuple(params), generation)
+        self._wake.set()
+
+    def request_event(self, event_id: int) -> None:
+        with self._lock:
+            self._event_requests.append(event_id)
+        self._wake.set()
+
+    # --- the feed thread -----------------------------------------------------------------------
+
+    def run(self, post: Post) -> None:
+        try:
+            reader = Reader(self.path)
+        except StoreError as exc:
+            post(FeedFailed(str(exc)))
+            return
+        try:
+            self._run(reader, post)
+        except Exception as exc:  # report, don't vanish: the UI shows it in the status bar
+            log.exception("%s %s failed", self.doing, self.path)
+            post(FeedFailed(f"{self.doing} {self.path} failed: {exc}"))
+        finally:
+            reader.close()
+
+    def _run(self, reader: Reader, post: Post) -> None:
+        raise NotImplementedError
+
+    def _load_history(self, reader: Reader, post: Post, request: FilterRequest) -> None:
+        raise NotImplementedError
+
+    def _serve_requests(self, reader: Reader, post: Post) -> None:
+        """Answer what the UI asked for since last time: payloads, then a new filter's history."""
+        with self._lock:
+            request, self._filter_request = self._filter_request, None
+            wanted, self._event_requests = self._event_requests, []
+        for event_id in wanted:
+            post(EventLoaded(event_id, reader.event(event_id)))
+        if request is not None:
+            self._where, self._params = request.where, request.params
+            self._generation = request.generation
+            self._load_history(reader, post, request)
+
+    def _take_credit(self) -> bool:
+        """Wait until the app has room for another batch; False once the feed is stopping."""
+        while not self._credit.acquire(timeout=0.2):
+            if self._stopped.is_set():
+                return False
+        return not self._stopped.is_set()
+
+
+class StoreFeed(ReadingFeed):
     """Tails a store (see the module docstring).
 
     `session`: the first session the stream and counters cover (watch: the session it is
@@ -114,7 +200,7 @@ class StoreFeed:
         max_in_flight: int = 3,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.path = path
+        super().__init__(path, max_in_flight)
         self.mode = mode
         self.session = session
         self.live = live
@@ -123,15 +209,6 @@ class StoreFeed:
         self.batch_limit = batch_limit
         self.min_interval = min_interval
         self.clock = clock
-        self._credit = threading.Semaphore(max_in_flight)
-        self._wake = threading.Event()
-        self._stopped = threading.Event()
-        self._lock = threading.Lock()
-        self._filter_request: _FilterRequest | None = None
-        self._event_requests: list[int] = []
-        self._where: str | None = None
-        self._params: Sequence[Any] = ()
-        self._generation = 0
         self.cursor = 0
 
     # --- called from other threads -----------------------------------------------------------
@@ -144,44 +221,14 @@ class StoreFeed:
     def wake(self) -> None:
         self._wake.set()
 
-    def stop(self) -> None:
-        self._stopped.set()
-        self._wake.set()
-        # A feed blocked on credit must see the stop too.
-        self._credit.release()
-
-    def set_filter(self, where: str | None, params: Sequence[Any], generation: int) -> None:
-        with self._lock:
-            self._filter_request = _FilterRequest(where, tuple(params), generation)
-        self._wake.set()
-
-    def request_event(self, event_id: int) -> None:
-        with self._lock:
-            self._event_requests.append(event_id)
-        self._wake.set()
-
     # --- the feed thread -----------------------------------------------------------------------
-
-    def run(self, post: Post) -> None:
-        try:
-            reader = Reader(self.path)
-        except StoreError as exc:
-            post(FeedFailed(str(exc)))
-            return
-        try:
-            self._run(reader, post)
-        except Exception as exc:  # report, don't vanish: the UI shows it in the status bar
-            log.exception("feed failed")
-            post(FeedFailed(f"reading {self.path} failed: {exc}"))
-        finally:
-            reader.close()
 
     def _run(self, reader: Reader, post: Post) -> None:
         if self.session is None:
             self.session = reader.latest_session_id()
         self.cursor = reader.last_event_id()
         # History first: the stream paints at once; counting a big store takes longer.
-        self._load_history(reader, post, _FilterRequest(None, (), 0))
+        self._load_history(reader, post, FilterRequest(None, (), 0))
         stored = reader.count_events()
         recounted = self.clock()
         seeds = self._seeds(reader)
@@ -189,13 +236,7 @@ class StoreFeed:
             post(CountsSeeded(seeds))
         status_at = 0.0
         while not self._stopped.is_set():
-            with self._lock:
-                request, self._filter_request = self._filter_request, None
-                wanted, self._event_requests = self._event_requests, []
-            for event_id in wanted:
-                post(EventLoaded(event_id, reader.event(event_id)))
-            if request is not None:
-                self._load_history(reader, post, request)
+            self._serve_requests(reader, post)
             rows = reader.events_after(self.cursor, self.batch_limit)
             if rows:
                 stored += len(rows)
@@ -233,19 +274,10 @@ class StoreFeed:
             rows = rows[:keep_from] + slimmed
         else:
             matching = slimmed
-        while not self._credit.acquire(timeout=0.2):
-            if self._stopped.is_set():
-                return
-        if self._stopped.is_set():
-            return
-        post(EventsCommitted(rows, matching, self._generation, self._credit))
+        if self._take_credit():
+            post(EventsCommitted(rows, matching, self._generation, self._credit))
 
-    def _load_history(self, reader: Reader, post: Post, request: _FilterRequest) -> None:
-        self._where, self._params, self._generation = (
-            request.where,
-            request.params,
-            request.generation,
-        )
+    def _load_history(self, reader: Reader, post: Post, request: FilterRequest) -> None:
         where = "id <= ?"
         params: list[Any] = [self.cursor]
         if self.session is not None:

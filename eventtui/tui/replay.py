@@ -17,7 +17,6 @@ May import: replay, store, tui.feed, tui.messages.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -37,12 +36,10 @@ from eventtui.replay import (
     next_speed,
     scan_anomalies,
 )
-from eventtui.store import EventRow, Reader, StoreError
-from eventtui.tui.feed import Post, slim
+from eventtui.store import EventRow, Reader
+from eventtui.tui.feed import FilterRequest, Post, ReadingFeed, slim
 from eventtui.tui.messages import (
-    EventLoaded,
     EventsCommitted,
-    FeedFailed,
     FeedNotice,
     FeedRestarted,
     FeedStatus,
@@ -74,10 +71,11 @@ class Playback(Protocol):
     def now(self) -> float: ...
 
 
-class ReplayFeed:
+class ReplayFeed(ReadingFeed):
     """See the module docstring. `monitor` makes a fresh monitor for the "next anomaly" scan."""
 
     mode = "replay"
+    doing = "replaying"
 
     def __init__(
         self,
@@ -88,23 +86,14 @@ class ReplayFeed:
         monitor: Callable[[], Any] | None = None,
         history_limit: int = 10_000,
     ) -> None:
-        self.path = path
+        super().__init__(path, max_in_flight=3)
         self.schedule = schedule
         self.clock = clock
         self.started_at = clock.timeline.start
         self.player = Player(schedule.times, clock)
         self.monitor = monitor
         self.history_limit = history_limit
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stopped = threading.Event()
-        self._credit = threading.Semaphore(3)
         self._restart = False
-        self._filter: tuple[str | None, tuple[Any, ...], int] | None = None
-        self._where: str | None = None
-        self._params: tuple[Any, ...] = ()
-        self._generation = 0
-        self._wanted: list[int] = []
         self._find_anomaly = False
         self._anomaly_times: list[float] | None = None
 
@@ -135,58 +124,22 @@ class ReplayFeed:
         self._find_anomaly = True
         self._wake.set()
 
-    # --- the Feed interface -----------------------------------------------------------------------
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._wake.set()
-        self._credit.release()
-
-    def set_filter(self, where: str | None, params: Sequence[Any], generation: int) -> None:
-        with self._lock:
-            self._filter = (where, tuple(params), generation)
-        self._wake.set()
-
-    def request_event(self, event_id: int) -> None:
-        with self._lock:
-            self._wanted.append(event_id)
-        self._wake.set()
-
-    def run(self, post: Post) -> None:
-        try:
-            reader = Reader(self.path)
-        except StoreError as exc:
-            post(FeedFailed(str(exc)))
-            return
-        try:
-            post(HistoryLoaded([], 0))
-            self._run(reader, post)
-        except Exception as exc:  # report, don't vanish
-            log.exception("replay failed")
-            post(FeedFailed(f"replaying {self.path} failed: {exc}"))
-        finally:
-            reader.close()
-
     # --- the feed thread --------------------------------------------------------------------------
 
     def _run(self, reader: Reader, post: Post) -> None:
+        post(HistoryLoaded([], 0))
         status_at = 0.0
         reached = None
         while not self._stopped.is_set():
             with self._lock:
                 restart, self._restart = self._restart, False
-                wanted, self._wanted = self._wanted, []
-                request, self._filter = self._filter, None
                 due = self.player.due(PAGE_ROWS)
                 through = self.player.caught_up_to()
                 wait = 0.0 if due else self.player.wait()
             if restart:
                 post(FeedRestarted(self.clock.timeline.start))
                 reached = None
-            for event_id in wanted:
-                post(EventLoaded(event_id, reader.event(event_id)))
-            if request is not None:
-                self._load_history(reader, post, *request)
+            self._serve_requests(reader, post)
             if self._find_anomaly:
                 self._find_anomaly = False
                 self._seek_to_anomaly(reader, post)
@@ -211,35 +164,25 @@ class ReplayFeed:
         if self._where is not None:
             matching = [slim(r) for r in self._matching(reader, [r.id for r in rows])]
         shown = [slim(r) for r in rows] if matching is None else rows
-        while not self._credit.acquire(timeout=0.2):
-            if self._stopped.is_set():
-                return
-        post(EventsCommitted(shown, matching, self._generation, self._credit, through))
+        if self._take_credit():
+            post(EventsCommitted(shown, matching, self._generation, self._credit, through))
 
     def _matching(self, reader: Reader, ids: Sequence[int]) -> list[EventRow]:
         where = f"id IN (SELECT value FROM json_each(?)) AND ({self._where})"
         return reader.query(where, [msgspec.json.encode(list(ids)).decode(), *self._params])
 
-    def _load_history(
-        self,
-        reader: Reader,
-        post: Post,
-        where: str | None,
-        params: tuple[Any, ...],
-        generation: int,
-    ) -> None:
-        self._where, self._params, self._generation = where, params, generation
+    def _load_history(self, reader: Reader, post: Post, request: FilterRequest) -> None:
         with self._lock:
             played = self.player.cursor
         # The newest played events, up to a bound, checked against the filter in one statement.
         ids = self.schedule.ids[max(0, played - 5 * self.history_limit) : played]
-        if where is None:
+        if request.where is None:
             rows = fetch_rows(
                 reader, self.schedule, range(max(0, played - self.history_limit), played)
             )
         else:
             rows = self._matching(reader, ids)[-self.history_limit :]
-        post(HistoryLoaded([slim(r) for r in rows], generation))
+        post(HistoryLoaded([slim(r) for r in rows], request.generation))
 
     def _seek_to_anomaly(self, reader: Reader, post: Post) -> None:
         if self.monitor is None:
