@@ -79,22 +79,8 @@ class Counters:
         if count.last_seen is None or at > count.last_seen:
             count.last_seen = at
         second = int(at)
-        slot = second % RATE_WINDOW_SECONDS
-        stamp = count.sec_stamps[slot]
-        if stamp == second:
-            count.sec_counts[slot] += 1
-        elif stamp < second:
-            count.sec_stamps[slot] = second
-            count.sec_counts[slot] = 1
-        # else: older than the ring holds (a late straggler); it counts in the totals only.
-        minute = second // 60
-        slot = minute % HISTORY_MINUTES
-        stamp = count.min_stamps[slot]
-        if stamp == minute:
-            count.min_counts[slot] += 1
-        elif stamp < minute:
-            count.min_stamps[slot] = minute
-            count.min_counts[slot] = 1
+        _bump(count.sec_stamps, count.sec_counts, second, RATE_WINDOW_SECONDS)
+        _bump(count.min_stamps, count.min_counts, second // 60, HISTORY_MINUTES)
 
     def observe_many(self, items: Iterable[tuple[str, float, bool]]) -> None:
         observe = self.observe
@@ -134,3 +120,15 @@ def _row(name: str, count: _Count, now: float) -> CounterRow:
         for m in range(minute - HISTORY_MINUTES + 1, minute + 1)
     )
     return CounterRow(name, count.total, count.invalid, per_minute, count.last_seen, histogram)
+
+
+def _bump(stamps: list[int], counts: list[int], key: int, size: int) -> None:
+    """Count one arrival in the ring slot of `key` (a second or a minute since the epoch)."""
+    slot = key % size
+    stamp = stamps[slot]
+    if stamp == key:
+        counts[slot] += 1
+    elif stamp < key:
+        stamps[slot] = key
+        counts[slot] = 1
+    # else: older than the ring holds (a late straggler); it counts in the totals only.
