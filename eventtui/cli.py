@@ -362,12 +362,9 @@ def cmd_sessions(args: argparse.Namespace, config: Config) -> int:
 
 
 def _label_session(args: argparse.Namespace, config: Config) -> int:
-    from eventtui.sessions import SessionError, label_session
+    from eventtui.store.sessions import label_session
 
-    try:
-        label_session(db_path(args, config), args.session, args.label)
-    except SessionError as exc:
-        raise UsageError(str(exc)) from None
+    label_session(db_path(args, config), args.session, args.label)
     text = args.label.strip()
     said = f"label set to {json.dumps(text, ensure_ascii=False)}" if text else "label cleared"
     print(_printable(f"session {args.session}: {said}"))
@@ -375,31 +372,29 @@ def _label_session(args: argparse.Namespace, config: Config) -> int:
 
 
 def _delete_session(args: argparse.Namespace, config: Config) -> int:
-    from eventtui.sessions import SessionError, delete_session, session_summary
+    from eventtui.store.sessions import delete_session
 
     path = db_path(args, config)
-    try:
-        if not args.yes:
-            if not sys.stdin.isatty():
-                raise UsageError(
-                    f"not deleting session {args.session}: stdin is not a terminal to confirm"
-                    " on; pass --yes"
-                )
-            label, events, rejects = session_summary(path, args.session)
-            named = f" ({label})" if label else ""
-            question = (
-                f"Delete session {args.session}{named}: {events:,} events and {rejects:,}"
-                f" rejects, from {path}? This cannot be undone. [y/N] "
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"not deleting session {args.session}: stdin is not a terminal to confirm"
+                " on; pass --yes"
             )
-            # On stderr: stdout may be piped while the user answers at the terminal.
-            print(_printable(question), end="", file=sys.stderr, flush=True)
-            answer = sys.stdin.readline()  # "" at end of input: no
-            if answer.strip().lower() not in ("y", "yes"):
-                print("nothing deleted", file=sys.stderr)
-                return EXIT_OK
-        deleted = delete_session(path, args.session)
-    except SessionError as exc:
-        raise UsageError(str(exc)) from None
+        with Reader(path) as reader:
+            session = reader.session(args.session)
+        named = f" ({session.label})" if session.label else ""
+        question = (
+            f"Delete session {args.session}{named}: {session.events:,} events and"
+            f" {session.rejects:,} rejects, from {path}? This cannot be undone. [y/N] "
+        )
+        # On stderr: stdout may be piped while the user answers at the terminal.
+        print(_printable(question), end="", file=sys.stderr, flush=True)
+        answer = sys.stdin.readline()  # "" at end of input: no
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted", file=sys.stderr)
+            return EXIT_OK
+    deleted = delete_session(path, args.session)
     print(f"deleted session {args.session}: {deleted.events:,} events, {deleted.rejects:,} rejects")
     return EXIT_OK
 
@@ -420,20 +415,7 @@ def _filter_arg(text: str | None) -> tuple[str, tuple[object, ...]]:
 
 def _session_arg(reader: Reader, text: str | None) -> int | None:
     """A SESSION argument: an id that exists, "all" (None), or omitted (the newest)."""
-    if text is not None and text.strip().lower() == "all":
-        return None
-    if text is None:
-        newest = reader.latest_session_id()
-        if newest is None:
-            raise UsageError(f"{reader.path} holds no session yet")
-        return newest
-    if not text.isdigit():
-        raise UsageError(
-            f'session must be a number (see `eventtui sessions`) or "all"; got {text!r}'
-        )
-    if not reader.conn.execute("SELECT 1 FROM sessions WHERE id = ?", (int(text),)).fetchone():
-        raise UsageError(f"no session {text} in {reader.path} (`eventtui sessions` lists them)")
-    return int(text)
+    return reader.resolve_session(text, allow_all=True)
 
 
 def cmd_export(args: argparse.Namespace, config: Config) -> int:
@@ -447,24 +429,21 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
     which = "every session" if session is None else f"session {session}"
     to_stdout = args.output in (None, "-")
     if args.format == "sqlite":
-        from eventtui.sessions import SessionError, export_store
+        from eventtui.store.sessions import export_store
 
         if to_stdout:
             raise UsageError("--format sqlite writes a store file: name it with -o FILE")
         target = Path(args.output)
-        try:
-            with ProgressBar("export") as bar:
-                done = export_store(
-                    path,
-                    target,
-                    sessions=None if session is None else [session],
-                    where=where,
-                    params=params,
-                    force=args.force,
-                    progress=bar,
-                )
-        except SessionError as exc:
-            raise UsageError(str(exc)) from None
+        with ProgressBar("export") as bar:
+            done = export_store(
+                path,
+                target,
+                sessions=None if session is None else [session],
+                where=where,
+                params=params,
+                force=args.force,
+                progress=bar,
+            )
         print(
             f"exported {done.events:,} events and {done.rejects:,} rejects of {which} to"
             f" {target} (a store: eventtui replay --db {target})",
@@ -563,7 +542,7 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_replay(args: argparse.Namespace, config: Config) -> int:
     from eventtui.config import parse_duration
-    from eventtui.replay import ReplayError, find_session, format_speed, load_schedule, parse_speed
+    from eventtui.replay import ReplayError, format_speed, load_schedule, parse_speed
     from eventtui.store import Reader
 
     path = db_path(args, config)
@@ -597,11 +576,8 @@ def cmd_replay(args: argparse.Namespace, config: Config) -> int:
 
     url = with_token(args.to_url, config.collector.token)
     with Reader(path) as reader:
-        try:
-            session = find_session(reader, args.session)
-            schedule = load_schedule(reader, session, where, params)
-        except ReplayError as exc:
-            raise UsageError(str(exc)) from None
+        session = reader.session(reader.resolve_session(args.session))
+        schedule = load_schedule(reader, session, where, params)
         if not len(schedule):
             matching = " matching the filter" if args.filter else ""
             raise UsageError(f"session {session.id} has no events{matching} to re-send")

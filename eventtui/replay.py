@@ -9,8 +9,8 @@ Owns pacing. The parts, each usable (and tested) on its own:
 - `Player`: given the clock, which events are due now (their indices in the schedule), and how
   long until the next one.
 - `Schedule` / `load_schedule` / `fetch_rows`: a session's events in replay order, read from the
-  store (ids and times only; rows are read a page at a time as they come due). `fetch_observed`
-  reads only what counters and a monitor use, for events a viewer counts but will not draw.
+  store (ids and times only; rows are read a page at a time as they come due, or without their
+  payload for events a viewer counts but will not draw).
 - `scan_anomalies`: a monitor run over a whole session, headless, to know where the anomalies are
   (the TUI's "next anomaly" key).
 - `resend`: a session re-sent to a collector at the recorded pace (`eventtui replay --to-url`).
@@ -32,19 +32,17 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import itertools
 import math
 import secrets
 import time
 from array import array
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, NamedTuple, Protocol
+from typing import Any, Final, Protocol
 
 import msgspec
 
-from eventtui.store import EventRow, Reader
-from eventtui.store.reader import EVENT_COLUMNS
+from eventtui.store import EventRow, Reader, SessionRow
 
 MAX_SPEED: Final = math.inf
 MIN_SPEED: Final = 0.1
@@ -346,20 +344,11 @@ def next_after(times: Sequence[float], now: float, *, lead: float = 0.0) -> floa
 # --- the store side ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class SessionSpan:
-    id: int
-    label: str | None
-    started_at: float
-    ended_at: float | None
-    source: str
-
-
 @dataclass(slots=True)
 class Schedule:
     """A session's events in replay order: ids and recorded times (16 bytes an event)."""
 
-    session: SessionSpan
+    session: SessionRow
     ids: array[int] = field(default_factory=lambda: array("q"))
     times: array[float] = field(default_factory=lambda: array("d"))
     # True when ids ascend with times and no other row lies between them: pages are id ranges.
@@ -381,75 +370,31 @@ class Schedule:
         return Timeline(self.times, start=start, end=end, max_gap=max_gap)
 
 
-def find_session(reader: Reader, session: int | None) -> SessionSpan:
-    """Session `session`, or the newest one; raises ReplayError naming what is missing."""
-    if session is None:
-        session = reader.latest_session_id()
-        if session is None:
-            raise ReplayError(f"{reader.path} holds no session yet")
-    row = reader.conn.execute(
-        "SELECT id, label, started_at, ended_at, source FROM sessions WHERE id = ?", (session,)
-    ).fetchone()
-    if row is None:
-        raise ReplayError(f"no session {session} in {reader.path} (`eventtui sessions` lists them)")
-    return SessionSpan(int(row[0]), row[1], float(row[2]), row[3], str(row[4]))
-
-
 def load_schedule(
-    reader: Reader, session: SessionSpan, where: str = "1", params: Sequence[Any] = ()
+    reader: Reader, session: SessionRow, where: str = "1", params: Sequence[Any] = ()
 ) -> Schedule:
     """The ids and times of the session's events matching `where`, in replay order."""
-    schedule = Schedule(session)
-    ids, times = schedule.ids, schedule.times
-    cursor = reader.conn.execute(
-        f"SELECT id, received_at FROM events WHERE session_id = ? AND ({where})"
-        " ORDER BY received_at, id",
-        (session.id, *params),
+    ids, times, contiguous = reader.replay_order(session.id, where, params)
+    return Schedule(session, ids, times, contiguous)
+
+
+def fetch_rows(
+    reader: Reader, schedule: Schedule, indices: range, *, light: bool = False
+) -> list[EventRow]:
+    """The rows of schedule positions `indices` (a step-1 range), in schedule order.
+
+    `light`: without their payload, for events a viewer counts but will never draw: at max speed,
+    or catching up after a seek, only the newest few thousand can stay in a stream; reading whole
+    rows for the rest is 3-4x the cost of counting them (benchmarks/replay.py).
+    """
+    rows = reader.events_in(
+        schedule.ids[indices.start : indices.stop], contiguous=schedule.contiguous, light=light
     )
-    while rows := cursor.fetchmany(10_000):
-        for event_id, at in rows:
-            ids.append(event_id)
-            times.append(at)
-    if ids:
-        ascending = all(a < b for a, b in itertools.pairwise(ids))
-        between = reader.conn.execute(
-            "SELECT count(*) FROM events WHERE id BETWEEN ? AND ?", (ids[0], ids[-1])
-        ).fetchone()[0]
-        schedule.contiguous = ascending and between == len(ids)
-    return schedule
-
-
-def _event(row: Sequence[Any]) -> EventRow:
-    values = list(row)
-    values[12] = bool(values[12])
-    return EventRow(*values)
-
-
-def fetch_rows(reader: Reader, schedule: Schedule, indices: range) -> list[EventRow]:
-    """The rows of schedule positions `indices` (a step-1 range), in schedule order."""
-    if not indices:
-        return []
-    ids = schedule.ids
-    first, last = ids[indices.start], ids[indices.stop - 1]
-    conn = reader.conn
-    if schedule.contiguous:
-        rows = conn.execute(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE id BETWEEN ? AND ? ORDER BY id",
-            (first, last),
-        ).fetchall()
-    else:
-        wanted = ids[indices.start : indices.stop]
-        found = conn.execute(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE id IN (SELECT value FROM json_each(?))",
-            (msgspec.json.encode(list(wanted)).decode(),),
-        ).fetchall()
-        by_id = {r[0]: r for r in found}
-        rows = [by_id[i] for i in wanted if i in by_id]
     if len(rows) != len(indices):
         raise ReplayError(
             f"events of session {schedule.session.id} were deleted while it was being replayed"
         )
-    return [_event(r) for r in rows]
+    return rows
 
 
 # --- anomalies ahead -----------------------------------------------------------------------------
@@ -461,58 +406,12 @@ class _Monitor(Protocol):
     def episodes(self) -> list[Any]: ...
 
 
-class Observed(NamedTuple):
-    """What the counters and the monitor read of an event; a tenth of the cost of a whole row."""
-
-    id: int
-    name: str
-    received_at: float
-    valid: int  # 0 or 1, as stored
-
-
-_OBSERVED_COLUMNS: Final = "id, name, received_at, valid"
-
-
-def fetch_observed(reader: Reader, schedule: Schedule, indices: range) -> list[Observed]:
-    """`fetch_rows` for the counters and the monitor only (id, name, time, valid).
-
-    For events a viewer counts but will never draw: at max speed, or catching up after a seek,
-    only the newest few thousand can stay in a stream; reading whole rows for the rest is 3-4x
-    the cost of counting them (benchmarks/replay.py).
-    """
-    if not indices:
-        return []
-    ids = schedule.ids
-    if schedule.contiguous:
-        rows = reader.conn.execute(
-            f"SELECT {_OBSERVED_COLUMNS} FROM events WHERE id BETWEEN ? AND ? ORDER BY id",
-            (ids[indices.start], ids[indices.stop - 1]),
-        ).fetchall()
-    else:
-        wanted = list(ids[indices.start : indices.stop])
-        found = {
-            r[0]: r
-            for r in reader.conn.execute(
-                f"SELECT {_OBSERVED_COLUMNS} FROM events"
-                " WHERE id IN (SELECT value FROM json_each(?))",
-                (msgspec.json.encode(wanted).decode(),),
-            )
-        }
-        rows = [found[i] for i in wanted if i in found]
-    if len(rows) != len(indices):
-        raise ReplayError(
-            f"events of session {schedule.session.id} were deleted while it was being replayed"
-        )
-    make = Observed._make
-    return [make(r) for r in rows]
-
-
-def iter_observed(reader: Reader, schedule: Schedule) -> Iterator[Observed]:
-    """What a monitor reads of each event, in replay order, a page at a time."""
+def iter_light_rows(reader: Reader, schedule: Schedule) -> Iterator[EventRow]:
+    """What a monitor reads of each event (no payload), in replay order, a page at a time."""
     total = len(schedule)
     step = PAGE_ROWS * 5
     for start in range(0, total, step):
-        yield from fetch_observed(reader, schedule, range(start, min(total, start + step)))
+        yield from fetch_rows(reader, schedule, range(start, min(total, start + step)), light=True)
 
 
 def scan_anomalies(

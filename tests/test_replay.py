@@ -31,8 +31,7 @@ from eventtui.replay import (
     ReplayError,
     Timeline,
     fetch_rows,
-    find_session,
-    iter_observed,
+    iter_light_rows,
     load_schedule,
     next_after,
     next_speed,
@@ -41,7 +40,7 @@ from eventtui.replay import (
     resend,
     scan_anomalies,
 )
-from eventtui.store import EventRow, Reader, Submission, Writer
+from eventtui.store import EventRow, NoSuchSession, Reader, Submission, Writer
 from eventtui.tui.app import EventApp
 from eventtui.tui.feed import StoreFeed
 from eventtui.tui.launch import run_replay
@@ -401,7 +400,7 @@ def test_schedule_orders_by_time_and_reads_rows_in_that_order(tmp_path: Path) ->
     _store(db, [0, 1, 2])  # another session first, so ids and session ids differ
     session = _store(db, [5, 1, 3, 3, 0])  # received out of id order (imported timestamps)
     with Reader(db) as reader:
-        span = find_session(reader, None)
+        span = reader.session(reader.resolve_session(None))
         assert span.id == session
         schedule = load_schedule(reader, span)
         assert list(schedule.times) == [T0 + x for x in (0, 1, 3, 3, 5)]
@@ -409,13 +408,16 @@ def test_schedule_orders_by_time_and_reads_rows_in_that_order(tmp_path: Path) ->
         rows = fetch_rows(reader, schedule, range(0, 5))
         assert [r.name for r in rows] == ["e4", "e1", "e2", "e3", "e0"]
         assert [r.id for r in rows] == list(schedule.ids)
-        seen = list(iter_observed(reader, schedule))
-        assert [(s.name, s.received_at) for s in seen] == [(r.name, r.received_at) for r in rows]
-        first = load_schedule(reader, find_session(reader, 1), "name = ?", ["e1"])
+        seen = list(iter_light_rows(reader, schedule))
+        assert [(s.name, s.received_at, s.valid) for s in seen] == [
+            (r.name, r.received_at, r.valid) for r in rows
+        ]
+        assert all(s.omitted == -1 and not s.properties for s in seen)
+        first = load_schedule(reader, reader.session(1), "name = ?", ["e1"])
         assert first.contiguous and len(first) == 1
         assert [r.name for r in fetch_rows(reader, first, range(1))] == ["e1"]
-        with pytest.raises(ReplayError, match="no session 9"):
-            find_session(reader, 9)
+        with pytest.raises(NoSuchSession, match="no session 9"):
+            reader.session(9)
 
 
 # --- re-send, end to end ---------------------------------------------------------------------------
@@ -438,7 +440,7 @@ async def test_resend_to_a_second_collector_keeps_order_payloads_and_pace(tmp_pa
     await collector.start(port=0)
     try:
         with Reader(source) as reader:
-            schedule = load_schedule(reader, find_session(reader, session))
+            schedule = load_schedule(reader, reader.session(session))
             started = time.monotonic()
             result = await resend(reader, schedule, collector.ws_url, speed=2.0, max_gap=1.0)
             elapsed = time.monotonic() - started
@@ -466,7 +468,7 @@ async def test_resend_into_the_store_it_came_from_dedupes_unless_new_ids(tmp_pat
     await collector.start(port=0)
     try:
         with Reader(db) as reader:
-            schedule = load_schedule(reader, find_session(reader, session))
+            schedule = load_schedule(reader, reader.session(session))
             same = await resend(reader, schedule, collector.ws_url, speed=MAX_SPEED)
             await _wait_for(lambda: collector.writer.stats.duplicates >= 3)
             fresh = await resend(reader, schedule, collector.ws_url, speed=MAX_SPEED, new_ids=True)

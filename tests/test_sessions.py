@@ -18,14 +18,13 @@ from pathlib import Path
 import pytest
 
 from eventtui.model import normalise
-from eventtui.sessions import (
+from eventtui.store import NoSuchSession, Reader, Reject, Submission, Writer
+from eventtui.store.sessions import (
     SessionError,
     delete_session,
     label_session,
     prune_sessions,
-    session_summary,
 )
-from eventtui.store import Reader, Reject, Submission, Writer
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 T0 = 1_714_000_000.0
@@ -60,6 +59,12 @@ def record(path: Path, count: int, *, label: str | None = None, rejects: int = 0
     writer.submit(Submission(rows, refused))
     writer.close()
     return session
+
+
+def summary(path: Path, session: int) -> tuple[str | None, int, int]:
+    with Reader(path) as reader:
+        found = reader.session(session)
+    return found.label, found.events, found.rejects
 
 
 def counts(path: Path) -> dict[int, tuple[int, int]]:
@@ -103,10 +108,10 @@ def test_label_and_clear(tmp_path: Path) -> None:
     result = eventtui("sessions", "label", str(session), "bug 123: checkout ✓", "--db", str(db))
     assert result.returncode == 0, result.stderr
     assert result.stdout == f'session {session}: label set to "bug 123: checkout ✓"\n'
-    assert session_summary(db, session) == ("bug 123: checkout ✓", 1, 0)
+    assert summary(db, session) == ("bug 123: checkout ✓", 1, 0)
     # --db before the action works as well as after it.
     assert eventtui("sessions", "--db", str(db), "label", str(session), " ").returncode == 0
-    assert session_summary(db, session)[0] is None
+    assert summary(db, session)[0] is None
     missing = eventtui("sessions", "label", "42", "x", "--db", str(db))
     assert missing.returncode == 2
     assert missing.stderr == (
@@ -181,7 +186,7 @@ def test_delete_in_slices_leaves_nothing_of_the_session(tmp_path: Path) -> None:
         ).fetchone()
     assert left == (0, 0)
     assert counts(db) == {keep: (10, 0)}
-    with pytest.raises(SessionError, match="no session"):
+    with pytest.raises(NoSuchSession, match="no session"):
         label_session(db, gone, "x")
 
 
@@ -232,7 +237,7 @@ def test_pruning_most_of_a_store_gives_the_space_back(tmp_path: Path) -> None:
 
 def test_sessions_and_replay_never_import_textual() -> None:
     code = (
-        "import sys, eventtui.sessions, eventtui.replay\n"
+        "import sys, eventtui.store.sessions, eventtui.replay\n"
         "assert 'textual' not in sys.modules, sorted(m for m in sys.modules if 'textual' in m)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -98,7 +98,7 @@ class Collector:
 
     async def _prune(self, retention: float) -> None:
         """[store] retention: delete sessions that ended long ago, once we are listening."""
-        from eventtui.sessions import prune_sessions
+        from eventtui.store.sessions import prune_sessions
 
         try:
             pruned = await asyncio.to_thread(prune_sessions, self.db_path, retention)

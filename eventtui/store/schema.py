@@ -97,10 +97,11 @@ def default_db_path() -> Path:
     return Path(data_home) / "eventtui" / "events.db"
 
 
-def connect(path: Path, *, create: bool) -> sqlite3.Connection:
+def connect(path: Path, *, create: bool, detect_types: int = 0) -> sqlite3.Connection:
     """Open (and when `create`, make or migrate) a store; raise StoreError if it is not usable.
 
     The connection is in autocommit mode: callers open short explicit transactions.
+    `detect_types` is sqlite3's (readers name a converter in a column's alias).
     """
     if not create and not path.exists():
         raise StoreError(f"{path}: no such store (start `eventtui collect` or pass --db)")
@@ -111,7 +112,13 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
     if create:
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True, timeout=10.0)
+        conn = sqlite3.connect(
+            path,
+            isolation_level=None,
+            check_same_thread=True,
+            timeout=10.0,
+            detect_types=detect_types,
+        )
     except sqlite3.Error as exc:
         raise StoreError(f"{path}: cannot open store ({exc})") from None
     try:

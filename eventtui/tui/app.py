@@ -25,7 +25,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input
 
 from eventtui.tui.counters import SORT_KEYS, Counters, StateSource
-from eventtui.tui.feed import Feed, SlimRow
+from eventtui.tui.feed import Feed
 from eventtui.tui.messages import (
     CountsSeeded,
     EventLoaded,
@@ -361,7 +361,7 @@ class EventApp(App[None]):
             label = "newest · ↑ to select" if not stream.paused else "newest before pause"
         self._payload_stale = False
         self._payload.show(row, label)
-        if isinstance(row, SlimRow):
+        if row is not None and row.omitted:
             self.feed.request_event(row.id)
 
     def _update_stream_title(self) -> None:
@@ -477,7 +477,7 @@ class EventApp(App[None]):
         if row is None:
             self.notify("No event to copy yet.", severity="warning")
             return
-        if isinstance(row, SlimRow):
+        if row.omitted:
             self.notify("Still reading that event from the store; try again.", severity="warning")
             return
         text = copy_text(row)

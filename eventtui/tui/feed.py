@@ -25,7 +25,7 @@ from typing import Any, Final, Protocol
 
 from textual.message import Message
 
-from eventtui.store import Commit, EventRow, Reader, StoreError
+from eventtui.store import Commit, EventRow, NameCounts, Reader, StoreError
 from eventtui.tui.messages import (
     CountsSeeded,
     EventLoaded,
@@ -34,7 +34,6 @@ from eventtui.tui.messages import (
     FeedStatus,
     FeedStatusRead,
     HistoryLoaded,
-    NameSeed,
 )
 
 log = logging.getLogger(__name__)
@@ -64,27 +63,17 @@ class Feed(Protocol):
         """Read one event in full; answers `EventLoaded`."""
 
 
-class SlimRow(EventRow):
-    """A stream row whose payload was left in the store; `full_size` is what it weighs there."""
-
-    # Not a tuple field (a NamedTuple subclass cannot add one): an attribute, set by `slim`.
-    full_size: int
-
-
 def slim(row: EventRow) -> EventRow:
-    """The row as the stream keeps it: itself, or a `SlimRow` if its payload is large."""
+    """The row as the stream keeps it: itself, or without its payload (`omitted`) if that is large."""
     size = len(row.properties) + len(row.context) + len(row.extra or "")
     if size <= SLIM_BYTES:
         return row
-    slimmed = SlimRow._make(
-        row._replace(
-            properties=row.properties if len(row.properties) <= SLIM_BYTES else "",
-            context="{}",
-            extra=None,
-        )
+    return row._replace(
+        properties=row.properties if len(row.properties) <= SLIM_BYTES else "",
+        context="{}",
+        extra=None,
+        omitted=size,
     )
-    slimmed.full_size = size
-    return slimmed
 
 
 @dataclass
@@ -261,9 +250,7 @@ class StoreFeed(ReadingFeed):
         first, last = rows[0].id, rows[-1].id
         matching: list[EventRow] | None = None
         if self._where is not None:
-            matching = reader.query(
-                f"id >= ? AND id <= ? AND ({self._where})", [first, last, *self._params]
-            )
+            matching = reader.query(self._where, self._params, from_id=first, to_id=last)
         self.cursor = last
         shown = rows if matching is None else matching
         # Only the newest history_limit rows can stay in the stream, so only they are slimmed;
@@ -278,56 +265,26 @@ class StoreFeed(ReadingFeed):
             post(EventsCommitted(rows, matching, self._generation, self._credit))
 
     def _load_history(self, reader: Reader, post: Post, request: FilterRequest) -> None:
-        where = "id <= ?"
-        params: list[Any] = [self.cursor]
-        if self.session is not None:
-            where += " AND session_id >= ?"
-            params.append(self.session)
-        if request.where is not None:
-            where += f" AND ({request.where})"
-            params.extend(request.params)
-        rows = reader.query(where, params, newest_first=True, limit=self.history_limit)
+        rows = reader.query(
+            "1" if request.where is None else request.where,
+            request.params,
+            from_session=self.session,
+            to_id=self.cursor,
+            newest_first=True,
+            limit=self.history_limit,
+        )
         rows.reverse()
         post(HistoryLoaded([slim(r) for r in rows], request.generation))
 
-    def _seeds(self, reader: Reader) -> list[NameSeed]:
+    def _seeds(self, reader: Reader) -> list[NameCounts]:
         """Counts per name since `session`, up to `cursor`, so counters are true from the start.
 
         Bounded by `cursor` (where the tail begins): rows committed while this runs arrive through
         `events_after` and must not be counted twice.
-
-        Aggregates over the documented schema; the events_name_received index serves them.
         """
         if self.session is None:
             return []
-        conn = reader.conn
-        now = self.clock()
-        sid = self.session
-        totals = conn.execute(
-            "SELECT name, count(*), sum(valid = 0), max(received_at) FROM events"
-            " WHERE session_id >= ? AND id <= ? GROUP BY name",
-            (sid, self.cursor),
-        ).fetchall()
-        if not totals:
-            return []
-        minutes: dict[str, list[tuple[int, int]]] = {}
-        for name, minute, count in conn.execute(
-            "SELECT name, CAST(received_at / 60 AS INTEGER), count(*) FROM events"
-            " WHERE session_id >= ? AND id <= ? AND received_at > ? GROUP BY 1, 2",
-            (sid, self.cursor, now - 31 * 60),
-        ):
-            minutes.setdefault(name, []).append((int(minute), count))
-        seconds: dict[str, list[tuple[int, int]]] = {}
-        for name, second, count in conn.execute(
-            "SELECT name, CAST(received_at AS INTEGER), count(*) FROM events"
-            " WHERE session_id >= ? AND id <= ? AND received_at > ? GROUP BY 1, 2",
-            (sid, self.cursor, now - 61),
-        ):
-            seconds.setdefault(name, []).append((int(second), count))
-        return [
-            NameSeed(name, total, invalid or 0, last, minutes.get(name, ()), seconds.get(name, ()))
-            for name, total, invalid, last in totals
-        ]
+        return reader.name_counts(from_session=self.session, to_id=self.cursor, now=self.clock())
 
     def _status(self, reader: Reader, stored: int) -> FeedStatus:
         base = FeedStatus(
@@ -339,10 +296,7 @@ class StoreFeed(ReadingFeed):
             store_name=self.path.name,
         )
         if self.live is None:
-            refused = reader.conn.execute(
-                "SELECT count(*) FROM rejects WHERE session_id >= ?", (self.session or 0,)
-            ).fetchone()[0]
-            return replace(base, refused=int(refused))
+            return replace(base, refused=reader.count_rejects(from_session=self.session or 0))
         health = self.live()
         addresses = tuple(a for a in (health.get("websocket"), health.get("http")) if a)
         return replace(

@@ -193,14 +193,14 @@ def run_replay(
     tune_gc: bool = True,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> int:
-    """A stored session in the TUI on a virtual clock. Raises ReplayError, StoreError, UsageError.
+    """A stored session in the TUI on a virtual clock. Raises ReplayError, StoreError (NoSuchSession).
 
     `filter_text` limits what is replayed (the monitor then judges only those events, as the
     user asked); the `/` filter inside the app only narrows the stream.
     """
     from eventtui.filters import FilterError, compile_filter
     from eventtui.monitor import Monitor
-    from eventtui.replay import ReplayClock, ReplayError, find_session, load_schedule
+    from eventtui.replay import ReplayClock, ReplayError, load_schedule
     from eventtui.store import Reader
     from eventtui.tui.replay import ReplayFeed
 
@@ -210,7 +210,7 @@ def run_replay(
         raise ReplayError(f"--filter: {exc}") from None
     where, params = (compiled.where, compiled.params) if compiled else ("1", ())
     with Reader(path) as reader:
-        span = find_session(reader, session)
+        span = reader.session(reader.resolve_session(session))
         schedule = load_schedule(reader, span, where, params)
     if not len(schedule):
         raise ReplayError(f"session {span.id} has no events to replay")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from eventtui.store import EventRow
+from eventtui.store import EventRow, NameCounts
 
 
 @dataclass(frozen=True)
@@ -30,19 +30,6 @@ class FeedStatus:
     store_name: str = ""
     # A replay's position and speed ("▶ 10x · 12:00:05 · 34%"), shown instead of the listener.
     detail: str = ""
-
-
-@dataclass(frozen=True)
-class NameSeed:
-    """Counts for one event name read from history, so counters start true on attach."""
-
-    name: str
-    total: int
-    invalid: int
-    last_seen: float
-    # (epoch minute, count) for the sparkline window; (epoch second, count) for the rate window.
-    minutes: Sequence[tuple[int, int]] = ()
-    seconds: Sequence[tuple[int, int]] = ()
 
 
 class EventsCommitted(Message):
@@ -91,7 +78,7 @@ class HistoryLoaded(Message):
 class CountsSeeded(Message):
     """Per-name counts read from the store when the feed attached."""
 
-    def __init__(self, seeds: Sequence[NameSeed]) -> None:
+    def __init__(self, seeds: Sequence[NameCounts]) -> None:
         super().__init__()
         self.seeds = seeds
 

@@ -22,8 +22,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, Protocol, runtime_checkable
 
-import msgspec
-
 from eventtui.replay import (
     PAGE_ROWS,
     Player,
@@ -31,7 +29,7 @@ from eventtui.replay import (
     Schedule,
     fetch_rows,
     format_speed,
-    iter_observed,
+    iter_light_rows,
     next_after,
     next_speed,
     scan_anomalies,
@@ -168,8 +166,7 @@ class ReplayFeed(ReadingFeed):
             post(EventsCommitted(shown, matching, self._generation, self._credit, through))
 
     def _matching(self, reader: Reader, ids: Sequence[int]) -> list[EventRow]:
-        where = f"id IN (SELECT value FROM json_each(?)) AND ({self._where})"
-        return reader.query(where, [msgspec.json.encode(list(ids)).decode(), *self._params])
+        return reader.matching_in(ids, self._where or "1", self._params)
 
     def _load_history(self, reader: Reader, post: Post, request: FilterRequest) -> None:
         with self._lock:
@@ -193,7 +190,7 @@ class ReplayFeed(ReadingFeed):
             # times only), so "next" knows what comes without playing it.
             episodes = scan_anomalies(
                 self.monitor(),
-                iter_observed(reader, self.schedule),
+                iter_light_rows(reader, self.schedule),
                 end=self.clock.timeline.end,
             )
             self._anomaly_times = sorted(e.started_at for e in episodes if e.severity >= 2)

@@ -29,7 +29,6 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from eventtui.store import EventRow
-from eventtui.tui.feed import SlimRow
 from eventtui.tui.rows import clock_time, name_style, summarize
 from eventtui.tui.sanitize import fit, padded
 
@@ -380,8 +379,8 @@ class EventStream(ScrollView, can_focus=True):
         used = len(time_text) + 3 + name_cells + user_cells + 2
         rest = width - used
         if rest > 0:
-            if isinstance(row, SlimRow) and not row.properties:
-                summary = f"{{… {row.full_size:,} bytes}}"
+            if row.omitted and not row.properties:
+                summary = f"{{… {row.omitted:,} bytes}}"
             else:
                 summary = summarize(row.properties, rest + 1)
             summary_style = base + style_of("event-stream--summary") + cursor
