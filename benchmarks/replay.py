@@ -50,7 +50,6 @@ from eventtui.replay import (  # noqa: E402
 )
 from eventtui.store import Reader, Submission, Writer  # noqa: E402
 from eventtui.store.rows import event_rows  # noqa: E402
-from eventtui.tui.counters import Counters  # noqa: E402
 from eventtui.tui.messages import EventsCommitted  # noqa: E402
 from eventtui.tui.states import MonitorStates  # noqa: E402
 
@@ -200,15 +199,14 @@ def bench_pacing(tmp: Path, count: int) -> dict[str, Any]:
 
 
 class Consumer:
-    """What `EventApp.on_events_committed` does with a batch, minus drawing: counters, monitor."""
+    """What `EventApp.on_events_committed` does with a batch, minus drawing: the monitor (which
+    keeps the counters)."""
 
     def __init__(self, started_at: float) -> None:
-        self.counters = Counters()
         self.states = MonitorStates(Monitor.from_config(CONFIG, started_at=started_at))
         self.seen = 0
 
     def take(self, rows: Any) -> None:
-        self.counters.observe(rows)
         self.states.observe_many(rows)
         self.seen += len(rows)
 

@@ -266,7 +266,8 @@ def check_window(reader: Reader, config: Config, *, window: float, now: float) -
     )
     monitor.observe_many(observed)
     scope = Scope(window_start, now, window=window)
-    return _result(reader, config, plan, monitor, scope, in_window, checked_at=now)
+    latest = _latest(rows, last_seen)
+    return _result(reader, config, plan, monitor, scope, in_window, latest, checked_at=now)
 
 
 def check_session(reader: Reader, config: Config, session_id: int, *, now: float) -> CheckResult:
@@ -312,7 +313,7 @@ def check_session(reader: Reader, config: Config, session_id: int, *, now: float
     monitor = _monitor(config, plan, matching, started_at=start, plan_window=plan_window)
     monitor.observe_many(rows)
     scope = Scope(start, end, session_id=session_id, session_label=label, running=running)
-    return _result(reader, config, plan, monitor, scope, rows, checked_at=now)
+    return _result(reader, config, plan, monitor, scope, rows, _latest(rows), checked_at=now)
 
 
 # --- shared --------------------------------------------------------------------------------------
@@ -343,6 +344,15 @@ def _monitor(
         raise CheckError(f"{_config_name(config)}: {exc}") from None
 
 
+def _latest(rows: list[EventRow], before: Mapping[str, float] | None = None) -> dict[str, float]:
+    """When each name was last seen: in `rows`, else as `before` says."""
+    latest = dict(before or {})
+    for row in rows:
+        if row.received_at > latest.get(row.name, -math.inf):
+            latest[row.name] = row.received_at
+    return latest
+
+
 def _result(
     reader: Reader,
     config: Config,
@@ -350,6 +360,7 @@ def _result(
     monitor: Monitor,
     scope: Scope,
     rows: list[EventRow],
+    latest: Mapping[str, float],
     *,
     checked_at: float,
 ) -> CheckResult:
@@ -371,9 +382,9 @@ def _result(
             last_seen[(tracker.event, tracker.where)] = tracker.last_seen
     for anomaly in anomalies:
         if anomaly.where is None and (anomaly.event, None) not in last_seen:
-            counters = monitor.counters.row(anomaly.event, scope.end)
-            if counters is not None and counters.last_seen is not None:
-                last_seen[(anomaly.event, None)] = counters.last_seen
+            seen = latest.get(anomaly.event)
+            if seen is not None:
+                last_seen[(anomaly.event, None)] = seen
     return CheckResult(
         store=reader.path,
         checked_at=checked_at,

@@ -10,7 +10,8 @@ same anomaly episodes with the same start times.
 After a restart, `seed` it from the store's history so states carry on instead of starting over:
 what it needs is plain data (see `Monitor.seed`).
 
-Parts: `counters` (the counters panel), `expectations` (declared `[[expect]]` rules), `learned`
+Parts: `counters` (the bounded per-name counters the TUI's counters panel reads from
+`Monitor.counters`), `expectations` (declared `[[expect]]` rules), `learned`
 (cadence learned per event), `plan` (JSON Schema checks at ingest, invalid/unplanned states),
 `anomaly` (states, severities, episodes).
 
@@ -48,7 +49,7 @@ from eventtui.monitor.anomaly import (
     format_duration,
     worst_state,
 )
-from eventtui.monitor.counters import HISTORY_MINUTES, CounterRow, Counters
+from eventtui.monitor.counters import MAX_NAMES, OTHER, Counters, NameStats
 from eventtui.monitor.expectations import (
     DEFAULT_RECOVERED_FOR,
     ExpectationError,
@@ -63,8 +64,10 @@ __all__ = [
     "LATE",
     "LEARNING",
     "LOW_RATE",
+    "MAX_NAMES",
     "MISSING",
     "OK",
+    "OTHER",
     "QUIET",
     "RATE_DROP",
     "RATE_SPIKE",
@@ -73,7 +76,6 @@ __all__ = [
     "STATE_ORDER",
     "UNPLANNED",
     "Anomaly",
-    "CounterRow",
     "Counters",
     "Episode",
     "ExpectationError",
@@ -83,12 +85,12 @@ __all__ = [
     "Matcher",
     "Monitor",
     "MonitorSettings",
+    "NameStats",
     "ObservedEvent",
     "Plan",
     "PlanError",
     "PlanWatch",
     "Severity",
-    "StatusRow",
     "describe",
     "format_duration",
 ]
@@ -114,22 +116,8 @@ class MonitorSettings:
     # How long an invalid or unplanned event keeps its name flagged (`eventtui check --window`).
     plan_window: float = DEFAULT_PLAN_WINDOW
     learned: LearnedSettings = field(default_factory=LearnedSettings)
-
-
-@dataclass(frozen=True, slots=True)
-class StatusRow:
-    """A counters-panel line: the numbers and the state column."""
-
-    counters: CounterRow
-    state: str
-
-    @property
-    def name(self) -> str:
-        return self.counters.name
-
-    @property
-    def severity(self) -> Severity:
-        return SEVERITY[self.state]
+    # Names counted one by one; past this, the counters put the rest under `OTHER`.
+    max_names: int = MAX_NAMES
 
 
 class Monitor:
@@ -152,7 +140,7 @@ class Monitor:
         self.settings = settings or MonitorSettings()
         self.started_at = started_at
         self.plan = plan
-        self.counters = Counters()
+        self.counters = Counters(self.settings.max_names)
         self.learned = LearnedCadence(self.settings.learned)
         self.plan_watch = PlanWatch(plan, window=self.settings.plan_window)
         self.trackers: list[ExpectationTracker] = []
@@ -312,19 +300,6 @@ class Monitor:
         if name in self._declared:
             return OK
         return self.learned.state_of(name, self._now) or OK
-
-    def rows(self, now: float) -> list[StatusRow]:
-        """Every name seen or expected, with its counters and state; most urgent first, then by name."""
-        self.evaluate(now)
-        names = set(self.counters.names()) | set(self._declared)
-        rows = []
-        for name in names:
-            counters = self.counters.row(name, now) or CounterRow(
-                name, 0, 0, 0, None, (0,) * HISTORY_MINUTES
-            )
-            rows.append(StatusRow(counters, self.state_of(name, now)))
-        rows.sort(key=lambda row: (STATE_RANK[row.state], row.name))
-        return rows
 
     def episodes(self) -> list[Episode]:
         """The history of anomaly episodes (open ones have `ended_at` None), oldest first."""
