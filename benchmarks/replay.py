@@ -213,7 +213,7 @@ class Consumer:
 
 def bench_feed(path: Path, session: int) -> tuple[float, int]:
     """The TUI's ReplayFeed at max speed into the consumer; returns (seconds, events)."""
-    from eventtui.tui.replay import ReplayFeed
+    from eventtui.tui.feeds import ReplayFeed
 
     with Reader(path) as reader:
         schedule = load_schedule(reader, reader.session(session))

@@ -40,7 +40,7 @@ from textual.screen import Screen
 from eventtui.model import StoredEvent
 from eventtui.store import Commit, Submission, Writer
 from eventtui.tui.app import EventApp
-from eventtui.tui.feed import StoreFeed
+from eventtui.tui.feeds import StoreFeed
 from eventtui.tui.widgets.stream import EventStream
 
 NAMES = [

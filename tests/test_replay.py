@@ -42,7 +42,7 @@ from eventtui.replay import (
 )
 from eventtui.store import EventRow, NoSuchSession, Reader, Submission, Writer
 from eventtui.tui.app import EventApp
-from eventtui.tui.feed import StoreFeed
+from eventtui.tui.feeds import StoreFeed
 from eventtui.tui.launch import run_replay
 from eventtui.tui.states import MonitorStates
 from tests.conftest import make_config

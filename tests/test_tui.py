@@ -31,7 +31,7 @@ from eventtui.config import CollectorConfig, Config
 from eventtui.model import normalise
 from eventtui.store import Commit, Reader, Submission, Writer
 from eventtui.tui.app import EventApp
-from eventtui.tui.feed import StoreFeed
+from eventtui.tui.feeds import StoreFeed
 from eventtui.tui.screens.help import HelpScreen
 from eventtui.tui.widgets.payload import copy_text
 
@@ -449,7 +449,7 @@ async def test_keys_typed_in_one_burst_all_reach_the_filter() -> None:
     """A fast typist (or a paste) sends "/plan=pro⏎" before any repaint: no key may go astray."""
     from textual import events
 
-    from eventtui.tui.feed import StaticFeed
+    from eventtui.tui.feeds import StaticFeed
 
     feed = StaticFeed([_row(1, "a", '{"plan":"pro"}')])
     app = EventApp(feed)
@@ -471,7 +471,7 @@ async def test_keys_typed_in_one_burst_all_reach_the_filter() -> None:
 
 
 async def test_hostile_names_cannot_run_actions_or_break_the_layout() -> None:
-    from eventtui.tui.feed import StaticFeed
+    from eventtui.tui.feeds import StaticFeed
 
     rows = [
         _row(1, "[@click=app.quit]click me[/]", '{"[b]k":"[@click=app.quit]v"}'),

@@ -23,7 +23,7 @@ from eventtui.model import normalise
 from eventtui.monitor import Episode, Monitor
 from eventtui.store import Commit, Submission, Writer
 from eventtui.tui.app import EventApp
-from eventtui.tui.feed import StoreFeed
+from eventtui.tui.feeds import StoreFeed
 from eventtui.tui.screens.anomalies import AnomaliesScreen, episode_keys
 from eventtui.tui.states import MonitorStates
 

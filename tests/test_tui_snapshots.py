@@ -18,7 +18,7 @@ from textual.pilot import Pilot
 from eventtui.monitor.counters import Counters
 from eventtui.store import EventRow
 from eventtui.tui.app import EventApp
-from eventtui.tui.feed import StaticFeed
+from eventtui.tui.feeds import StaticFeed
 from eventtui.tui.messages import FeedStatus
 from eventtui.tui.states import NO_STATE, StateMark
 

@@ -26,7 +26,7 @@ from textual.widgets import Footer, Input
 
 from eventtui.filters import FilterError, compile_filter
 from eventtui.monitor.counters import Counters
-from eventtui.tui.feed import Feed
+from eventtui.tui.feeds import SEEK_SECONDS, Feed, Playback
 from eventtui.tui.messages import (
     CountsSeeded,
     EventLoaded,
@@ -39,7 +39,6 @@ from eventtui.tui.messages import (
     HistoryLoaded,
     TimeReached,
 )
-from eventtui.tui.replay import SEEK_SECONDS, Playback
 from eventtui.tui.sanitize import clean_text
 from eventtui.tui.screens.anomalies import AnomaliesScreen, EpisodeSource
 from eventtui.tui.screens.help import HelpScreen
@@ -132,7 +131,7 @@ class EventApp(App[None]):
         self.feed = feed
         self.playback = feed if isinstance(feed, Playback) else None
         # Live: the wall clock. Replay: the virtual time up to which the feed has delivered every
-        # event (see tui/replay.py) — never the replay clock's own reading, which runs ahead.
+        # event (see tui/feeds/replay.py) — never the replay clock's own reading, which runs ahead.
         self.feed_time = self.playback.started_at if self.playback is not None else 0.0
         self.clock: Callable[[], float] = clock or (
             self._delivered_time if self.playback is not None else time.time

@@ -20,7 +20,7 @@ import msgspec
 
 from eventtui.config import Config, Duration, Expectation
 from eventtui.tui.app import EventApp
-from eventtui.tui.feed import StoreFeed
+from eventtui.tui.feeds import StoreFeed
 from eventtui.tui.states import MonitorStates
 
 DEMO_EXPECTATION: Final = Expectation(event="heartbeat", every=Duration(10), grace=Duration(10))
@@ -202,7 +202,7 @@ def run_replay(
     from eventtui.monitor import Monitor
     from eventtui.replay import ReplayClock, ReplayError, load_schedule
     from eventtui.store import Reader
-    from eventtui.tui.replay import ReplayFeed
+    from eventtui.tui.feeds import ReplayFeed
 
     try:
         compiled = compile_filter(filter_text) if filter_text.strip() else None

@@ -5,13 +5,14 @@ is virtual time, so ages, rates and the monitor's anomaly states appear at the s
 moments they did live. The app's "now" is not the replay clock's reading but the time the feed
 has delivered every event up to (`through` on each batch, `TimeReached` between them): a monitor
 asked about a moment before it has seen that moment's events would invent late and missing
-episodes (after a seek back, or at high speed when a heartbeat lands exactly on its deadline). Pacing is `eventtui.replay`'s (Timeline, ReplayClock,
-Player); this module only runs it on the feed thread and takes the user's commands.
+episodes (after a seek back, or at high speed when a heartbeat lands exactly on its deadline).
+Pacing is `eventtui.replay`'s (Timeline, ReplayClock, Player); this module only runs it on the
+feed thread and takes the user's commands.
 
 Threads: the feed thread owns its Reader and calls `Player.due`; the UI thread's commands (pause,
 speed, seek) change the clock. Both hold `_lock` while they touch clock or player, briefly.
 
-May import: replay, store, tui.feed, tui.messages.
+May import: replay, store, tui.feeds.base, tui.messages.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from eventtui.replay import (
     scan_anomalies,
 )
 from eventtui.store import EventRow, Reader
-from eventtui.tui.feed import FilterRequest, Post, ReadingFeed, slim
+from eventtui.tui.feeds.base import FilterRequest, Post, ReadingFeed, slim
 from eventtui.tui.messages import (
     EventsCommitted,
     FeedNotice,
