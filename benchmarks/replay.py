@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from eventtui.config import Config, Duration, Expectation  # noqa: E402
 from eventtui.model import normalise  # noqa: E402
-from eventtui.monitor import Monitor  # noqa: E402
+from eventtui.monitor.factory import build_monitor  # noqa: E402
 from eventtui.replay import (  # noqa: E402
     MAX_SPEED,
     ReplayClock,
@@ -203,7 +203,7 @@ class Consumer:
     keeps the counters)."""
 
     def __init__(self, started_at: float) -> None:
-        self.states = MonitorStates(Monitor.from_config(CONFIG, started_at=started_at))
+        self.states = MonitorStates(build_monitor(CONFIG, started_at=started_at))
         self.seen = 0
 
     def take(self, rows: Any) -> None:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from eventtui.config import Config, Expectation, parse_duration
-from eventtui.filters import Compiled, FilterError, compile_filter
+from eventtui.filters import Compiled
 from eventtui.monitor import (
     INVALID,
     LATE,
@@ -58,6 +58,7 @@ from eventtui.monitor import (
     format_duration,
 )
 from eventtui.monitor.anomaly import SYMBOLS
+from eventtui.monitor.factory import build_monitor, where_filters
 from eventtui.store import EventRow, Reader
 
 DEFAULT_WINDOW: Final = 15 * 60.0
@@ -194,18 +195,12 @@ def _plan(config: Config) -> Plan | None:
         raise CheckError(f"{_config_name(config)}: {exc}") from None
 
 
-def _filters(config: Config) -> dict[str, Compiled]:
+def _filters(config: Config) -> dict[str, tuple[Compiled, list[str]]]:
     """Each distinct `where` of the expectations, compiled; a bad one is an error naming it."""
-    out: dict[str, Compiled] = {}
-    for spec in config.expect:
-        if spec.where and spec.where not in out:
-            try:
-                out[spec.where] = compile_filter(spec.where)
-            except FilterError as exc:
-                raise CheckError(
-                    f'{_config_name(config)}: expectation for "{spec.event}": where: {exc}'
-                ) from None
-    return out
+    try:
+        return where_filters(config)
+    except ExpectationError as exc:
+        raise CheckError(f"{_config_name(config)}: {exc}") from None
 
 
 def _rate_window(spec: Expectation) -> float:
@@ -240,7 +235,7 @@ def check_window(reader: Reader, config: Config, *, window: float, now: float) -
     for spec in config.expect:
         if not spec.where:
             continue
-        compiled = filters[spec.where]
+        compiled, _ = filters[spec.where]
         found = reader.last_received(
             spec.event, at_or_before=history_start, where=compiled.where, params=compiled.params
         )
@@ -301,8 +296,7 @@ def check_session(reader: Reader, config: Config, session_id: int, *, now: float
         if first is not None and last is not None:
             start, end = min(start, first), max(end, last)
     matching: dict[str, set[int]] = {}
-    for where, compiled in filters.items():
-        names = sorted({spec.event for spec in config.expect if spec.where == where})
+    for where, (compiled, names) in filters.items():
         matching[where] = set(
             reader.matching_ids(
                 compiled.where, compiled.params, names=names, session=session_id, to_id=top
@@ -327,17 +321,12 @@ def _monitor(
     started_at: float,
     plan_window: float,
 ) -> Monitor:
-    def compile_where(text: str) -> Callable[[Any], bool]:
-        # The filter ran in SQL over the same rows; the monitor asks about one event at a time.
-        ids = matching.get(text, set())
-        return lambda event: event.id in ids
-
     try:
-        return Monitor.from_config(
+        return build_monitor(
             config,
             started_at=started_at,
             plan=plan,
-            compile_where=compile_where,
+            where=matching,
             settings=MonitorSettings(plan_window=plan_window),
         )
     except ExpectationError as exc:

@@ -9,7 +9,10 @@ same path `eventtui send` uses, so the demo exercises the collector exactly as a
 
 Runs on its own thread and event loop; `stop()` finishes the frame in flight and waits for its ack.
 
-May import: sender, msgspec. Never Textual.
+`demo_config` adds what the demo shows off to the user's config: an expected heartbeat and a small
+tracking plan (`demo`, and a replay of a demo session, run with it).
+
+May import: config, sender, msgspec. Never Textual.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any, Final
 
 import msgspec
 
+from eventtui.config import Config, Duration, Expectation, PlanConfig, PlanEvent
 from eventtui.sender import SendError, send_frames, with_token
 
 log = logging.getLogger(__name__)
@@ -47,6 +51,41 @@ PLANS: Final = (("free", 0.0), ("pro", 49.0), ("team", 199.0))
 COUPONS: Final = ("SPRING10", "WELCOME", "FRIENDS25")
 FEATURES: Final = ("export", "dark_mode", "share_link", "api_key", "invite")
 SEARCHES: Final = ("pricing", "sso", "webhooks", "export csv", "délai de livraison")
+DEMO_EXPECTATION: Final = Expectation(event="heartbeat", every=Duration(10), grace=Duration(10))
+
+
+def demo_config(config: Config) -> Config:
+    """The user's config plus what the demo shows off: an expected heartbeat and a small plan."""
+    expect = config.expect
+    if not any(e.event == "heartbeat" for e in expect):
+        expect = (*expect, DEMO_EXPECTATION)
+    events = dict(config.plan.events)
+    events.setdefault("checkout_completed", PlanEvent(schema=CHECKOUT_SCHEMA))
+    events.setdefault("sign_up", PlanEvent(schema=SIGN_UP_SCHEMA))
+    plan = PlanConfig(strict=config.plan.strict, events=events)
+    return msgspec.structs.replace(config, expect=expect, plan=plan)
+
+
+# The draft is named, as a tracking plan's schema files should: the rules never depend on a default.
+_DRAFT: Final = "https://json-schema.org/draft/2020-12/schema"
+CHECKOUT_SCHEMA: Final[dict[str, Any]] = {
+    "$schema": _DRAFT,
+    "type": "object",
+    "required": ["plan", "cart_total", "currency"],
+    "properties": {
+        "plan": {"enum": ["free", "pro", "team"]},
+        "cart_total": {"type": "number", "minimum": 0},
+        "currency": {"type": "string", "minLength": 3, "maxLength": 3},
+        "coupon": {"type": ["string", "null"]},
+        "items": {"type": "integer", "minimum": 1},
+    },
+}
+SIGN_UP_SCHEMA: Final[dict[str, Any]] = {
+    "$schema": _DRAFT,
+    "type": "object",
+    "required": ["method"],
+    "properties": {"method": {"enum": ["email", "google", "github"]}},
+}
 
 
 class DemoTraffic:

@@ -23,7 +23,8 @@ from eventtui.collector import Collector
 from eventtui.collector.thread import CollectorThread
 from eventtui.config import Config, Duration, Expectation
 from eventtui.model import normalise
-from eventtui.monitor import MISSING, Monitor
+from eventtui.monitor import LATE, MISSING, Monitor
+from eventtui.monitor.factory import build_monitor
 from eventtui.replay import (
     MAX_SPEED,
     Player,
@@ -538,7 +539,7 @@ async def test_replay_at_10x_shows_the_live_anomalies_at_the_same_moments(tmp_pa
     live_feed.session = collector.session_id
     with Reader(db) as reader:
         (session,) = reader.sessions()
-    live = MonitorStates(Monitor.from_config(config, started_at=session.started_at))
+    live = MonitorStates(build_monitor(config, started_at=session.started_at))
     app = EventApp(live_feed, states=live)
     frames = 0
     try:
@@ -715,3 +716,57 @@ async def test_n_jumps_to_just_before_the_next_anomaly(recorded: tuple[Path, lis
         await pilot.press("n")  # nothing after it
         await until(lambda: any("No anomaly ahead" in str(n.message) for n in app._notifications))
         assert app.clock() == now
+
+
+@pytest.fixture
+def recorded_where(tmp_path: Path) -> tuple[Path, list[float]]:
+    """Heartbeats every 0.5 s for 20 s; only those up to 9.5 s say `ok=true`."""
+    db = tmp_path / "events.db"
+    writer = Writer(db, source="import", label="heartbeats that stop being ok")
+    writer.start()
+    rows = [
+        normalise(
+            {"event": "heartbeat", "properties": {"ok": i < 20}},
+            client="test",
+            received_at=T0 + i * 0.5,
+        )
+        for i in range(40)
+    ]
+    writer.submit(Submission(rows))
+    writer.close()
+    return db, [r.received_at for r in rows]
+
+
+HEALTHY_BEAT = Expectation(event="heartbeat", every=Duration(1), grace=Duration(1), where="ok=true")
+
+
+async def test_replay_judges_an_expectations_where_as_live_does(
+    recorded_where: tuple[Path, list[float]],
+) -> None:
+    """The heartbeats keep coming, but none matches `where` after 9.5 s: missing from 11.5 s."""
+    db, times = recorded_where
+    fake = FakeClock()
+    app = replay_app(db, Config(expect=(HEALTHY_BEAT,)), fake)
+    async with app.run_test(size=SIZE):
+        fake.advance(15)
+        now = await _settle(app, times)
+        states = app.states
+        assert isinstance(states, MonitorStates)
+        assert states.monitor.state_of("heartbeat", now) == MISSING
+        assert [e[:2] for e in declared(states.monitor.episodes())] == [
+            (LATE, T0 + 10.5),
+            (MISSING, T0 + 11.5),
+        ]
+
+
+async def test_next_anomaly_finds_an_expectation_whose_where_stopped_matching(
+    recorded_where: tuple[Path, list[float]],
+) -> None:
+    db, times = recorded_where
+    fake = FakeClock()
+    app = replay_app(db, Config(expect=(HEALTHY_BEAT,)), fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(app, times)
+        await pilot.press("n")
+        # Late at 10.5 s (the last matching beat at 9.5 s): lands 3 s before it.
+        await until(lambda: app.clock() == T0 + 7.5, what="the jump to 7.5 s")

@@ -376,8 +376,7 @@ def test_open_on_a_missing_store_says_so(tmp_path: Path) -> None:
 
 def test_demo_traffic_shows_every_kind_of_event(tmp_path: Path) -> None:
     """The demo app through a real collector: valid, invalid, refused, and a heartbeat that stops."""
-    from eventtui.demo import DemoTraffic
-    from eventtui.tui.launch import demo_config
+    from eventtui.demo import DemoTraffic, demo_config
 
     config = demo_config(Config(collector=CollectorConfig(port=0)))
     path = tmp_path / "demo.db"

@@ -21,6 +21,7 @@ from textual.widgets import Static
 from eventtui.config import CollectorConfig, Config, Duration, Expectation, UIConfig, load_config
 from eventtui.model import normalise
 from eventtui.monitor import Episode, Monitor
+from eventtui.monitor.factory import build_monitor
 from eventtui.store import Commit, Submission, Writer
 from eventtui.tui.app import EventApp
 from eventtui.tui.feeds import StoreFeed
@@ -115,7 +116,7 @@ def make_app(
     config_path = tmp_path / "eventtui.toml"
     config_path.write_text(toml)
     config = load_config(config_path)
-    states = MonitorStates(Monitor.from_config(config, started_at=clock()))
+    states = MonitorStates(build_monitor(config, started_at=clock()))
     feed = StoreFeed(tmp_path / "events.db", mode="open", poll_interval=0.05, clock=clock)
     return app_class(feed, clock=clock, states=states, bell=config.ui.bell)
 

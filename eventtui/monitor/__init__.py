@@ -13,10 +13,12 @@ what it needs is plain data (see `Monitor.seed`).
 Parts: `counters` (the bounded per-name counters the TUI's counters panel reads from
 `Monitor.counters`), `expectations` (declared `[[expect]]` rules), `learned`
 (cadence learned per event), `plan` (JSON Schema checks at ingest, invalid/unplanned states),
-`anomaly` (states, severities, episodes).
+`anomaly` (states, severities, episodes), and `factory.build_monitor`, the one way viewers
+(watch, open, replay, check) get a Monitor for a config.
 
-Pure: no IO (beyond `Plan` reading schema files when built), no asyncio, no threads, no sqlite,
-no Textual. May import: eventtui.config, jsonschema, msgspec.
+Pure: no IO (beyond `Plan` reading schema files when built), no asyncio, no threads, no Textual.
+May import: eventtui.config, eventtui.filters and eventtui.matching (the factory: `where` judged
+on an in-memory row, never the store), jsonschema, msgspec.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from eventtui.config import Config, Expectation
+from eventtui.config import Expectation
 from eventtui.monitor.anomaly import (
     INVALID,
     LATE,
@@ -170,27 +172,6 @@ class Monitor:
         self._stale = True
         self._current: list[Anomaly] = []
         self._by_name: dict[str, list[Anomaly]] = {}
-
-    @classmethod
-    def from_config(
-        cls,
-        config: Config,
-        *,
-        started_at: float,
-        plan: Plan | None = None,
-        compile_where: Callable[[str], Matcher] | None = None,
-        settings: MonitorSettings | None = None,
-    ) -> Monitor:
-        """A monitor for `config`'s expectations and plan (read from its files unless given)."""
-        if plan is None and (config.plan.events or config.plan.strict):
-            plan = Plan.from_config(config)
-        return cls(
-            config.expect,
-            started_at=started_at,
-            plan=plan,
-            compile_where=compile_where,
-            settings=settings,
-        )
 
     def declared(self, name: str) -> bool:
         return name in self._declared

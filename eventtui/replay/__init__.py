@@ -12,10 +12,10 @@ Owns pacing. The parts, each usable (and tested) on its own:
 - `resend`: a session re-sent to a collector at the recorded pace (`eventtui replay --to-url`).
 
 The TUI plays a replay through `tui/feeds/replay.py`, which runs these on its feed thread.
-No Textual, no threads. May import: model, store, sender, monitor (types only).
+No Textual, no threads. May import: config, filters, model, monitor, store, sender.
 """
 
-from eventtui.replay.anomalies import scan_anomalies
+from eventtui.replay.anomalies import scan_anomalies, session_anomalies
 from eventtui.replay.clock import (
     MAX_FINITE_SPEED,
     MAX_SPEED,
@@ -71,4 +71,5 @@ __all__ = [
     "resend",
     "rewrite_ids",
     "scan_anomalies",
+    "session_anomalies",
 ]

@@ -21,8 +21,9 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
+from eventtui.monitor import Episode
 from eventtui.replay import (
     PAGE_ROWS,
     Player,
@@ -30,10 +31,8 @@ from eventtui.replay import (
     Schedule,
     fetch_rows,
     format_speed,
-    iter_light_rows,
     next_after,
     next_speed,
-    scan_anomalies,
 )
 from eventtui.store import EventRow, Reader
 from eventtui.tui.feeds.base import FilterRequest, Post, ReadingFeed, slim
@@ -71,7 +70,8 @@ class Playback(Protocol):
 
 
 class ReplayFeed(ReadingFeed):
-    """See the module docstring. `monitor` makes a fresh monitor for the "next anomaly" scan."""
+    """See the module docstring. `find_anomalies` gives the session's anomaly episodes, read on the
+    feed thread with its Reader, for the "next anomaly" key."""
 
     mode = "replay"
     doing = "replaying"
@@ -82,7 +82,7 @@ class ReplayFeed(ReadingFeed):
         schedule: Schedule,
         clock: ReplayClock,
         *,
-        monitor: Callable[[], Any] | None = None,
+        find_anomalies: Callable[[Reader], list[Episode]] | None = None,
         history_limit: int = 10_000,
     ) -> None:
         super().__init__(path, max_in_flight=3)
@@ -90,7 +90,7 @@ class ReplayFeed(ReadingFeed):
         self.clock = clock
         self.started_at = clock.timeline.start
         self.player = Player(schedule.times, clock)
-        self.monitor = monitor
+        self.find_anomalies = find_anomalies
         self.history_limit = history_limit
         self._restart = False
         self._find_anomaly = False
@@ -183,17 +183,13 @@ class ReplayFeed(ReadingFeed):
         post(HistoryLoaded([slim(r) for r in rows], request.generation))
 
     def _seek_to_anomaly(self, reader: Reader, post: Post) -> None:
-        if self.monitor is None:
+        if self.find_anomalies is None:
             post(FeedNotice("No monitor configured for this replay.", "warning"))
             return
         if self._anomaly_times is None:
-            # Once per replay: a headless monitor run over the whole session (fast: names and
-            # times only), so "next" knows what comes without playing it.
-            episodes = scan_anomalies(
-                self.monitor(),
-                iter_light_rows(reader, self.schedule),
-                end=self.clock.timeline.end,
-            )
+            # Once per replay: a headless monitor run over the whole session (fast: no payloads),
+            # so "next" knows what comes without playing it.
+            episodes = self.find_anomalies(reader)
             self._anomaly_times = sorted(e.started_at for e in episodes if e.severity >= 2)
         with self._lock:
             target = next_after(self._anomaly_times, self.clock.now(), lead=ANOMALY_LEAD)
