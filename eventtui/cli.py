@@ -367,13 +367,14 @@ def cmd_send(args: argparse.Namespace, config: Config) -> int:
     try:
         result = asyncio.run(send_frames(url, frames))
     except SendError as exc:
-        print(f"eventtui: error: {exc}", file=sys.stderr)
+        # The collector's words (a close reason, an HTTP body, a bad reply) are a peer's text.
+        print(f"eventtui: error: {_clean(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     source = "stdin" if args.file == "-" else args.file
     for frame, index, reason in result.errors:
-        line_no = lines[frame - 1][0] if 0 < frame <= len(lines) else frame
+        line_no = lines[frame - 1][0]  # the sender checked that the frame was sent
         where = f"{source}:{line_no}" + (f" [{index}]" if index is not None else "")
-        print(f"{where}: refused: {reason}", file=sys.stderr)
+        print(_clean(f"{where}: refused: {reason}"), file=sys.stderr)
     refused = len(result.errors)
     print(
         f"sent {result.frames:,} frames; {result.acked:,} acknowledged; {refused:,} events refused"
@@ -697,7 +698,7 @@ def cmd_replay(args: argparse.Namespace, config: Config) -> int:
                     )
                 )
         except (SendError, ReplayError) as exc:
-            print(f"eventtui: error: {exc}", file=sys.stderr)
+            print(f"eventtui: error: {_clean(str(exc))}", file=sys.stderr)
             return EXIT_USAGE
     for event_id, reason in result.errors:
         print(_printable(f"event #{event_id}: refused: {reason}"), file=sys.stderr)
