@@ -31,8 +31,8 @@ CONFIG_FILE_NAME: Final = "eventtui.toml"
 # A config file is a page of text. Reading it with a bound keeps `--config /dev/zero` (or a huge
 # file named by mistake) from reading until memory runs out.
 CONFIG_LIMIT: Final = 4 * 1024 * 1024
-# 5200 weeks, about 100 years: longer is a mistake, and times that far out leave what datetime
-# (and every reader showing a time) can hold.
+# 5200 weeks, about 100 years: longer is a mistake, and a bound keeps `now + every` (and any time
+# shown from it) inside what datetime can hold; "9" * 400 + "d" was a float of inf.
 MAX_DURATION: Final = 5200 * 604800.0
 # The themes the TUI offers: Textual's built-in ones (EventApp registers none of its own). The core
 # must not import Textual, so the list is kept here; tests/test_config.py fails when they drift.
