@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import BinaryIO, NoReturn, TextIO
 
 from eventtui import __version__
-from eventtui.config import DEFAULT_PORT, Config, ConfigError, find_config, load_config
+from eventtui.config import (
+    DEFAULT_PORT,
+    Config,
+    ConfigError,
+    find_config,
+    host_problem,
+    http_port_problem,
+    load_config,
+    port_problem,
+)
 from eventtui.store import Reader, StoreError, default_db_path
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
@@ -29,10 +38,57 @@ class UsageError(Exception):
     """Bad input from the command line or a file it names; exit 2 with this one line."""
 
 
+# SQLite's integers: a session id or a limit past this cannot even be asked about.
+_MAX_INT64 = 2**63 - 1
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"eventtui: error: {message}\n")
+        # One line, as for every other exit 2 (README, "Commands"); `--help` shows the usage.
+        self.exit(EXIT_USAGE, f"eventtui: error: {_clean(message)}\n")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    problem = port_problem(port)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return port
+
+
+def _host(text: str) -> str:
+    problem = host_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def _session_id(text: str) -> int:
+    """A session id: what `eventtui sessions` lists (a positive integer SQLite can hold)."""
+    try:
+        session = int(text)
+    except ValueError:
+        session = 0
+    if not 1 <= session <= _MAX_INT64:
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a session id (`eventtui sessions` lists them)"
+        )
+    return session
+
+
+def _limit(text: str) -> int:
+    try:
+        limit = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if limit < 0:
+        raise argparse.ArgumentTypeError(f"{limit} is not 0 (all) or a positive number")
+    if limit > _MAX_INT64:
+        raise argparse.ArgumentTypeError(f"{limit} is too large (0 means all)")
+    return limit
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -47,11 +103,15 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _listen(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument(
-        "--port", type=int, help=f"websocket port (default {DEFAULT_PORT}; 0 picks a free one)"
+        "--host", type=_host, help="address to listen on (default 127.0.0.1; 0.0.0.0: every one)"
     )
-    parser.add_argument("--http-port", type=int, help="HTTP port (default: the websocket port + 1)")
+    parser.add_argument(
+        "--port", type=_port, help=f"websocket port (default {DEFAULT_PORT}; 0 picks a free one)"
+    )
+    parser.add_argument(
+        "--http-port", type=_port, help="HTTP port (default: the websocket port + 1)"
+    )
 
 
 def _common_after_action(parser: argparse.ArgumentParser) -> None:
@@ -98,11 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
     a = actions.add_parser("label", help="set a session's label (empty text clears it)")
     _common_after_action(a)
-    a.add_argument("session", type=int, metavar="SESSION")
+    a.add_argument("session", type=_session_id, metavar="SESSION")
     a.add_argument("label", metavar="TEXT")
     a = actions.add_parser("delete", help="delete a session, its events and its rejects")
     _common_after_action(a)
-    a.add_argument("session", type=int, metavar="SESSION")
+    a.add_argument("session", type=_session_id, metavar="SESSION")
     a.add_argument(
         "--yes", action="store_true", help="do not ask (required when stdin is not a terminal)"
     )
@@ -146,7 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
     p.add_argument(
-        "session", nargs="?", type=int, metavar="SESSION", help="session id (default: the newest)"
+        "session",
+        nargs="?",
+        type=_session_id,
+        metavar="SESSION",
+        help="session id (default: the newest)",
     )
     p.add_argument("--speed", default="1", help="0.1 to 100 (times the recorded pace), or max")
     p.add_argument("--max-gap", metavar="D", help="play silences longer than D (5s, 1m, ...) as D")
@@ -168,10 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "filter", nargs="*", help="filter (see README; a filter starting with - follows --)"
     )
-    p.add_argument("--session", type=int, help="only this session")
+    p.add_argument("--session", type=_session_id, help="only this session")
     p.add_argument(
         "--limit",
-        type=int,
+        type=_limit,
         default=100,
         help="at most N events, newest last (default 100; 0 for all)",
     )
@@ -191,7 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--window", metavar="D", help="plan violations over the last D (default 15m; 30s, 1h, ...)"
     )
     scope.add_argument(
-        "--session", type=int, metavar="S", help="check recorded session S on its own clock"
+        "--session",
+        type=_session_id,
+        metavar="S",
+        help="check recorded session S on its own clock",
     )
     return parser
 
@@ -214,7 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(find_config(args.config))
         return handler(args, config)
     except (ConfigError, StoreError, UsageError) as exc:
-        print(f"eventtui: error: {exc}", file=sys.stderr)
+        # Messages quote file names, keys and values as given: printed as text, never obeyed.
+        print(f"eventtui: error: {_clean(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
@@ -242,9 +310,13 @@ def listen_config(args: argparse.Namespace, config: Config) -> Config:
     }
     if not changes:
         return config
-    return msgspec.structs.replace(
-        config, collector=msgspec.structs.replace(config.collector, **changes)
-    )
+    collector = msgspec.structs.replace(config.collector, **changes)
+    if http_port_problem(collector.port, collector.http_port):
+        raise UsageError(
+            f"--port {collector.port} leaves no port for HTTP (the default is port + 1);"
+            " set --http-port"
+        )
+    return msgspec.structs.replace(config, collector=collector)
 
 
 # --- collect ---------------------------------------------------------------------------------------
@@ -295,13 +367,14 @@ def cmd_send(args: argparse.Namespace, config: Config) -> int:
     try:
         result = asyncio.run(send_frames(url, frames))
     except SendError as exc:
-        print(f"eventtui: error: {exc}", file=sys.stderr)
+        # The collector's words (a close reason, an HTTP body, a bad reply) are a peer's text.
+        print(f"eventtui: error: {_clean(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     source = "stdin" if args.file == "-" else args.file
     for frame, index, reason in result.errors:
-        line_no = lines[frame - 1][0] if 0 < frame <= len(lines) else frame
+        line_no = lines[frame - 1][0]  # the sender checked that the frame was sent
         where = f"{source}:{line_no}" + (f" [{index}]" if index is not None else "")
-        print(f"{where}: refused: {reason}", file=sys.stderr)
+        print(_clean(f"{where}: refused: {reason}"), file=sys.stderr)
     refused = len(result.errors)
     print(
         f"sent {result.frames:,} frames; {result.acked:,} acknowledged; {refused:,} events refused"
@@ -595,7 +668,7 @@ def cmd_replay(args: argparse.Namespace, config: Config) -> int:
                     )
                 )
         except (SendError, ReplayError) as exc:
-            print(f"eventtui: error: {exc}", file=sys.stderr)
+            print(f"eventtui: error: {_clean(str(exc))}", file=sys.stderr)
             return EXIT_USAGE
     for event_id, reason in result.errors:
         print(_printable(f"event #{event_id}: refused: {reason}"), file=sys.stderr)
@@ -730,6 +803,19 @@ def _fmt_time(epoch: float | None) -> str:
     from datetime import datetime
 
     return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S") if epoch else "-"
+
+
+def _clean(text: str) -> str:
+    """A peer's or a user's text for the terminal, through the one sanitiser the TUI uses.
+
+    `eventtui.tui.sanitize` imports Rich, never Textual (a test holds `send` to that); imported
+    here, lazily, so commands that print none pay nothing. `_printable` below is the older
+    second sanitiser, still used by query, sessions, import, replay and check: folding it into
+    this one changes what those print, and is left to the CLI's reshaping.
+    """
+    from eventtui.tui.sanitize import clean
+
+    return clean(text)
 
 
 def _printable(text: str) -> str:

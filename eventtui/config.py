@@ -1,16 +1,21 @@
 """Configuration: a TOML file turned into frozen msgspec Structs.
 
-Every key is documented in `config.example.toml`. Unknown keys and wrong types are errors that name
-the file, the key and the line. Paths in a config file are relative to that file.
+Every key is documented in `config.example.toml`. Unknown keys, wrong types and values out of their
+range are errors that name the file, the key and the line. Paths in a config file are relative to
+that file.
 
-May import: msgspec, tomllib, filters (to check `where`).
+May import: msgspec, tomllib, filters (to check `where`), model (the event-name limit).
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
+import stat
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -19,9 +24,41 @@ import msgspec
 # The filter grammar is pure (it imports nothing of ours): checking `where` here makes a bad
 # filter a config error at load, naming the file and line, instead of a failure much later.
 from eventtui.filters import FilterError, compile_filter
+from eventtui.model import MAX_NAME_CHARS
 
 DEFAULT_PORT: Final = 8765
 CONFIG_FILE_NAME: Final = "eventtui.toml"
+# A config file is a page of text. Reading it with a bound keeps `--config /dev/zero` (or a huge
+# file named by mistake) from reading until memory runs out.
+CONFIG_LIMIT: Final = 4 * 1024 * 1024
+# 5200 weeks, about 100 years: longer is a mistake, and a bound keeps `now + every` (and any time
+# shown from it) inside what datetime can hold; "9" * 400 + "d" was a float of inf.
+MAX_DURATION: Final = 5200 * 604800.0
+# The themes the TUI offers: Textual's built-in ones (EventApp registers none of its own). The core
+# must not import Textual, so the list is kept here; tests/test_config.py fails when they drift.
+KNOWN_THEMES: Final = (
+    "ansi-dark",
+    "ansi-light",
+    "atom-one-dark",
+    "atom-one-light",
+    "catppuccin-frappe",
+    "catppuccin-latte",
+    "catppuccin-macchiato",
+    "catppuccin-mocha",
+    "dracula",
+    "flexoki",
+    "gruvbox",
+    "monokai",
+    "nord",
+    "rose-pine",
+    "rose-pine-dawn",
+    "rose-pine-moon",
+    "solarized-dark",
+    "solarized-light",
+    "textual-dark",
+    "textual-light",
+    "tokyo-night",
+)
 
 
 class ConfigError(Exception):
@@ -37,15 +74,53 @@ _UNIT_SECONDS: Final = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w"
 
 
 def parse_duration(text: str | float) -> float:
-    """A duration as seconds; raises ValueError naming the expected form."""
+    """A duration as seconds, finite and at most MAX_DURATION; raises ValueError naming the problem.
+
+    0 is a duration: whether it makes sense is the caller's to say (a grace of 0 does, an
+    expectation `every` 0 does not).
+    """
     if isinstance(text, int | float) and not isinstance(text, bool):
+        if isinstance(text, float) and not math.isfinite(text):
+            raise ValueError(f"{text} is not a finite duration")
         if text < 0:
             raise ValueError("a duration cannot be negative")
-        return float(text)
-    match = _DURATION.fullmatch(str(text))
-    if not match:
-        raise ValueError(f'"{text}" is not a duration like "30s", "5m", "2h" or "14d"')
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        seconds = float(min(text, MAX_DURATION + 1))  # an int too big for a float is too long
+    else:
+        match = _DURATION.fullmatch(str(text))
+        if not match:
+            raise ValueError(
+                f'{json.dumps(str(text), ensure_ascii=False)} is not a duration like "30s", "5m", "2h" or "14d"'
+            )
+        # A run of 400 digits is a float of inf: "too long" below, as any other long one.
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds > MAX_DURATION:
+        raise ValueError('too long: at most "5200w" (about 100 years)')
+    return seconds
+
+
+def port_problem(port: int) -> str | None:
+    """Why `port` cannot be listened on, or None."""
+    if 0 <= port <= 65535:
+        return None
+    return f"{port} is not a port (0 to 65535; 0 picks a free one)"
+
+
+def host_problem(host: str) -> str | None:
+    """Why `host` is not an address to listen on, or None.
+
+    The empty string would make asyncio listen on every interface: exactly what the default is
+    there to prevent, so it must be asked for by name.
+    """
+    if host.strip():
+        return None
+    return 'empty; "0.0.0.0" listens on every interface, "127.0.0.1" (the default) on this machine only'
+
+
+def http_port_problem(port: int, http_port: int | None) -> str | None:
+    """Why the HTTP port cannot default to `port` + 1, or None."""
+    if http_port is None and port == 65535:
+        return "65535 leaves no port for HTTP (the default is port + 1)"
+    return None
 
 
 class CollectorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -102,9 +177,13 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     source: str | None = None
 
     def resolve(self, path: str) -> Path:
-        """A path from this config, relative to the config file's folder."""
+        """A path from this config, relative to the config file's folder.
+
+        Never raises for a symlink loop (`Path.resolve` does, on Python 3.11): opening the path
+        is where that is found, and said.
+        """
         base = Path(self.source).parent if self.source else Path.cwd()
-        return (base / Path(path).expanduser()).resolve()
+        return Path(os.path.realpath(base / Path(path).expanduser()))
 
 
 def find_config(explicit: str | None) -> Path | None:
@@ -123,11 +202,16 @@ def load_config(path: Path | None) -> Config:
     if path is None:
         return Config()
     try:
-        text = path.read_text(encoding="utf-8")
+        # Not only regular files: `--config <(...)` (a pipe) is a fair way to pass one.
+        with path.open("rb") as file:
+            data = file.read(CONFIG_LIMIT + 1)
+        text = data.decode("utf-8")
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: config file is not UTF-8 text") from None
+    if len(data) > CONFIG_LIMIT:
+        raise ConfigError(f"{path}: config file is over {CONFIG_LIMIT // 2**20} MiB")
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -138,7 +222,8 @@ def load_config(path: Path | None) -> Config:
         config = msgspec.convert(raw, Config, dec_hook=_decode_custom)
     except msgspec.ValidationError as exc:
         raise ConfigError(_explain(path, text, str(exc))) from None
-    config = msgspec.structs.replace(config, source=str(path.resolve()))
+    _check_values(config, path, text)
+    config = msgspec.structs.replace(config, source=os.path.realpath(path))
     _check_expectations(config, path, text)
     _check_plan_files(config, path, text)
     return config
@@ -154,7 +239,12 @@ def _decode_custom(type_: type, value: Any) -> Any:
 def _check_expectations(config: Config, path: Path, text: str) -> None:
     for index, expect in enumerate(config.expect):
         problem = None
-        if expect.every is None and expect.min_rate is None:
+        if not 0 < len(expect.event) <= MAX_NAME_CHARS:
+            problem = (
+                f"the event name must be 1 to {MAX_NAME_CHARS} characters (the collector refuses"
+                " any other, so this expectation could never be met)"
+            )
+        elif expect.every is None and expect.min_rate is None:
             problem = 'needs "every" (a deadline) or "min_rate" (events per minute), or both'
         elif expect.every is not None and expect.every <= 0:
             problem = '"every" must be longer than 0s'
@@ -182,14 +272,107 @@ def _nth_header_line(text: str, table: str, index: int) -> int | None:
     return None
 
 
-def _check_plan_files(config: Config, path: Path, text: str) -> None:
-    for name, event in config.plan.events.items():
-        if isinstance(event.schema, str) and not config.resolve(event.schema).is_file():
-            line = _line_of(text, ["plan", "events", name, "schema"])
-            raise ConfigError(
-                f'{path}, line {line}: plan.events.{name}.schema: no file "{event.schema}" '
-                f"(looked at {config.resolve(event.schema)})"
+def _check_values(config: Config, path: Path, text: str) -> None:
+    """Values of the right type but out of their range: the first one found, by key and line."""
+    for keys, problem in _value_problems(config):
+        line = _line_of(text, keys)
+        where = f"{path}, line {line}" if line else str(path)
+        raise ConfigError(f"{where}: {'.'.join(keys)}: {problem}")
+
+
+def _value_problems(config: Config) -> Iterator[tuple[list[str], str]]:
+    collector = config.collector
+    host = host_problem(collector.host)
+    if host:
+        yield ["collector", "host"], host
+    for key, port in (("port", collector.port), ("http_port", collector.http_port)):
+        problem = None if port is None else port_problem(port)
+        if problem:
+            yield ["collector", key], problem
+    problem = http_port_problem(collector.port, collector.http_port)
+    if problem:
+        yield ["collector", "port"], f"{problem}; set http_port"
+    for key, value, unit in (
+        ("max_message_bytes", collector.max_message_bytes, "a size in bytes"),
+        ("max_event_bytes", collector.max_event_bytes, "a size in bytes"),
+        ("max_connections", collector.max_connections, "a number of connections"),
+    ):
+        if value < 1:
+            yield ["collector", key], f"{value} is not {unit} (1 or more)"
+    if collector.token is not None:
+        if not collector.token:
+            yield (
+                ["collector", "token"],
+                "empty; leave the key out to accept clients without a token, or set a secret",
             )
+        elif collector.token != collector.token.strip():
+            yield (
+                ["collector", "token"],
+                "spaces around it cannot be sent in an Authorization header; remove them",
+            )
+    if "" in collector.allowed_hosts:
+        yield ["collector", "allowed_hosts"], "an empty name; list host names, or leave it empty"
+    if "" in collector.allowed_origins:
+        yield (
+            ["collector", "allowed_origins"],
+            'an empty origin; list origins like "https://example.com" ("*" allows every site)',
+        )
+    if config.store.path is not None and not config.store.path.strip():
+        yield ["store", "path"], "empty; leave the key out for the default store"
+    if config.store.retention is not None and config.store.retention <= 0:
+        yield (
+            ["store", "retention"],
+            "must be longer than 0s (leave the key out to keep everything)",
+        )
+    if config.ui.theme not in KNOWN_THEMES:
+        yield (
+            ["ui", "theme"],
+            f"unknown theme {json.dumps(config.ui.theme, ensure_ascii=False)}; one of: "
+            + ", ".join(KNOWN_THEMES),
+        )
+    paths: list[tuple[list[str], object]] = [(["store", "path"], config.store.path)]
+    paths += [
+        (["plan", "events", name, "schema"], event.schema)
+        for name, event in config.plan.events.items()
+    ]
+    for keys, file_name in paths:
+        if isinstance(file_name, str) and "\0" in file_name:
+            yield keys, "a file name cannot hold a NUL character"
+
+
+def _check_plan_files(config: Config, path: Path, text: str) -> None:
+    """Each schema file exists and is a regular file; the plan reads it (with a bound) when built."""
+    for name, event in config.plan.events.items():
+        if not isinstance(event.schema, str):
+            continue
+        target = config.resolve(event.schema)
+        try:
+            mode = os.stat(target).st_mode
+        except FileNotFoundError:
+            problem = f'no file "{event.schema}" (looked at {target})'
+        except OSError as exc:
+            problem = f'cannot read "{event.schema}" ({exc.strerror or exc}; looked at {target})'
+        else:
+            if stat.S_ISREG(mode):
+                continue
+            kind = file_kind(mode)
+            problem = f'"{event.schema}" is {kind}, not a regular file (looked at {target})'
+        line = _line_of(text, ["plan", "events", name, "schema"])
+        raise ConfigError(f"{path}, line {line}: plan.events.{name}.schema: {problem}")
+
+
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular file is, for a message: "a directory", "a FIFO", ..."""
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
 
 
 _PATH_IN_ERROR: Final = re.compile(r"`\$((?:\.[^.`\[]+|\[\d+\])*)`")
@@ -201,7 +384,7 @@ def _explain(path: Path, text: str, message: str) -> str:
     keys = re.findall(r"\.([^.\[]+)|\[(\d+)\]", match.group(1)) if match else []
     parts = [name or f"[{index}]" for name, index in keys]
     detail = message.split(" - at ")[0]
-    unknown = re.fullmatch(r"Object contains unknown field `(.+)`", detail)
+    unknown = re.fullmatch(r"Object contains unknown field `(.+)`", detail, re.DOTALL)
     if unknown:
         parts.append(unknown.group(1))
         detail = f'unknown key "{unknown.group(1)}"'

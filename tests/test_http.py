@@ -600,24 +600,6 @@ async def test_stop_lets_a_request_in_flight_finish_with_its_commit(db: Path) ->
         await asyncio.open_connection("127.0.0.1", collector.port)
 
 
-async def test_requests_past_max_connections_in_flight_get_503(
-    start_collector: StartCollector, http: aiohttp.ClientSession
-) -> None:
-    c = await start_collector(max_connections=1)
-    reader, writer = await open_request(c.port, b'{"event": "slow"}')
-
-    status, answer = await post(http, f"{c.url}/events", {"event": "turned away"})
-    assert status == 503
-    assert "max_connections" in answer["error"]
-
-    writer.write(b'{"event": "slow"}')
-    assert (await reader.readline()).startswith(b"HTTP/1.1 200")
-    writer.close()
-    await writer.wait_closed()
-    assert (await post(http, f"{c.url}/events", {"event": "now fine"}))[0] == 200
-    assert [r.name for r in c.events()] == ["slow", "now fine"]
-
-
 async def test_a_taken_port_raises_oserror(collector: Listening, tmp_path: Path) -> None:
     other = Collector(Config(), tmp_path / "other.db")
     with pytest.raises(OSError, match="already in use"):

@@ -749,6 +749,75 @@ def test_a_broken_inline_schema_is_a_plan_error() -> None:
         Plan(PlanConfig(events={"e": PlanEvent(schema={"minimum": "zero"})}))
 
 
+def test_an_inline_schemas_ref_is_relative_to_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "id.json").write_text('{"type": "string"}')
+    monkeypatch.chdir(tmp_path)  # not where the config is
+    config = Config(
+        plan=PlanConfig(
+            events={"o": PlanEvent(schema={"properties": {"id": {"$ref": "id.json"}}})}
+        ),
+        source=str(tmp_path / "conf" / "eventtui.toml"),
+    )
+    plan = Plan.from_config(config)
+    assert plan.check("o", '{"id": 5}') == ["properties.id: 5 is not of type 'string'"]
+
+
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        (
+            {"$ref": "https://example.com/order.json"},
+            'cannot resolve "$ref" "https://example.com/order.json" (https://example.com/order.json:'
+            " not fetched: references must name local files (nothing is fetched over the network))",
+        ),
+        ({"$ref": "folder"}, 'cannot resolve "$ref" "folder" ({tmp}/folder: a directory, not a regular file)'),
+        ({"$ref": "broken.json"}, 'cannot resolve "$ref" "broken.json" ({tmp}/broken.json: not valid JSON'),
+        (json.loads('{"not": ' * 600 + "{}" + "}" * 600), "nested too deeply to check"),
+    ],
+)  # fmt: skip
+def test_what_a_schema_cannot_refer_to_is_a_plan_error(
+    tmp_path: Path, schema: dict[str, Any], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_network(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a schema reference was fetched over the network")
+
+    monkeypatch.setattr("urllib.request.urlopen", no_network)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "broken.json").write_text("{")
+    config = Config(
+        plan=PlanConfig(events={"e": PlanEvent(schema=schema)}),
+        source=str(tmp_path / "eventtui.toml"),
+    )
+    with pytest.raises(PlanError) as error:
+        Plan.from_config(config)
+    assert str(error.value).startswith("plan.events.e: inline schema: ")
+    assert message.format(tmp=tmp_path) in str(error.value)
+
+
+def test_a_file_referred_to_many_times_is_read_once(tmp_path: Path) -> None:
+    """Every "$ref" goes through one loader that keeps what it read: replacing the file after the
+    plan is built changes nothing, even for a reference first followed while validating."""
+    (tmp_path / "common.json").write_text('{"$defs": {"id": {"type": "string"}}}')
+    refs = {f"p{n}": {"$ref": f"{'./' * n}common.json#/$defs/id"} for n in range(3)}
+    # Below a subschema with its own "$id", references are followed at validation time.
+    later = {"$id": (tmp_path / "sub.json").as_uri(), "$ref": "common.json#/$defs/id"}
+    (tmp_path / "e.json").write_text(json.dumps({"properties": {**refs, "later": later}}))
+    config = Config(
+        plan=PlanConfig(events={"e": PlanEvent(schema="e.json")}),
+        source=str(tmp_path / "eventtui.toml"),
+    )
+    plan = Plan.from_config(config)
+    (tmp_path / "common.json").write_text('{"$defs": {"id": {"type": "integer"}}}')
+    assert plan.check("e", '{"p0": "a", "p1": "b", "p2": "c", "later": "d"}') == []
+    assert sorted(plan.check("e", '{"p0": 1, "later": 2}')) == [
+        "properties.later: 2 is not of type 'string'",
+        "properties.p0: 1 is not of type 'string'",
+    ]
+
+
 # The fast path must never call valid what jsonschema calls invalid; and where it is used it should
 # agree on valid instances too, or it is not doing its job. Each schema marked False is one where
 # fastjsonschema, were it used, would accept an instance below that jsonschema rejects.

@@ -1,9 +1,9 @@
 """The HTTP listener: Segment-compatible endpoints for existing SDKs (DESIGN.md, "HTTP ingestion").
 
-Owns the HTTP side of the collector: routes, body limits (including gzip), CORS for allowed
-origins, and turning each body into one `Ingest` frame whose commit it waits for before answering.
-It shares the websocket path's checks (`security`) and its one ingest path, so an event sent over
-HTTP is decoded, refused and stored exactly as one sent over a websocket.
+Owns the HTTP side of the collector: routes, body limits (including gzip), timeouts, CORS for
+allowed origins, and turning each body into one `Ingest` frame whose commit it waits for before
+answering. It shares the websocket path's checks (`security`) and its one ingest path, so an
+event sent over HTTP is decoded, refused and stored exactly as one sent over a websocket.
 
 | route | body |
 |---|---|
@@ -14,29 +14,50 @@ HTTP is decoded, refused and stored exactly as one sent over a websocket.
 | `GET /health` | — (answers the collector's health as JSON) |
 
 Every answer is JSON: `{"ok": true, "accepted": N, "refused": [{"error", "index"}]}` after the
-commit; 400 when nothing was accepted, 403 for a foreign Host or Origin or a wrong token, 413 over
-`max_message_bytes` (before or after gzip), 503 past `max_connections` requests in flight,
-404/405 for other routes.
+commit; 400 when nothing was accepted, 403 for a foreign Host or Origin or a wrong token, 408 for
+a body that does not arrive within `BODY_SECONDS`, 413 over `max_message_bytes` (before or after
+gzip), 503 with `Retry-After` past `max_connections` requests in flight or while the writer is
+too far behind, 404/405 for other routes.
+
+What one client can take is bounded, so that no client can stall the others:
+- time: a connection still sending its headers, or idle between requests, is closed after
+  `IDLE_SECONDS`; a body must arrive within `BODY_SECONDS` of its headers.
+- the event loop: large or compressed bodies are inflated and decoded in a worker thread, one at a
+  time (inflating is linear, with at most `MAX_GZIP_MEMBERS` gzip members).
+- memory: bodies held undecoded total at most `max_connections` x `max_message_bytes`; one large
+  body is decoded at a time; and nothing is submitted while the writer's backlog is over
+  `ingest.MAX_WRITER_BACKLOG` (a body waits up to `BACKLOG_WAIT_SECONDS` for it, then gets 503).
+  A request counts as in flight (`max_connections`) only once its body is in: stalled bodies
+  cannot lock the others out, and `/health` is never refused.
+- the log: malformed, aborted and refused requests are one line each, `LOG_BURST` lines at most
+  every `LOG_WINDOW_SECONDS` (then one line counting the rest); never a traceback.
 
 May import: aiohttp, msgspec, model, config, collector.ingest, collector.security.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import logging
+import re
+import sys
 import zlib
+from collections.abc import AsyncIterator
 from typing import Any, Final, Protocol
 
 import msgspec
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
 
-from eventtui.collector.ingest import Ingest
+from eventtui.collector.ingest import MAX_WRITER_BACKLOG, Ingest
 from eventtui.collector.security import check_host, check_origin, check_single, check_token
 from eventtui.config import CollectorConfig
 from eventtui.model import RAW_COPY_BYTES, DecodedFrame, Refusal
+from eventtui.store import Commit
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +74,31 @@ JSON_LINES_TYPES: Final = frozenset(
 )
 # How long `stop` lets in-flight requests finish (their commit is usually milliseconds away).
 SHUTDOWN_SECONDS: Final = 10.0
+# A connection idle between requests, or still sending its request line and headers, is closed
+# after this long (aiohttp's keep-alive timer also runs while headers trickle in): the order of
+# the websocket listener's opening-handshake timeout. SDKs reopen an idle connection as needed.
+IDLE_SECONDS: Final = 10.0
+# A body must arrive within this long of its headers (a SDK batch is at most a few hundred KB: on a
+# LAN that is milliseconds); a stalled or trickling body is answered 408 and its connection closed.
+BODY_SECONDS: Final = 10.0
+# How long a body waits for the writer's backlog to drain (and for the decoder) before 503. The
+# bound's 16 MB take the writer about half a second; SDKs time out after 10-15 s.
+BACKLOG_WAIT_SECONDS: Final = 5.0
+# Bodies (as received) larger than this, and every compressed one, are decoded in a worker thread.
+# Measured: 290k small events (4 MB) take ~0.7 s to decode, all of it a stall in the event loop;
+# in a thread the loop's worst stall is ~0.15 s (msgspec holds the GIL for one C call and garbage
+# collection runs in whichever thread allocates). A small body decodes faster than a thread hop.
+THREAD_DECODE_BYTES: Final = 64 * 1024
+# Concatenated gzip members are legal and rare (one per writer of a stream); 4 MB of empty ones is
+# 209,715 members, each costing a zlib stream setup.
+MAX_GZIP_MEMBERS: Final = 1000
+# Compressed input is fed to zlib this much at a time: at the end of a member zlib copies the rest
+# of what it was given into `unused_data`, so feeding it the whole remaining body would copy the
+# body once per member (quadratic: 4 MB of empty members took 32 s). A step bounds each copy.
+_INFLATE_STEP: Final = 16 * 1024
+# One line per malformed, aborted or refused request, at most LOG_BURST per window.
+LOG_BURST: Final = 10
+LOG_WINDOW_SECONDS: Final = 10.0
 
 _CORS_HEADERS: Final = {
     "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
@@ -64,6 +110,9 @@ _ROUTES_HELP: Final = (
     "POST /v1/{track,page,identify,screen,group,alias,batch} (or their first letter),"
     " POST /events, GET /health"
 )
+_RETRY: Final = {"Retry-After": "1"}
+_IDENTITY: Final = ("identity", "")
+_COMPRESSED: Final = ("gzip", "x-gzip", "deflate")
 
 _decode: Final = msgspec.json.Decoder().decode
 _encode: Final = msgspec.json.Encoder().encode
@@ -74,13 +123,33 @@ class HealthSource(Protocol):
 
 
 class _BodyRefused(Exception):
-    """A body refused before decoding: over the size limit, bad gzip, unknown encoding."""
+    """A body refused before decoding: too large, too slow, bad gzip, unknown encoding, busy.
 
-    def __init__(self, status: int, reason: str, raw: bytes = b"") -> None:
+    `record`: kept in `rejects` (a refusal of what the client sent, not a "retry later").
+    `close`: close the connection after answering (what is left of the body will not come).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        raw: bytes = b"",
+        *,
+        record: bool = True,
+        close: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
         self.raw = raw
+        self.record = record
+        self.close = close
+        self.headers = headers
+
+
+class _ClientGone(Exception):
+    """The client closed the connection before its body was in: nobody is left to answer."""
 
 
 class HttpListener:
@@ -89,14 +158,23 @@ class HttpListener:
         self.config = config
         self.collector = collector
         self._runner: web.AppRunner | None = None
-        # Requests being handled: each may hold a body of up to max_message_bytes (twice, inflated).
+        # Requests whose body is in and not yet answered (`max_connections` caps them).
         self.in_flight = 0
+        # Bytes of bodies received or being received and not yet decoded.
+        self.held_bytes = 0
+        # One large body is decoded at a time: decoding holds the GIL, so a second decoding
+        # thread would not finish sooner, only hold a second decoded body in memory.
+        self._decoder = asyncio.Lock()
+        # Set while the writer's backlog is under its bound (`Ingest.congested` is False).
+        self._drained = asyncio.Event()
+        if not ingest.congested:
+            self._drained.set()
+        ingest.congestion_listeners.append(self._on_congestion)
+        self._problems: _ProblemLog | None = None
 
     async def start(self, host: str, port: int) -> int:
         """Bind and listen; returns the bound port. Raises OSError if the port is taken."""
-        app = web.Application(
-            client_max_size=self.config.max_message_bytes, middlewares=[self._guard()]
-        )
+        app = web.Application(middlewares=[self._guard()])
         calls = "|".join(_CALL_TYPES)
         for path, method, handler in (
             (f"/v1/{{call:(?:{calls})}}", "POST", self._segment),
@@ -105,9 +183,15 @@ class HttpListener:
         ):
             app.router.add_route(method, path, handler)
             app.router.add_route("OPTIONS", path, _preflight)
+        self._problems = _ProblemLog(asyncio.get_running_loop())
         # Bodies are inflated here, with a cap, rather than by aiohttp (see `_inflate`).
         runner = web.AppRunner(
-            app, auto_decompress=False, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS
+            app,
+            auto_decompress=False,
+            access_log=None,
+            shutdown_timeout=SHUTDOWN_SECONDS,
+            keepalive_timeout=IDLE_SECONDS,
+            logger=_ServerLog(self._problems),
         )
         await runner.setup()
         try:
@@ -123,54 +207,57 @@ class HttpListener:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._problems is not None:
+            self._problems.flush()
+
+    def _on_congestion(self, congested: bool) -> None:
+        if congested:
+            self._drained.clear()
+        else:
+            self._drained.set()
 
     # --- admission, CORS, JSON errors for every route ----------------------------------------------
 
     def _guard(self) -> Middleware:
         config = self.config
-        busy = (
-            f"too many requests in flight (the limit is {config.max_connections}; "
-            "[collector] max_connections); retry shortly"
-        )
 
         @web.middleware
         async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             headers = request.headers
-            origin = headers.get("Origin")
             refusal = (
                 check_single(headers.getall("Host", []), headers.getall("Origin", []))
                 or check_host(headers.get("Host"), config)
-                or check_origin(origin, config)
+                or check_origin(headers.get("Origin"), config)
             )
             if not refusal and request.method != "OPTIONS":  # a preflight never carries the token
                 refusal = _token_refusal(request, config)
             if refusal:
-                log.warning("refused HTTP request from %s: %s", request.remote, refusal)
+                self._warn(
+                    "refused HTTP request from %s: %s", _peer(_client_name(request)), refusal
+                )
                 return _error(403, refusal)
-            if self.in_flight >= config.max_connections:
-                return _error(503, busy, {"Retry-After": "1"})
-            self.in_flight += 1
             response: web.StreamResponse
             try:
                 response = await handler(request)
             except web.HTTPException as exc:
                 response = _route_error(request, exc)
-            finally:
-                self.in_flight -= 1
-            if origin is not None:
-                response.headers["Access-Control-Allow-Origin"] = origin
-                response.headers["Vary"] = "Origin"
+            if not response.prepared:
+                _allow_origin(request, response)
             return response
 
         return guard
 
+    def _warn(self, message: str, *args: object) -> None:
+        assert self._problems is not None
+        self._problems.log(logging.WARNING, _one_line(message % args))
+
     # --- routes --------------------------------------------------------------------------------------
 
-    async def _segment(self, request: web.Request) -> web.Response:
+    async def _segment(self, request: web.Request) -> web.StreamResponse:
         call = _CALL_TYPES[request.match_info["call"]]
         return await self._ingest_body(request, default_type=None if call == "batch" else call)
 
-    async def _events(self, request: web.Request) -> web.Response:
+    async def _events(self, request: web.Request) -> web.StreamResponse:
         return await self._ingest_body(request, lines=None)
 
     async def _health(self, request: web.Request) -> web.Response:
@@ -178,69 +265,299 @@ class HttpListener:
 
     async def _ingest_body(
         self, request: web.Request, *, default_type: str | None = None, lines: bool | None = False
-    ) -> web.Response:
-        """Decode the body as one frame, wait for its commit, answer with what was accepted.
+    ) -> web.StreamResponse:
+        """Receive the body, decode it as one frame, wait for its commit, answer what was accepted.
 
         `lines=None` means: JSON Lines if the content type says so or the body looks like it.
         """
         client = _client_name(request)
+        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
         try:
-            body = await self._read_body(request)
+            if encoding not in _IDENTITY + _COMPRESSED:
+                raise _BodyRefused(
+                    415, f"Content-Encoding {encoding!r} is not supported; send gzip or no encoding"
+                )
+            body = await self._receive(request)
         except _BodyRefused as exc:
+            return await self._refuse(request, client, exc)
+        except _ClientGone as exc:
+            self._warn("HTTP request from %s aborted: %s", _peer(client), exc)
+            return web.Response(status=400)  # nobody reads it; aiohttp drops it quietly
+        if self.in_flight >= self.config.max_connections:
+            self.held_bytes -= len(body)
+            busy = (
+                f"too many requests in flight (the limit is {self.config.max_connections}; "
+                "[collector] max_connections); retry shortly"
+            )
+            return _error(503, busy, _RETRY)
+        self.in_flight += 1
+        held = len(body)
+        large = held > THREAD_DECODE_BYTES or encoding in _COMPRESSED
+        try:
+            async with self._admitted(large):
+                args = (body, client, encoding, request.content_type, default_type, lines)
+                if large:
+                    frame = await asyncio.to_thread(self._decode, *args)
+                else:
+                    frame = self._decode(*args)
+                del body, args  # the raw body is not held while the commit is awaited
+                self.held_bytes -= held
+                held = 0
+                accepted, refusals = len(frame.events), frame.refusals
+                committed = self._submit(frame, client)
+                # The writer has its own copy of the rows now: the decoded events are not held
+                # while the commit is awaited (16 large bodies held that way took 1.3 GB).
+                del frame
+            return _answer(await committed, accepted, refusals)
+        except _BodyRefused as exc:
+            return await self._refuse(request, client, exc)
+        finally:
+            self.held_bytes -= held
+            self.in_flight -= 1
+
+    @contextlib.asynccontextmanager
+    async def _admitted(self, large: bool) -> AsyncIterator[None]:
+        """Wait until the writer's backlog is under its bound and, for a large body, the decoder
+        is ours (until the body is submitted). Raises _BodyRefused (503) after
+        BACKLOG_WAIT_SECONDS. Releasing the decoder only after the submission lets the next
+        large body see the congestion that this one caused."""
+        locked = False
+        try:
+            async with asyncio.timeout(BACKLOG_WAIT_SECONDS):
+                if large:
+                    await self._decoder.acquire()
+                    locked = True
+                await self._drained.wait()
+        except TimeoutError:
+            if locked:
+                self._decoder.release()
+            raise _BodyRefused(
+                503,
+                f"the store is behind (over {MAX_WRITER_BACKLOG // 2**20} MB waiting to be "
+                "written, its backlog bound); retry shortly",
+                record=False,
+                headers=_RETRY,
+            ) from None
+        try:
+            yield
+        finally:
+            if locked:
+                self._decoder.release()
+
+    def _submit(self, frame: DecodedFrame, client: str) -> asyncio.Future[Commit]:
+        committed: asyncio.Future[Commit] = asyncio.get_running_loop().create_future()
+        self.ingest.submit(frame, client=client, on_commit=_resolve, arg=committed)
+        return committed
+
+    async def _receive(self, request: web.Request) -> bytes:
+        """The whole body, counted in `held_bytes` (the caller gives it back); raises
+        _BodyRefused (too large, too slow, too much held at once) or _ClientGone."""
+        limit = self.config.max_message_bytes
+        too_large = f"body over the {limit:,}-byte limit ([collector] max_message_bytes)"
+        expected = request.content_length
+        if expected is not None and expected > limit:
+            raise _BodyRefused(413, too_large)
+        budget = self.config.max_connections * limit
+        body = bytearray()
+        received = False
+        of = "" if expected is None else f" of {expected:,}"
+        try:
+            async with asyncio.timeout(BODY_SECONDS):
+                while chunk := await request.content.readany():
+                    body += chunk
+                    self.held_bytes += len(chunk)
+                    if len(body) > limit:
+                        raise _BodyRefused(413, too_large)
+                    if self.held_bytes > budget:
+                        raise _BodyRefused(
+                            503,
+                            f"bodies received and not yet stored exceed {budget:,} bytes "
+                            "([collector] max_connections x max_message_bytes); retry shortly",
+                            record=False,
+                            headers=_RETRY,
+                        )
+            received = True
+        except TimeoutError:
+            raise _BodyRefused(
+                408,
+                f"the body did not arrive within {BODY_SECONDS:g} s ({len(body):,}{of} bytes)",
+                bytes(body[:RAW_COPY_BYTES]),
+                close=True,
+            ) from None
+        except ConnectionError:
+            raise _ClientGone(f"the connection closed after {len(body):,}{of} body bytes") from None
+        except (web.RequestPayloadError, HttpProcessingError) as exc:
+            raise _BodyRefused(
+                400,
+                f"the body's HTTP framing is broken: {_one_line(_problem(exc))}",
+                bytes(body[:RAW_COPY_BYTES]),
+                close=True,
+            ) from None
+        finally:
+            if not received:
+                self.held_bytes -= len(body)
+        return bytes(body)
+
+    def _decode(
+        self,
+        body: bytes,
+        client: str,
+        encoding: str,
+        content_type: str,
+        default_type: str | None,
+        lines: bool | None,
+    ) -> DecodedFrame:
+        """Inflate and decode one body (in a worker thread when it is large); raises _BodyRefused."""
+        limit = self.config.max_message_bytes
+        if encoding in _COMPRESSED:
+            try:
+                body = _inflate(body, limit)
+            except ValueError as exc:
+                detail = f": {exc}" if str(exc) else ""
+                raise _BodyRefused(
+                    400, f"the body is not valid {encoding} data{detail}", body[:RAW_COPY_BYTES]
+                ) from None
+            if len(body) > limit:
+                too_large = f"body over the {limit:,}-byte limit ([collector] max_message_bytes)"
+                raise _BodyRefused(413, f"decompressed {too_large}", body[:RAW_COPY_BYTES])
+        if not body or body.isspace():
+            return DecodedFrame([], [Refusal("the body is empty", None, b"")])
+        if lines is None:
+            lines = content_type in JSON_LINES_TYPES or _looks_like_json_lines(body)
+        if default_type is not None:
+            body = _with_default_type(body, default_type)
+        frame = self.ingest.decode(body, binary=False, client=client, lines=lines)
+        if not frame.events and not frame.refusals:
+            frame.refusals.append(Refusal("the body holds no events", None, body[:RAW_COPY_BYTES]))
+        return frame
+
+    async def _refuse(
+        self, request: web.Request, client: str, exc: _BodyRefused
+    ) -> web.StreamResponse:
+        if exc.record:
             # Recorded like any refused input, and answered only once the reject is committed.
             await self.ingest.store(
                 DecodedFrame([], [Refusal(exc.reason, None, exc.raw)]), client=client
             )
-            return _error(exc.status, exc.reason)
-        if not body or body.isspace():
-            frame = DecodedFrame([], [Refusal("the body is empty", None, b"")])
-        else:
-            if lines is None:
-                lines = request.content_type in JSON_LINES_TYPES or _looks_like_json_lines(body)
-            if default_type is not None:
-                body = _with_default_type(body, default_type)
-            frame = self.ingest.decode(body, binary=False, client=client, lines=lines)
-            if not frame.events and not frame.refusals:
-                frame.refusals.append(
-                    Refusal("the body holds no events", None, body[:RAW_COPY_BYTES])
-                )
-        commit = await self.ingest.store(frame, client=client)
-        if commit.error:
-            return _error(500, commit.error)  # nothing was stored: SDKs retry a 5xx
-        refused = [
-            {"error": r.reason} if r.index is None else {"error": r.reason, "index": r.index}
-            for r in frame.refusals
-        ]
-        if not frame.events:
-            first = frame.refusals[0].reason
-            problem = (
-                first
-                if len(refused) == 1
-                else f"all {len(refused)} events were refused; the first: {first}"
-            )
-            return _json(400, {"ok": False, "error": problem, "accepted": 0, "refused": refused})
-        return _json(200, {"ok": True, "accepted": len(frame.events), "refused": refused})
+        response = _error(exc.status, exc.reason, exc.headers)
+        if not exc.close:
+            return response
+        # The rest of the body is not coming: answer, then close at once (aiohttp would
+        # otherwise keep reading the connection, for the body's rest, for another 10 s).
+        self._warn("HTTP request from %s refused: %s", _peer(client), exc.reason)
+        response.force_close()
+        _allow_origin(request, response)
+        await response.prepare(request)
+        await response.write_eof()
+        if request.transport is not None:
+            request.transport.close()
+        return response
 
-    async def _read_body(self, request: web.Request) -> bytes:
-        limit = self.config.max_message_bytes
-        too_large = f"body over the {limit:,}-byte limit ([collector] max_message_bytes)"
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise _BodyRefused(413, too_large) from None
-        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
-        if encoding in ("identity", ""):
-            return body
-        if encoding not in ("gzip", "x-gzip", "deflate"):
-            raise _BodyRefused(
-                415, f"Content-Encoding {encoding!r} is not supported; send gzip or no encoding"
+
+def _answer(commit: Commit, accepted: int, refusals: list[Refusal]) -> web.Response:
+    if commit.error:
+        return _error(500, commit.error)  # nothing was stored: SDKs retry a 5xx
+    refused = [
+        {"error": r.reason} if r.index is None else {"error": r.reason, "index": r.index}
+        for r in refusals
+    ]
+    if not accepted:
+        first = refusals[0].reason
+        problem = (
+            first
+            if len(refused) == 1
+            else f"all {len(refused)} events were refused; the first: {first}"
+        )
+        return _json(400, {"ok": False, "error": problem, "accepted": 0, "refused": refused})
+    return _json(200, {"ok": True, "accepted": accepted, "refused": refused})
+
+
+def _resolve(future: asyncio.Future[Commit], commit: Commit) -> None:
+    if not future.done():  # a cancelled waiter (shutdown): the rows are stored anyway
+        future.set_result(commit)
+
+
+class _ProblemLog:
+    """Warnings about requests that went wrong on the client's side: one line each, at most
+    LOG_BURST per LOG_WINDOW_SECONDS, then one line counting the rest when the window ends, so
+    that a flood of bad requests cannot flood the log (or the terminal the log goes to)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._window_ends = 0.0
+        self._logged = 0
+        self._dropped = 0
+        self._summary: asyncio.TimerHandle | None = None
+
+    def log(self, level: int, line: str, exc: BaseException | None = None) -> None:
+        now = self._loop.time()
+        if now >= self._window_ends:
+            self.flush()
+            self._window_ends = now + LOG_WINDOW_SECONDS
+            self._logged = 0
+        if self._logged < LOG_BURST:
+            self._logged += 1
+            log.log(level, "%s", line, exc_info=exc)
+            return
+        self._dropped += 1
+        if self._summary is None:
+            self._summary = self._loop.call_at(self._window_ends, self.flush)
+
+    def flush(self) -> None:
+        """Log the count of lines left out, if any."""
+        if self._summary is not None:
+            self._summary.cancel()
+            self._summary = None
+        if self._dropped:
+            log.warning(
+                "... and %d more malformed, aborted or refused HTTP requests (%d lines at most"
+                " every %g s)",
+                self._dropped,
+                LOG_BURST,
+                LOG_WINDOW_SECONDS,
             )
-        out = _inflate(body, limit)
-        if out is None:
-            raise _BodyRefused(400, f"the body is not valid {encoding} data", body[:RAW_COPY_BYTES])
-        if len(out) > limit:
-            raise _BodyRefused(413, f"decompressed {too_large}", out[:RAW_COPY_BYTES])
-        return out
+            self._dropped = 0
+
+
+class _ServerLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server log (a malformed request, a connection lost mid-request) as one line on
+    our logger, rate-limited. A client's garbage is not our bug: no traceback for it. An exception
+    of ours in a handler keeps its traceback (through the same rate limit)."""
+
+    def __init__(self, problems: _ProblemLog) -> None:
+        super().__init__(log)
+        self._problems = problems
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        exc_info = kwargs.get("exc_info")
+        exc = exc_info if isinstance(exc_info, BaseException) else None
+        if exc is None and exc_info:
+            exc = sys.exc_info()[1]
+        line = _one_line(str(msg) % args if args else str(msg))
+        if level < logging.WARNING:  # aiohttp's debug notes (a first request that is not HTTP)
+            if exc is not None:
+                line = f"{line}: {_one_line(_problem(exc))}"
+            self.logger.log(level, "%s", line)
+        elif exc is None or isinstance(exc, HttpProcessingError | ConnectionError):
+            detail = "" if exc is None else f": {_one_line(_problem(exc))}"
+            self._problems.log(logging.WARNING, line + detail)
+        else:
+            self._problems.log(logging.ERROR, line, exc)
+
+
+def _problem(exc: BaseException) -> str:
+    message = exc.message if isinstance(exc, HttpProcessingError) else str(exc)
+    return str(message) or type(exc).__name__
+
+
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """Whitespace collapsed, control characters escaped, at most `limit` characters: what a
+    client sent may end up in a log line, and must not reach a terminal as control sequences."""
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", " ".join(text.split()))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 async def _preflight(request: web.Request) -> web.Response:
@@ -252,23 +569,33 @@ async def _preflight(request: web.Request) -> web.Response:
     return response
 
 
-def _inflate(data: bytes, limit: int) -> bytes | None:
-    """gzip or zlib data, inflated to at most `limit` + 1 bytes (a bomb stops there); None if bad.
+def _inflate(data: bytes, limit: int) -> bytes:
+    """gzip or zlib data, inflated to at most `limit` + 1 bytes (a bomb stops there).
 
-    A result longer than `limit` means "too large". Concatenated gzip members are all read.
+    A result longer than `limit` means "too large". Concatenated gzip members are all read, up to
+    MAX_GZIP_MEMBERS, in time linear in the input (see `_INFLATE_STEP`). Raises ValueError for
+    data that is not gzip or zlib (its message, if any, says what is wrong).
     """
+    view = memoryview(data)
     out = bytearray()
+    at = 0
+    members = 0
     try:
-        while data:
+        while at < len(data):
+            members += 1
+            if members > MAX_GZIP_MEMBERS:
+                raise ValueError(f"more than {MAX_GZIP_MEMBERS:,} gzip members")
             inflater = zlib.decompressobj(wbits=32 + zlib.MAX_WBITS)  # gzip or zlib header
-            out += inflater.decompress(data, limit + 1 - len(out))
-            if len(out) > limit:
-                return bytes(out)
-            if not inflater.eof:
-                return None  # truncated
-            data = inflater.unused_data
+            while not inflater.eof:
+                if at >= len(data):
+                    raise ValueError("it ends in the middle of a compressed stream")
+                step = view[at : at + _INFLATE_STEP]
+                out += inflater.decompress(step, limit + 1 - len(out))
+                if len(out) > limit:
+                    return bytes(out)
+                at += len(step) - len(inflater.unused_data)
     except zlib.error:
-        return None
+        raise ValueError() from None
     return bytes(out)
 
 
@@ -320,6 +647,19 @@ def _basic_user(authorization: str | None) -> str | None:
     except (binascii.Error, UnicodeDecodeError):
         return None
     return credentials.partition(":")[0]
+
+
+def _peer(client: str) -> str:
+    """ "http:127.0.0.1:5000" -> "127.0.0.1:5000", for log lines."""
+    return client.removeprefix("http:")
+
+
+def _allow_origin(request: web.Request, response: web.StreamResponse) -> None:
+    """CORS: let the page that sent the request read the answer (the guard checked its Origin)."""
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
 
 
 def _client_name(request: web.Request) -> str:

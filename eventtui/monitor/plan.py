@@ -20,10 +20,16 @@ even decoded. ``format`` is an annotation, as in the JSON Schema default: it is 
 
 A schema is read and checked (`check_schema`) when the plan is built; a file that cannot be read or
 is not a valid JSON Schema raises `PlanError` naming the event and the file. ``$ref`` to other
-files resolves relative to the schema file (local files only; nothing is fetched over the network).
+files resolves relative to the schema file (an inline schema's, relative to the config file). Every
+schema file, named in the config or by a ``$ref``, is read by one loader (`_SchemaFiles`): only
+regular files of at most MAX_SCHEMA_BYTES, each read once per plan, so a reference to a FIFO or
+to /dev/zero is an error instead of a hang or a read until memory runs out. Nothing is fetched
+over the network: a remote ``$ref`` (http, https, ...) in the schema is a `PlanError` at load;
+one met only while validating (below a subschema with its own ``$id``, or inside a referenced
+file) makes the event invalid with a "cannot resolve" error.
 
 May import: jsonschema, referencing, fastjsonschema, msgspec, eventtui.config. Reads schema files at
-construction; no other IO, no Textual.
+construction (and, once each, a file first referred to while validating); no other IO, no Textual.
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ import copy
 import itertools
 import json
 import logging
+import os
 import re
+import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,10 +60,10 @@ from jsonschema.exceptions import SchemaError, ValidationError
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 from referencing import Registry, Resource, Specification
-from referencing.exceptions import NoSuchResource, Unresolvable
+from referencing.exceptions import Unresolvable
 from referencing.jsonschema import specification_with
 
-from eventtui.config import Config, ConfigError, PlanConfig, PlanEvent
+from eventtui.config import Config, ConfigError, PlanConfig, PlanEvent, file_kind
 from eventtui.monitor.anomaly import (
     INVALID,
     UNPLANNED,
@@ -70,6 +78,10 @@ MAX_ERROR_CHARS: Final = 300
 # for a producer repeating one payload, not a store of history.
 CACHE_ENTRIES: Final = 2048
 DEFAULT_PLAN_WINDOW: Final = 15 * 60.0
+# The most a schema file (named in the config or by a "$ref") may hold. Schemas are pages, not
+# data; the bound is what makes a reference to something endless a clear error. README and
+# config.example.toml say it.
+MAX_SCHEMA_BYTES: Final = 4 * 1024 * 1024
 
 if TYPE_CHECKING:
     # Documented API, but referencing does not re-export the type.
@@ -102,8 +114,9 @@ class Plan:
         self.strict = config.strict
         self._descriptions = {name: event.description for name, event in config.events.items()}
         resolve_path = resolve or (lambda path: Path(path).resolve())
+        files = _SchemaFiles()
         self._schemas: dict[str, _Schema | None] = {
-            name: _load(name, event, resolve_path) if event.schema is not None else None
+            name: _load(name, event, resolve_path, files) if event.schema is not None else None
             for name, event in config.events.items()
         }
         self._cache: dict[tuple[str, str | bytes], list[str]] = {}
@@ -174,7 +187,7 @@ def _errors(schema: _Schema, instance: Any) -> list[str]:
     try:
         found = list(itertools.islice(schema.validator.iter_errors(instance), MAX_ERRORS + 1))
     except Unresolvable as exc:
-        return [f"schema {schema.source}: cannot resolve {exc}"]
+        return [f"schema {schema.source}: cannot resolve {_file_problem(exc) or exc}"]
     lines = [_format_error(error) for error in found[:MAX_ERRORS]]
     if len(found) > MAX_ERRORS:
         lines.append(f"(more errors not shown; the first {MAX_ERRORS} are above)")
@@ -202,23 +215,107 @@ def _format_error(error: ValidationError) -> str:
 # --- loading ---------------------------------------------------------------------------------------
 
 
-def _load(name: str, event: PlanEvent, resolve: Callable[[str], Path]) -> _Schema:
-    base_dir = Path.cwd()
+class SchemaFileError(Exception):
+    """A schema file that cannot be used: `reason` says why ("a FIFO, not a regular file", ...)."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class _SchemaFiles:
+    """The one way a plan reads schema files: the config's and every "$ref"'s, each once.
+
+    Only a regular file of at most MAX_SCHEMA_BYTES is read (opened without blocking, checked with
+    fstat, read with a bound): a FIFO would hang the collector's start, /dev/zero would read until
+    memory runs out. Documents (and failures) are kept by real path, so a file referred to many
+    times, or again at ingest, is read once.
+    """
+
+    def __init__(self) -> None:
+        self._documents: dict[str, Any] = {}
+
+    def load(self, path: Path) -> Any:
+        """The parsed document at `path`; raises SchemaFileError."""
+        try:
+            key = os.path.realpath(path)
+        except ValueError:  # a NUL in the name (a "$ref" can hold one)
+            raise SchemaFileError(path, "not a file name (it holds a NUL character)") from None
+        if key not in self._documents:
+            try:
+                self._documents[key] = _parse(path, _read_bounded(path))
+            except SchemaFileError as exc:
+                self._documents[key] = exc
+        document = self._documents[key]
+        if isinstance(document, SchemaFileError):
+            raise document
+        return document
+
+
+def _read_bounded(path: Path) -> bytes:
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (regular files ignore the flag).
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise SchemaFileError(path, f"cannot read it ({exc.strerror or exc})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise SchemaFileError(path, f"{file_kind(mode)}, not a regular file")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_SCHEMA_BYTES:
+            chunk = os.read(fd, MAX_SCHEMA_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise SchemaFileError(path, f"cannot read it ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+    if size > MAX_SCHEMA_BYTES:
+        raise SchemaFileError(
+            path, f"over the {MAX_SCHEMA_BYTES // 2**20} MiB limit for a schema file"
+        )
+    return b"".join(chunks)
+
+
+def _parse(path: Path, data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise SchemaFileError(path, f"not valid JSON ({exc})") from None
+    except RecursionError:
+        raise SchemaFileError(path, "not valid JSON (nested too deeply)") from None
+
+
+def _load(
+    name: str, event: PlanEvent, resolve: Callable[[str], Path], files: _SchemaFiles
+) -> _Schema:
     if isinstance(event.schema, str):
         path = resolve(event.schema)
         where = f'plan.events.{name}: schema file "{path}"'
         try:
-            schema = json.loads(path.read_bytes())
-        except OSError as exc:
-            raise PlanError(f"{where}: cannot read it ({exc.strerror})") from None
-        except ValueError as exc:
-            raise PlanError(f"{where}: not valid JSON ({exc})") from None
+            schema = files.load(path)
+        except SchemaFileError as exc:
+            raise PlanError(f"{where}: {exc.reason}") from None
         base_dir = path.parent
         source = str(path)
     else:
         schema = event.schema
         where = f"plan.events.{name}: inline schema"
         source = "(inline)"
+        # Relative "$ref"s of an inline schema start where its relative paths do: the config's folder.
+        base_dir = resolve(".")
+    try:
+        return _build(schema, where, source, base_dir, files)
+    except RecursionError:
+        raise PlanError(f"{where}: nested too deeply to check") from None
+
+
+def _build(schema: Any, where: str, source: str, base_dir: Path, files: _SchemaFiles) -> _Schema:
     if not isinstance(schema, dict | bool):
         raise PlanError(f"{where}: a JSON Schema is an object, not {type(schema).__name__}")
     cls = validator_for(schema, default=Draft202012Validator)
@@ -237,13 +334,13 @@ def _load(name: str, event: PlanEvent, resolve: Callable[[str], Path]) -> _Schem
         raise PlanError(f"{where}: not a valid JSON Schema at {at}: {exc.message}") from None
     spec = _specification(cls)
     # `retrieve` is an attrs alias that mypy's attrs plugin does not see.
-    registry: Registry[Any] = Registry(retrieve=_local_files(base_dir, spec))  # type: ignore[call-arg]
+    registry: Registry[Any] = Registry(retrieve=_local_files(base_dir, spec, files))  # type: ignore[call-arg]
     validator = cls(schema, registry=registry)
     resolver = registry.resolver_with_root(
         Resource.from_contents(schema, default_specification=spec)
     )
     _check_refs(schema, resolver, where)
-    return _Schema(validator, _fast_path(schema, cls, resolver, base_dir), source)
+    return _Schema(validator, _fast_path(schema, cls, resolver, base_dir, files), source)
 
 
 def _specification(cls: type[Validator]) -> Specification[Any]:
@@ -261,16 +358,24 @@ def _local_path(base_dir: Path, uri: str) -> Path | None:
     return None
 
 
-def _local_files(base_dir: Path, spec: Specification[Any]) -> Callable[[str], Resource[Any]]:
+_NOT_FETCHED: Final = (
+    "not fetched: references must name local files (nothing is fetched over the network)"
+)
+
+
+def _local_files(
+    base_dir: Path, spec: Specification[Any], files: _SchemaFiles
+) -> Callable[[str], Resource[Any]]:
     def retrieve(uri: str) -> Resource[Any]:
+        # referencing reports what this raises as the cause of its Unresolvable (see _check_refs).
         path = _local_path(base_dir, uri)
         if path is None:
-            raise NoSuchResource(ref=uri)  # type: ignore[call-arg]
+            raise SchemaFileError(uri, _NOT_FETCHED)
+        contents = files.load(path)
         try:
-            contents = json.loads(path.read_bytes())
-        except (OSError, ValueError):
-            raise NoSuchResource(ref=uri) from None  # type: ignore[call-arg]
-        return Resource.from_contents(contents, default_specification=spec)
+            return Resource.from_contents(contents, default_specification=spec)
+        except Exception as exc:  # CannotDetermineSpecification: referencing would not wrap it
+            raise SchemaFileError(path, f"not a schema ({exc!r})") from None
 
     return retrieve
 
@@ -281,7 +386,20 @@ def _check_refs(schema: Any, resolver: Resolver[Any], where: str) -> None:
         try:
             resolver.lookup(ref)
         except Unresolvable as exc:
-            raise PlanError(f'{where}: cannot resolve "$ref" {json.dumps(ref)} ({exc})') from None
+            reason = _file_problem(exc) or str(exc)
+            raise PlanError(
+                f'{where}: cannot resolve "$ref" {json.dumps(ref)} ({reason})'
+            ) from None
+
+
+def _file_problem(exc: BaseException) -> str | None:
+    """The SchemaFileError behind a failed lookup, as text: the file and what is wrong with it."""
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, SchemaFileError):
+            return str(cause)
+        cause = cause.__cause__
+    return None
 
 
 def _refs(node: Any, *, root: bool = False) -> Iterator[str]:
@@ -336,7 +454,7 @@ class _NotForFastPath(Exception):
 
 
 def _fast_path(
-    schema: Any, cls: type[Validator], resolver: Resolver[Any], base_dir: Path
+    schema: Any, cls: type[Validator], resolver: Resolver[Any], base_dir: Path, files: _SchemaFiles
 ) -> Callable[[Any], Any] | None:
     """fastjsonschema's validator for `schema`, or None where it could judge unlike jsonschema."""
     if cls is Draft3Validator:
@@ -347,7 +465,7 @@ def _fast_path(
         # fastjsonschema rewrites the "$ref"s of the schema it is given: it gets a copy.
         return fastjsonschema.compile(
             copy.deepcopy(schema),
-            handlers=_fast_path_handlers(base_dir, cls),
+            handlers=_fast_path_handlers(base_dir, cls, files),
             use_default=False,  # it would write the defaults into the event
             use_formats=False,  # an annotation, as for jsonschema
             # Left on although no message is read: fastjsonschema 2.22 cannot compile "const" without.
@@ -360,12 +478,15 @@ def _fast_path(
         return None
 
 
-def _fast_path_handlers(base_dir: Path, cls: type[Validator]) -> dict[str, Callable[[str], Any]]:
+def _fast_path_handlers(
+    base_dir: Path, cls: type[Validator], files: _SchemaFiles
+) -> dict[str, Callable[[str], Any]]:
     def local(uri: str) -> Any:
         path = _local_path(base_dir, uri)
         if path is None:
             raise _NotForFastPath(uri)
-        document = json.loads(path.read_bytes())
+        # fastjsonschema rewrites the documents it is handed; the loader's copy is shared.
+        document = copy.deepcopy(files.load(path))
         # A document's own "$id" moves where its references point, and its "$schema" can change
         # the rules mid-way: fastjsonschema follows neither as jsonschema does.
         if isinstance(document, dict) and (

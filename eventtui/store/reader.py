@@ -53,6 +53,8 @@ _SESSION_SQL: Final = (
     " FROM sessions s"
 )
 _encode_ids = msgspec.json.Encoder().encode
+# SQLite's integers: an id past this cannot even be asked about.
+MAX_INT64: Final = 2**63 - 1
 
 
 class NoSuchSession(StoreError):
@@ -359,23 +361,29 @@ class Reader:
 
         Raises NoSuchSession, one sentence naming the store.
         """
+        shown: str | int | None = text
         if isinstance(text, str):
             if allow_all and text.strip().lower() == "all":
                 return None
-            if not text.isdigit():
+            try:
+                text = int(text)
+            except ValueError:  # also what str.isdigit lets through: int("²") fails
                 alternatives = ' or "all"' if allow_all else ""
                 raise NoSuchSession(
                     f"session must be a number (see `eventtui sessions`){alternatives};"
-                    f" got {text!r}"
-                )
-            text = int(text)
+                    f" got {shown!r}"
+                ) from None
         if text is None:
             newest = self.latest_session_id()
             if newest is None:
                 raise NoSuchSession(f"{self.path} holds no session yet")
             return newest
-        if not self.conn.execute("SELECT 1 FROM sessions WHERE id = ?", (text,)).fetchone():
-            raise no_session(self.path, text)
+        # Past SQLite's integers the question cannot even be asked: no such session either.
+        if (
+            not 1 <= text <= MAX_INT64
+            or not self.conn.execute("SELECT 1 FROM sessions WHERE id = ?", (text,)).fetchone()
+        ):
+            raise no_session(self.path, shown if shown is not None else text)
         return text
 
     def collecting_since(self) -> float | None:
