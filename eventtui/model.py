@@ -34,7 +34,9 @@ _json_encoder: Final = msgspec.json.Encoder()
 
 
 class StoredEvent(NamedTuple):
-    """One accepted event, normalised to the columns of the `events` table (in their order)."""
+    """One accepted event on its way into the store, normalised to the columns of the `events`
+    table (in their order, without the `id` and `session_id` the store gives it). Viewers read
+    stored events back as `eventtui.store.EventRow`."""
 
     received_at: float
     sent_at: float | None
@@ -49,20 +51,6 @@ class StoredEvent(NamedTuple):
     valid: bool
     errors: str | None
     extra: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        """The event as a Segment-style object, as the producer sent it (plus what we derived)."""
-        return event_object(
-            name=self.name,
-            type_=self.type,
-            properties=self.properties,
-            context=self.context,
-            user_id=self.user_id,
-            anonymous_id=self.anonymous_id,
-            message_id=self.message_id,
-            sent_at=self.sent_at,
-            extra=self.extra,
-        )
 
 
 class Refusal(msgspec.Struct, frozen=True):
