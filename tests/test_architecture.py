@@ -7,11 +7,18 @@ finds what it looks for where that thing is allowed.
 from __future__ import annotations
 
 import ast
+import os
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "eventtui"
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "eventtui"
 
 # SQL as this codebase writes it: statements in upper case, and placeholders compared to columns
 # (`id <= ?`), which is what a WHERE fragment built outside the store would look like.
@@ -80,3 +87,51 @@ def test_only_the_store_speaks_sql() -> None:
             for line, text in sql_literals(path)
         )
     assert not offenders, "SQL outside eventtui/store/:\n" + "\n".join(offenders)
+
+
+# --- layers (import-linter contracts in pyproject.toml) ----------------------------------------------
+
+LINT_IMPORTS = (
+    "import sys\n"
+    "from importlinter.cli import lint_imports\n"
+    "sys.exit(lint_imports(no_logo=True, no_cache=True))\n"
+)
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    """`lint-imports` on the project at `root` (its pyproject.toml and its eventtui package)."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run(
+        [sys.executable, "-c", LINT_IMPORTS],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_every_import_follows_the_layers() -> None:
+    result = lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "BROKEN" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "line", "contract"),
+    [
+        ("store/wrong_way.py", "import eventtui.monitor\n", "Layers"),
+        ("monitor/wrong_way.py", "import textual.app\n", "never imports Textual"),
+    ],
+    ids=["store-imports-monitor", "monitor-imports-textual"],
+)
+def test_a_wrong_way_import_breaks_a_contract(
+    tmp_path: Path, module: str, line: str, contract: str
+) -> None:
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    shutil.copytree(PACKAGE, tmp_path / "eventtui", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "eventtui" / module).write_text(line)
+    result = lint_imports(tmp_path)
+    assert result.returncode != 0, result.stdout
+    broken = [text for text in result.stdout.splitlines() if "BROKEN" in text]
+    assert any(contract in text for text in broken), result.stdout
