@@ -1,6 +1,6 @@
 """The `eventtui` command line: parse arguments, wire the parts, turn errors into one line and an exit code.
 
-Exit codes (DESIGN.md, "CLI contract"): 0 ok; 1 the check found problems (`check`, `send` with
+Exit codes (README.md, "Commands"): 0 ok; 1 the check found problems (`check`, `send` with
 rejections); 2 usage, config or input error, with one line on stderr saying what and where.
 The TUI is imported lazily so headless commands never load Textual.
 """

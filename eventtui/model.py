@@ -1,6 +1,6 @@
 """Events: decoding and normalising every envelope the collector accepts.
 
-Owns the wire format of DESIGN.md ("Wire protocol"): a frame is one event object, an array of them,
+Owns the wire format of README.md ("Wire protocol"): a frame is one event object, an array of them,
 or ``{"batch": [...]}``; text frames are JSON, binary frames MessagePack. Each event is checked and
 turned into a ``StoredEvent`` row, or refused with a one-line reason. Nothing here does IO.
 

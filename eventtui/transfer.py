@@ -316,7 +316,7 @@ class _FlowControl:
             self.error = "the store writer stopped responding"
         return self.error is None
 
-    def committed(self, commit: Commit) -> None:  # runs in the writer's thread
+    def committed(self, commit: Commit) -> None:  # runs in the writer's receiver thread
         if commit.error:
             self.error = commit.error
         for _ in commit.tickets:

@@ -1,4 +1,4 @@
-"""The collector: the writer thread, the websocket listener and the HTTP listener, started together.
+"""The collector: the store's writer, the websocket listener and the HTTP listener, started together.
 
 `Collector` is what `collect`, `watch` and `demo` run. It opens a session in the store, binds the
 listeners, and on `stop` shuts down in the order that loses nothing: stop accepting, stop reading,

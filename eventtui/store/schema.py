@@ -1,6 +1,6 @@
 """The store's schema, its migrations, and opening a file safely.
 
-The schema is a public contract (DESIGN.md, "Store"): users query it with `sqlite3` or Datasette.
+The schema is a public contract (README.md, "The store"): users query it with `sqlite3` or Datasette.
 `PRAGMA application_id` marks a file as ours; a file that is not ours, or is corrupt, or was written
 by a newer eventtui, is refused with a clear error and never modified.
 

@@ -55,7 +55,7 @@ COUNTERS_INTERVAL: Final = 0.25
 # While following, the payload pane shows the newest event, at a pace a reader can take in.
 FOLLOW_PAYLOAD_INTERVAL: Final = 0.5
 # States are judged (and toasts raised) at this pace: twice a second, so a deadline shows within a
-# second of passing, as DESIGN promises, even with the paint tick's own lag.
+# second of passing, even with the paint tick's own lag.
 STATES_INTERVAL: Final = 0.5
 _SIMPLE_NAME: Final = re.compile(r"[A-Za-z0-9_.:/-]+")
 

@@ -63,7 +63,7 @@ class StoreFeed(ReadingFeed):
     # --- called from other threads -----------------------------------------------------------
 
     def on_commit(self, commit: Commit) -> None:
-        """Writer-thread listener: wake the feed now instead of at the next poll."""
+        """A commit listener (the writer's receiver thread): wake the feed now, not at the next poll."""
         if commit.inserted:
             self._wake.set()
 
