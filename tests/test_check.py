@@ -24,7 +24,8 @@ from eventtui.cli import main
 from eventtui.config import Config, load_config
 from eventtui.model import normalise
 from eventtui.monitor import INVALID, LATE, LOW_RATE, MISSING, RECOVERED, UNPLANNED, Plan
-from eventtui.store import NoSuchSession, Reader, Submission, Writer
+from eventtui.store import NoSuchSession, Reader
+from tests.conftest import write_session
 
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("EVENTTUI_")}
 
@@ -81,10 +82,7 @@ def record(
         if errors:
             row = row._replace(valid=False, errors=json.dumps(errors))
         rows.append(row)
-    writer = Writer(db, source=source, label=label)
-    session = writer.start()
-    writer.submit(Submission(rows))
-    writer.close()
+    session = write_session(db, rows, source=source, label=label)
     # The writer stamps the session with the wall clock; the test decides what it was.
     with sqlite3.connect(db) as conn:
         if started_at is not None:

@@ -46,7 +46,7 @@ from eventtui.tui.app import EventApp
 from eventtui.tui.feeds import StoreFeed
 from eventtui.tui.launch import run_replay
 from eventtui.tui.states import MonitorStates
-from tests.conftest import make_config
+from tests.conftest import make_config, until, write_session
 
 T0 = 1_714_000_000.0
 
@@ -375,6 +375,7 @@ def test_scan_anomalies_finds_what_a_finely_evaluated_monitor_finds() -> None:
 
 
 def _store(path: Path, offsets: list[float], *, names: list[str] | None = None) -> int:
+    # Not conftest's write_session: the message ids name the session the writer opens.
     writer = Writer(path, source="test")
     session = writer.start()
     rows = [
@@ -424,14 +425,6 @@ def test_schedule_orders_by_time_and_reads_rows_in_that_order(tmp_path: Path) ->
 # --- re-send, end to end ---------------------------------------------------------------------------
 
 
-async def _wait_for(condition: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {condition}")
-        await asyncio.sleep(0.01)
-
-
 async def test_resend_to_a_second_collector_keeps_order_payloads_and_pace(tmp_path: Path) -> None:
     source = tmp_path / "source.db"
     offsets = [i * 0.02 for i in range(40)] + [0.8 + 3.0, 0.8 + 3.05]  # a 3 s silence
@@ -471,9 +464,9 @@ async def test_resend_into_the_store_it_came_from_dedupes_unless_new_ids(tmp_pat
         with Reader(db) as reader:
             schedule = load_schedule(reader, reader.session(session))
             same = await resend(reader, schedule, collector.ws_url, speed=MAX_SPEED)
-            await _wait_for(lambda: collector.writer.stats.duplicates >= 3)
+            await until(lambda: collector.writer.stats.duplicates >= 3)
             fresh = await resend(reader, schedule, collector.ws_url, speed=MAX_SPEED, new_ids=True)
-            await _wait_for(lambda: collector.writer.stats.events >= 3)
+            await until(lambda: collector.writer.stats.events >= 3)
     finally:
         await collector.stop()
     assert same.acked == fresh.acked == 3
@@ -489,15 +482,6 @@ async def test_resend_into_the_store_it_came_from_dedupes_unless_new_ids(tmp_pat
 
 SIZE = (160, 45)
 HEARTBEAT = Expectation(event="heartbeat", every=Duration(1), grace=Duration(1))
-
-
-async def until(condition: Any, timeout: float = 10.0, what: str = "") -> None:
-    """Wait for `condition()`, yielding to the app meanwhile; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        await asyncio.sleep(0.01)
 
 
 def replay_app(db: Path, config: Config, fake: FakeClock, **options: Any) -> EventApp:
@@ -608,14 +592,11 @@ def _beats() -> list[tuple[str, float]]:
 def recorded(tmp_path: Path) -> tuple[Path, list[float]]:
     """The session above, as an import (its span is its events')."""
     db = tmp_path / "events.db"
-    writer = Writer(db, source="import", label="heartbeat gap")
-    writer.start()
     rows = [
         normalise({"event": name, "properties": {"n": i}}, client="test", received_at=T0 + at)
         for i, (name, at) in enumerate(_beats())
     ]
-    writer.submit(Submission(rows))
-    writer.close()
+    write_session(db, rows, source="import", label="heartbeat gap")
     return db, [r.received_at for r in rows]
 
 
@@ -722,8 +703,6 @@ async def test_n_jumps_to_just_before_the_next_anomaly(recorded: tuple[Path, lis
 def recorded_where(tmp_path: Path) -> tuple[Path, list[float]]:
     """Heartbeats every 0.5 s for 20 s; only those up to 9.5 s say `ok=true`."""
     db = tmp_path / "events.db"
-    writer = Writer(db, source="import", label="heartbeats that stop being ok")
-    writer.start()
     rows = [
         normalise(
             {"event": "heartbeat", "properties": {"ok": i < 20}},
@@ -732,8 +711,7 @@ def recorded_where(tmp_path: Path) -> tuple[Path, list[float]]:
         )
         for i in range(40)
     ]
-    writer.submit(Submission(rows))
-    writer.close()
+    write_session(db, rows, source="import", label="heartbeats that stop being ok")
     return db, [r.received_at for r in rows]
 
 

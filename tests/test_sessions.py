@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import secrets
 import sqlite3
 import subprocess
 import sys
@@ -18,47 +19,31 @@ from pathlib import Path
 import pytest
 
 from eventtui.model import normalise
-from eventtui.store import NoSuchSession, Reader, Reject, Submission, Writer
+from eventtui.store import NoSuchSession, Reader, Reject, Writer
 from eventtui.store.sessions import (
     SessionError,
     delete_session,
     label_session,
     prune_sessions,
 )
+from tests.conftest import eventtui, write_session
 
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 T0 = 1_714_000_000.0
-
-
-def eventtui(
-    *args: str, stdin: int | None = subprocess.DEVNULL
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "eventtui", *args],
-        stdin=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=ENV,
-    )
 
 
 def record(path: Path, count: int, *, label: str | None = None, rejects: int = 0) -> int:
     """A finished session of `count` events (and `rejects` refusals); returns its id."""
-    writer = Writer(path, source="test", label=label)
-    session = writer.start()
+    run = secrets.token_hex(4)  # message ids of its own: none is a duplicate of another session's
     rows = [
         normalise(
-            {"event": "page_view", "messageId": f"s{session}-{i}", "properties": {"i": i}},
+            {"event": "page_view", "messageId": f"{run}-{i}", "properties": {"i": i}},
             client="test",
             received_at=T0 + i,
         )
         for i in range(count)
     ]
     refused = [Reject(T0, "test", "not valid JSON", b"nope") for _ in range(rejects)]
-    writer.submit(Submission(rows, refused))
-    writer.close()
-    return session
+    return write_session(path, rows, label=label, rejects=refused)
 
 
 def summary(path: Path, session: int) -> tuple[str | None, int, int]:

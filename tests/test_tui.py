@@ -34,17 +34,9 @@ from eventtui.tui.app import EventApp
 from eventtui.tui.feeds import StoreFeed
 from eventtui.tui.screens.help import HelpScreen
 from eventtui.tui.widgets.payload import copy_text
+from tests.conftest import until
 
 SIZE = (160, 45)
-
-
-async def until(condition: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:
-    """Wait until `condition()` is true, yielding to the app meanwhile; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        await asyncio.sleep(0.01)
 
 
 def event(name: str, **properties: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from eventtui.tui.app import EventApp
 from eventtui.tui.feeds import StoreFeed
 from eventtui.tui.screens.anomalies import AnomaliesScreen, episode_keys
 from eventtui.tui.states import MonitorStates
+from tests.conftest import until
 
 SIZE = (140, 40)
 START = 1_767_268_800.0  # 2026-01-01 12:00:00 UTC
@@ -39,13 +40,7 @@ grace = "30s"
 """
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")
 
 
 class FakeClock:
@@ -65,15 +60,6 @@ class BellCountingApp(EventApp):
 
     def bell(self) -> None:
         self.rings += 1
-
-
-async def until(condition: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:
-    """Wait until `condition()` is true, yielding to the app meanwhile; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        await asyncio.sleep(0.01)
 
 
 Emit = Callable[..., Awaitable[None]]

@@ -9,6 +9,7 @@ The first line is a header that does not scroll.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 from rich.segment import Segment
@@ -121,12 +122,11 @@ class CountersPanel(ScrollView, can_focus=True):
     }
     """
 
+    @dataclass(eq=False)
     class NameChosen(Message):
         """Enter on a name: show only that name in the stream."""
 
-        def __init__(self, name: str) -> None:
-            super().__init__()
-            self.name = name
+        name: str
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import ClassVar, Final
 
 from rich.segment import Segment
@@ -72,20 +73,18 @@ class EventStream(ScrollView, can_focus=True):
     }
     """
 
+    @dataclass(eq=False)
     class CursorMoved(Message):
         """The selected row changed; `row` is None when the stream follows the newest row."""
 
-        def __init__(self, stream: EventStream, row: EventRow | None) -> None:
-            super().__init__()
-            self.stream = stream
-            self.row = row
+        stream: EventStream
+        row: EventRow | None
 
+    @dataclass(eq=False)
     class Opened(Message):
         """Enter on a row: the user wants its payload."""
 
-        def __init__(self, row: EventRow) -> None:
-            super().__init__()
-            self.row = row
+        row: EventRow
 
     def __init__(self, max_rows: int = 10_000, *, id: str | None = None) -> None:
         super().__init__(id=id)
