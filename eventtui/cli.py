@@ -438,17 +438,21 @@ def _session_arg(reader: Reader, text: str | None) -> int | None:
 
 def cmd_export(args: argparse.Namespace, config: Config) -> int:
     from eventtui.progress import ProgressBar
+    from eventtui.sessions import SessionError, check_export_target, export_store
     from eventtui.store import Reader
 
     path = db_path(args, config)
     where, params = _filter_arg(args.filter)
+    to_stdout = args.output in (None, "-")
+    if not to_stdout:
+        try:
+            check_export_target(path, Path(args.output))
+        except SessionError as exc:
+            raise UsageError(str(exc)) from None
     with Reader(path) as reader:
         session = _session_arg(reader, args.session)
     which = "every session" if session is None else f"session {session}"
-    to_stdout = args.output in (None, "-")
     if args.format == "sqlite":
-        from eventtui.sessions import SessionError, export_store
-
         if to_stdout:
             raise UsageError("--format sqlite writes a store file: name it with -o FILE")
         target = Path(args.output)
