@@ -19,6 +19,7 @@ from typing import Any, Final
 import msgspec
 
 from eventtui.config import Config, Duration, Expectation
+from eventtui.store import Writer
 from eventtui.tui.app import EventApp
 from eventtui.tui.feed import StoreFeed
 from eventtui.tui.states import MonitorStates
@@ -35,6 +36,8 @@ class Ran:
     duplicates: int
     refused: int
     path: Path
+    # The collector's writer: its restarts, and its failure if it died for good.
+    writer: Writer
     # The app's own: non-zero when it crashed (Textual has printed the traceback).
     return_code: int = 0
 
@@ -122,6 +125,7 @@ def run_watch(
         stats.duplicates,
         stats.rejects,
         path,
+        collector.writer,
         app.return_code or 0,
     )
 
