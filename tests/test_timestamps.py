@@ -151,18 +151,17 @@ def test_cli_readers_show_the_raw_number(old_store: Path, tmp_path: Path) -> Non
     assert [(e["timestamp"], e["eventtui"]["sent_at"]) for e in lines] == [
         (s, s) for s in OLD_SENT_AT
     ]
-    # Export, import, export: the same lines apart from ids, as for any other store.
+    # Imported again, such a time follows today's rule: kept as unreadable, the event stored.
     again = tmp_path / "again.db"
     imported = eventtui("import", str(tmp_path / "old.jsonl"), "--db", str(again))
     assert imported.returncode == 0, imported.stderr
     second = eventtui("export", "--db", str(again))
     assert second.returncode == 0, second.stderr
-
-    def without_ids(e: dict[str, Any]) -> dict[str, Any]:
-        return {**e, "eventtui": {k: v for k, v in e["eventtui"].items() if k != "id"}}
-
-    assert [without_ids(json.loads(x)) for x in second.stdout.splitlines()] == [
-        without_ids({**e, "eventtui": {**e["eventtui"], "session_id": 1}}) for e in lines
+    reimported = [json.loads(x) for x in second.stdout.splitlines()]
+    assert [e["event"] for e in reimported] == ["e0", "e1", "e2"]
+    assert [("timestamp" in e, e["eventtui"]["sent_at"]) for e in reimported] == [(False, None)] * 3
+    assert [(e["eventtui"]["valid"], e["eventtui"]["errors"]) for e in reimported] == [
+        (False, [f"timestamp: {s!r} is outside the years 1 to 9999 in UTC"]) for s in OLD_SENT_AT
     ]
     as_store = eventtui(
         "export", "--db", str(old_store), "--format", "sqlite", "-o", str(tmp_path / "c.db")
@@ -205,3 +204,38 @@ async def test_the_payload_pane_shows_the_raw_number(old_store: Path) -> None:
         assert "too deeply nested" not in text
         assert f'"timestamp": {sent_at}' in text, text
         assert '"properties": {' in text
+
+
+def test_import_applies_the_rule_to_its_own_times(tmp_path: Path) -> None:
+    """An import file's "eventtui" key carries times too: an out-of-range `sent_at` is kept as
+    unreadable, an out-of-range `received_at` (the event's place in time) refuses the line."""
+    lines = tmp_path / "in.jsonl"
+    lines.write_text(
+        json.dumps({"event": "far", "eventtui": {"sent_at": -1e15, "valid": True}})
+        + "\n"
+        + json.dumps({"event": "never", "eventtui": {"received_at": 253402343999.0}})
+        + "\n"
+        + json.dumps({"event": "ok", "eventtui": {"received_at": 1_714_000_000.0}})
+        + "\n"
+    )
+    db = tmp_path / "in.db"
+    result = eventtui("import", str(lines), "--db", str(db))
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == (
+        f'{lines}:2: refused: "eventtui.received_at": 253402343999.0 is outside the years 1 to'
+        " 9999 in UTC\n"
+    )
+    plain = eventtui("query", "--db", str(db))
+    assert plain.returncode == 0, plain.stderr
+    query = eventtui("query", "--json", "--db", str(db))
+    assert query.returncode == 0, query.stderr
+    events = [json.loads(x) for x in query.stdout.splitlines()]
+    assert [(e["event"], e["valid"], e["errors"], "timestamp" in e) for e in events] == [
+        (
+            "far",
+            False,
+            ["timestamp: -1000000000000000.0 is outside the years 1 to 9999 in UTC"],
+            False,
+        ),
+        ("ok", True, [], False),
+    ]
