@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import signal
 import sqlite3
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -252,6 +254,37 @@ async def test_the_status_line_shows_a_dead_writer(tmp_path: Path) -> None:
             assert "ws://127.0.0.1:" in said()  # still listening: clients hear errors
     finally:
         await asyncio.to_thread(thread.stop)
+
+
+def test_watch_writes_no_log_line_over_the_screen(tmp_path: Path, capfd: Any) -> None:
+    """The restart's log line waits until the TUI has given the terminal back."""
+    from eventtui.config import CollectorConfig, Config
+    from eventtui.tui.launch import run_watch
+
+    stderr = logging.StreamHandler(sys.stderr)  # as `eventtui` sets it up (logging.basicConfig)
+    logging.getLogger().addHandler(stderr)
+    during: list[str] = []
+
+    async def drive(pilot: Any) -> None:
+        app = pilot.app
+        await until(lambda: app.feed_status is not None and app.feed_status.addresses)
+        kill_writer(writer_pid_of(os.getpid()))
+        await until(lambda: app.feed.live()["writer_restarts"] == 1, what="the restart")
+        during.append(capfd.readouterr().err)
+        await pilot.press("q")
+
+    try:
+        ran = run_watch(
+            Config(collector=CollectorConfig(port=0)),
+            tmp_path / "events.db",
+            run_app=lambda app: app.run(headless=True, auto_pilot=drive),
+            tune_gc=False,
+        )
+    finally:
+        logging.getLogger().removeHandler(stderr)
+    assert ran.writer.restarts == 1
+    assert "died (signal 9)" not in during[0]
+    assert "died (signal 9); restarted, session 1 continues" in capfd.readouterr().err
 
 
 # --- `eventtui collect`, as a user runs it -------------------------------------------------------
