@@ -22,6 +22,11 @@ MAX_DEPTH: Final = 64
 # How much of a refused input is kept in `rejects.raw`: enough to see what it was, never a 10 MB copy.
 RAW_COPY_BYTES: Final = 4096
 DEFAULT_MAX_EVENT_BYTES: Final = 512 * 1024
+# Epoch seconds that `datetime` can turn back into a date: 0001-01-01T00:00:00Z up to, not
+# including, 10000-01-01T00:00:00Z. A float just below MAX_EPOCH still formats (the microseconds
+# round down to .999969), and nothing below MIN_EPOCH does.
+MIN_EPOCH: Final = -62135596800.0
+MAX_EPOCH: Final = 253402300800.0
 
 # Top-level fields with a column of their own; the rest are kept in `extra`.
 _KNOWN_FIELDS: Final = frozenset(
@@ -175,6 +180,7 @@ def _fast_path(
         return None
     events = []
     encode = _json_encoder.encode
+    lowest, highest = MIN_EPOCH, MAX_EPOCH  # locals: this loop runs for every event
     for e in envelopes:
         properties = encode(e.properties).decode() if e.properties else "{}"
         context = encode(e.context).decode() if e.context else "{}"
@@ -184,6 +190,8 @@ def _fast_path(
         if e.timestamp is not None:
             ts = e.timestamp
             sent_at = (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp()
+            if not lowest <= sent_at < highest:
+                return None  # past year 9999 or before year 1 once in UTC: `normalise` says so
         events.append(StoredEvent(
             now, sent_at, e.event, e.type, e.userId, e.anonymousId, e.messageId, client,
             properties, context, True, None, None,
@@ -275,9 +283,7 @@ def normalise(
     if timestamp is not None:
         sent_at = parse_timestamp(timestamp)
         if sent_at is None:
-            errors = _json_encoder.encode(
-                [f"timestamp: cannot read {_show(timestamp)} as ISO 8601 or epoch time"]
-            ).decode()
+            errors = _json_encoder.encode([_timestamp_error(timestamp)]).decode()
     properties_json = _json_encoder.encode(properties).decode()
     context_json = _json_encoder.encode(context).decode()
     size = len(properties_json) + len(context_json)
@@ -334,12 +340,33 @@ def event_object(
         if value is not None:
             obj[key] = value
     if sent_at is not None:
-        obj["timestamp"] = format_timestamp(sent_at)
+        # Out of range only in a store written before `parse_timestamp` refused such times: the
+        # raw seconds, since no date can be written for them.
+        in_range = MIN_EPOCH <= sent_at < MAX_EPOCH
+        obj["timestamp"] = format_timestamp(sent_at) if in_range else sent_at
     return obj
 
 
 def parse_timestamp(value: Any) -> float | None:
-    """ISO 8601 text, or epoch seconds or milliseconds, as epoch seconds; None if unreadable."""
+    """ISO 8601 text, or epoch seconds or milliseconds, as epoch seconds; None if unreadable.
+
+    A time whose UTC value falls outside the years 1 to 9999 is unreadable too: no reader could
+    turn it back into a date (`datetime` cannot hold it), so it is stored as no time at all.
+    """
+    seconds = _epoch_seconds(value)
+    if seconds is None or not MIN_EPOCH <= seconds < MAX_EPOCH:
+        return None
+    return seconds
+
+
+def _timestamp_error(value: Any) -> str:
+    """Why `parse_timestamp(value)` is None, in the words `errors` keeps."""
+    if _epoch_seconds(value) is not None:
+        return f"timestamp: {_show(value)} is outside the years 1 to 9999 in UTC"
+    return f"timestamp: cannot read {_show(value)} as ISO 8601 or epoch time"
+
+
+def _epoch_seconds(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -357,7 +384,7 @@ def parse_timestamp(value: Any) -> float | None:
             return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
         text = value.strip()
         if _NUMERIC.fullmatch(text):
-            return parse_timestamp(float(text))
+            return _epoch_seconds(float(text))
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
@@ -368,9 +395,11 @@ def parse_timestamp(value: Any) -> float | None:
 
 
 def format_timestamp(epoch: float) -> str:
-    """Epoch seconds as ISO 8601 UTC with milliseconds, the form Segment sends."""
-    dt = datetime.fromtimestamp(epoch, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    """Epoch seconds (MIN_EPOCH to MAX_EPOCH) as ISO 8601 UTC with milliseconds, as Segment sends.
+
+    `isoformat` rather than `strftime`: glibc's `%Y` does not pad years before 1000 to 4 digits.
+    """
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 # --- frame decoding ----------------------------------------------------------------------------

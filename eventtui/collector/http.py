@@ -11,7 +11,7 @@ event sent over HTTP is decoded, refused and stored exactly as one sent over a w
 | `POST /v1/{t,p,i,s,g,a}` | the same: analytics.js (analytics-next) posts to these short paths |
 | `POST /v1/batch`, `/v1/b` | `{"batch": [...]}` |
 | `POST /events` | an event object, an array of them, or JSON Lines |
-| `GET /health` | — (answers the collector's health as JSON) |
+| `GET /health` | — (the collector's health as JSON; 503 while events cannot be stored) |
 
 Every answer is JSON: `{"ok": true, "accepted": N, "refused": [{"error", "index"}]}` after the
 commit; 400 when nothing was accepted, 403 for a foreign Host or Origin or a wrong token, 408 for
@@ -261,7 +261,8 @@ class HttpListener:
         return await self._ingest_body(request, lines=None)
 
     async def _health(self, request: web.Request) -> web.Response:
-        return _json(200, self.collector.health())
+        health = self.collector.health()
+        return _json(200 if health["status"] == "ok" else 503, health)
 
     async def _ingest_body(
         self, request: web.Request, *, default_type: str | None = None, lines: bool | None = False

@@ -18,7 +18,7 @@ from typing import Any, Final, NamedTuple
 import sqlite_utils
 
 from eventtui.model import event_object
-from eventtui.store.schema import connect, store_size
+from eventtui.store.schema import connect_for_reading, store_size
 
 EVENT_COLUMNS: Final = (
     "id, session_id, received_at, sent_at, name, type, user_id, anonymous_id, message_id, client,"
@@ -99,7 +99,10 @@ class Reader:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.conn: sqlite3.Connection = connect(path, create=False)
+        # `uri`: how the store was opened (read-only where it cannot be written beside), for
+        # anyone who ATTACHes it.
+        self.conn: sqlite3.Connection
+        self.conn, self.uri = connect_for_reading(path)
         self.conn.execute("PRAGMA query_only = ON")
         self.db = sqlite_utils.Database(self.conn)
 

@@ -54,14 +54,29 @@ def main(
     max_rows: int,
     inbox: Connection,
     outbox: Connection,
+    resume: int | None = None,
 ) -> None:
+    """`resume`: the id of a session to continue (the previous writer process died) instead of
+    starting a new one."""
+    duplicates_total = 0
     try:
-        conn = connect(_path(path), create=True)
-        cur = conn.execute(
-            "INSERT INTO sessions (label, started_at, source, meta) VALUES (?, ?, ?, ?)",
-            (label, time.time(), source, meta),
-        )
-        session = int(cur.lastrowid or 0)
+        # A session continued is in a store already set up: if the file is gone, it stays gone.
+        conn = connect(_path(path), create=resume is None)
+        if resume is None:
+            cur = conn.execute(
+                "INSERT INTO sessions (label, started_at, source, meta) VALUES (?, ?, ?, ?)",
+                (label, time.time(), source, meta),
+            )
+            session = int(cur.lastrowid or 0)
+        else:
+            row = conn.execute(
+                "SELECT coalesce(json_extract(meta, '$.duplicates'), 0) FROM sessions"
+                " WHERE id = ? AND ended_at IS NULL",
+                (resume,),
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"{path}: session {resume} is no longer open in this store")
+            session, duplicates_total = resume, int(row[0])
         last_id = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
     except (StoreError, sqlite3.Error) as exc:
         message = (
@@ -72,7 +87,6 @@ def main(
     outbox.send_bytes(_encode(["ready", session, last_id]))
     insert_event = _INSERT_EVENT.format(session=session)
     insert_reject = _INSERT_REJECT.format(session=session)
-    duplicates_total = 0
     final_meta: dict[str, Any] | None = None
     while final_meta is None:
         events: list[Any] = []
@@ -165,4 +179,5 @@ if __name__ == "__main__":
         args["max_rows"],
         Connection(args["inbox"], writable=False),
         Connection(args["outbox"], readable=False),
+        args.get("resume"),
     )
