@@ -164,7 +164,7 @@ _DATA: Final = frozenset((Opcode.TEXT, Opcode.BINARY, Opcode.CONT))
 class _Client:
     ws: _Connection
     name: str
-    frames: int = 0  # frames received so far; frame numbers are 1..frames
+    frames: int = 0  # frames received and submitted so far; frame numbers are 1..frames
     committed: int = 0
     acked: int = 0
     failed: str | None = None
@@ -284,17 +284,19 @@ class WebsocketListener:
         """Decode one message and queue its events; runs inside the connection's data_received."""
         if self._stopping:
             return  # read after stop: never acknowledged, so the client knows to send it again
-        client.frames += 1
-        frame_no = client.frames
         frame = self.ingest.decode(data, binary=not is_text, client=client.name)
+        frame_no = client.frames + 1
+        self.ingest.submit(
+            frame, client=client.name, on_commit=client.on_commit, arg=frame_no, latest_only=True
+        )
+        # Counted once submitted, never before: the handler (and `stop`) waits for the commit of
+        # every counted frame, and a frame that never reached the writer would never commit.
+        client.frames = frame_no
         for refusal in frame.refusals:
             message = {"error": refusal.reason, "frame": frame_no}
             if refusal.index is not None:
                 message["index"] = refusal.index
             client.errors.append((frame_no, _encode(message)))
-        self.ingest.submit(
-            frame, client=client.name, on_commit=client.on_commit, arg=frame_no, latest_only=True
-        )
         # Backpressure: a client that does not read its acks is not read either, and no client is
         # read while the writer is behind.
         if client.backlogged() or self.ingest.congested:
