@@ -205,3 +205,28 @@ def test_sigterm_after_unusable_frames_exits_promptly(tmp_path: Path) -> None:
             proc.communicate()
     assert proc.returncode == 0, err
     assert "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/track", b'{"event": "caf\xed\xa0\x80"}'),  # a raw surrogate: invalid UTF-8
+        ("/events", b'{"event": "caf\xc3\x28"}\n{"event": "two"}\n'),
+    ],
+    ids=["segment call", "json lines"],
+)
+async def test_http_body_with_invalid_utf8_is_refused(db: Path, path: str, body: bytes) -> None:
+    """The HTTP routes look into a body before decoding it (the call's default type, JSON Lines
+    or not); invalid UTF-8 there used to be a 500 and a traceback, not a refusal."""
+    import aiohttp
+
+    c = Collector(Config(), db)
+    await c.start(port=0, http_port=0)
+    try:
+        async with aiohttp.ClientSession() as http, http.post(c.http_url + path, data=body) as r:
+            reply = await r.json()
+        assert r.status in (200, 400), reply
+        assert "invalid UTF-8" in reply["refused"][0]["error"], reply
+    finally:
+        await c.stop()
+    assert "invalid UTF-8" in rejects(db)[0]["reason"]
