@@ -101,8 +101,16 @@ class Ingest:
             tickets.append((on_commit, arg))
 
     def _hand_over(self) -> None:
-        self.writer.submit(Submission(self._events, self._rejects, self._tickets))
+        submission = Submission(self._events, self._rejects, self._tickets)
         self._events, self._rejects, self._tickets = [], [], []
+        try:
+            self.writer.submit(submission)
+        except Exception:
+            # Not reached by any input we know of; if it were, its waiters must hear of it, not
+            # wait forever for a commit (a websocket handler, and `stop` behind it).
+            log.exception("handing events to the store writer failed")
+            error = "store write failed: internal error"
+            self._dispatch(Commit([submission.ticket], 0, 0, 0, 0, error))
         if not self.congested and self.writer.pending_bytes > MAX_WRITER_BACKLOG:
             self._set_congested(True)
 
