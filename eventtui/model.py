@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal, NamedTuple
 
@@ -35,7 +36,6 @@ _KNOWN_FIELDS: Final = frozenset(
 
 _json_decoder: Final = msgspec.json.Decoder()
 _msgpack_decoder: Final = msgspec.msgpack.Decoder()
-_json_encoder: Final = msgspec.json.Encoder()
 
 
 class StoredEvent(NamedTuple):
@@ -89,6 +89,22 @@ class EventRefused(ValueError):
     """Raised inside normalisation; the message is the one-line reason sent to the client."""
 
 
+# Checks an accepted event (the tracking plan); returns it, maybe marked invalid. It may raise
+# EventRefused to refuse the event; anything else it raises refuses the event too.
+EventCheck = Callable[[StoredEvent], StoredEvent]
+
+
+def _no_json_form(value: Any) -> Any:
+    """msgspec's hook for what JSON cannot hold: only MessagePack input brings such values."""
+    if isinstance(value, msgspec.msgpack.Ext):
+        raise EventRefused(f"a MessagePack extension value (type {value.code}) cannot be stored")
+    # msgspec asks the hook about map keys it cannot write; decoded values it always can.
+    raise EventRefused(f"a map key that is not a string or a number ({_kind(value)})")
+
+
+_json_encoder: Final = msgspec.json.Encoder(enc_hook=_no_json_form)
+
+
 def decode_frame(
     data: bytes,
     *,
@@ -96,33 +112,51 @@ def decode_frame(
     client: str,
     received_at: float | None = None,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    check: EventCheck | None = None,
 ) -> DecodedFrame:
     """Decode a websocket frame (or an HTTP body) into accepted events and refusals.
 
-    Never raises for bad input: everything a client can send ends as a `Refusal` with a reason.
+    `check` runs on each accepted event (the tracking plan). Never raises for bad input:
+    everything a client can send ends as a `Refusal` with a reason, whatever fails on the way
+    (an exception in `check` included), so a frame is always answered and never lost.
     """
     now = time.time() if received_at is None else received_at
     if not binary:
-        fast = _fast_path(data, client, now, max_event_bytes)
+        # One try around the whole frame, not one per event: if anything fails, the full path
+        # below goes event by event and refuses only the one at fault, with its index.
+        try:
+            fast = _fast_path(data, client, now, max_event_bytes)
+            if fast is not None and check is not None:
+                fast = [check(event) for event in fast]
+        except Exception:
+            fast = None
         if fast is not None:
             return DecodedFrame(fast, [])
     try:
         items, listed = _split_msgpack(data) if binary else _split_json(data)
-    except EventRefused as exc:
-        return DecodedFrame([], [Refusal(str(exc), None, data[:RAW_COPY_BYTES])])
+    except Exception as exc:
+        return DecodedFrame([], [Refusal(_reason(exc), None, data[:RAW_COPY_BYTES])])
     out = DecodedFrame([], [])
     for index, item in enumerate(items):
         try:
             if isinstance(item, _DeepItem):
                 raise EventRefused(f"nesting is deeper than {MAX_DEPTH} levels")
             obj = _decode_item(item) if isinstance(item, msgspec.Raw | bytes) else item
-            out.events.append(
-                normalise(obj, client=client, received_at=now, max_event_bytes=max_event_bytes)
-            )
-        except EventRefused as exc:
-            raw = _raw_copy(item)
-            out.refusals.append(Refusal(str(exc), index if listed else None, raw))
+            event = normalise(obj, client=client, received_at=now, max_event_bytes=max_event_bytes)
+            out.events.append(event if check is None else check(event))
+        except Exception as exc:
+            out.refusals.append(Refusal(_reason(exc), index if listed else None, _raw_copy(item)))
     return out
+
+
+def _reason(exc: Exception) -> str:
+    """The one-line reason for an event (or frame) that raised while being decoded or checked."""
+    if isinstance(exc, EventRefused):
+        return str(exc)
+    if isinstance(exc, _DECODE_ERRORS):
+        return str(_refusal(exc, "input"))
+    # Nothing a client sends should get here; if it does, the event is refused, not lost.
+    return f"the event could not be read ({type(exc).__name__}: {_show(str(exc))})"
 
 
 class _Envelope(msgspec.Struct, forbid_unknown_fields=True):
@@ -221,6 +255,7 @@ def decode_json_lines(
     client: str,
     received_at: float | None = None,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    check: EventCheck | None = None,
 ) -> DecodedFrame:
     """Decode a JSON Lines body: each non-blank line is a frame; refusals carry the line index."""
     now = time.time() if received_at is None else received_at
@@ -228,7 +263,12 @@ def decode_json_lines(
     lines = [line for line in data.splitlines() if line.strip()]
     for index, line in enumerate(lines):
         frame = decode_frame(
-            line, binary=False, client=client, received_at=now, max_event_bytes=max_event_bytes
+            line,
+            binary=False,
+            client=client,
+            received_at=now,
+            max_event_bytes=max_event_bytes,
+            check=check,
         )
         out.events.extend(frame.events)
         out.refusals.extend(Refusal(r.reason, index, r.raw) for r in frame.refusals)
@@ -251,7 +291,7 @@ def normalise(
         raise EventRefused(f"an event must be a JSON object, not {_kind(obj)}")
     get = obj.get
     type_ = get("type", "track")
-    if type_ not in EVENT_TYPES:
+    if type_.__class__ is not str or type_ not in EVENT_TYPES:  # a list is not even hashable
         raise EventRefused(
             f"type must be one of {', '.join(sorted(EVENT_TYPES))}; got {_show(type_)}"
         )
@@ -577,6 +617,7 @@ def _kind(value: Any) -> str:
         int: "a number",
         float: "a number",
         type(None): "null",
+        tuple: "an array",  # a MessagePack array as a map key
     }.get(type(value), type(value).__name__)
 
 

@@ -608,7 +608,7 @@ def _looks_like_json_lines(body: bytes) -> bool:
         return False
     try:
         _decode(first)
-    except (msgspec.DecodeError, RecursionError):
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         return False
     return True
 
@@ -620,7 +620,7 @@ def _with_default_type(body: bytes, type_: str) -> bytes:
     """
     try:
         doc = _decode(body)
-    except (msgspec.DecodeError, RecursionError):
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         return body
     events = doc if isinstance(doc, list) else [doc]
     missing = [e for e in events if isinstance(e, dict) and "type" not in e and "batch" not in e]

@@ -46,6 +46,12 @@ log = logging.getLogger(__name__)
 # SQLite's per-commit cost vanishes, small enough that a commit stays a few milliseconds.
 MAX_BATCH_ROWS: Final = 5000
 
+# How long a transaction waits for another process's write lock (retrying, with backoff) before it
+# fails: long enough for a viewer's or a `sqlite3` shell's short write, short enough that an SDK
+# (whose HTTP timeouts are 10 to 15 s) hears "500, store write failed" rather than timing out.
+# Meanwhile the backlog bound stops the collector reading websocket clients.
+LOCK_WAIT_SECONDS: Final = 5.0
+
 # Messages to the writer process: [KIND_ROWS, events, rejects] or [KIND_STOP, meta].
 KIND_ROWS: Final = 0
 KIND_STOP: Final = 1
@@ -142,6 +148,7 @@ class Writer:
     restart_limit: int = RESTART_LIMIT
     restart_window: float = RESTART_WINDOW
     restart_delays: tuple[float, ...] = RESTART_DELAYS
+    lock_wait: float = LOCK_WAIT_SECONDS
 
     def __post_init__(self) -> None:
         self.session_id = 0
@@ -250,6 +257,7 @@ class Writer:
         args = json.dumps({
             "path": str(self.path), "source": self.source, "label": self.label,
             "meta": json.dumps(self.meta), "max_rows": self.max_batch_rows,
+            "lock_wait": self.lock_wait,
             "inbox": to_child_r, "outbox": from_child_w, "resume": resume,
         })  # fmt: skip
         process = subprocess.Popen(
