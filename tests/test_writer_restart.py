@@ -116,6 +116,7 @@ async def test_nothing_acknowledged_is_lost_when_the_writer_dies_under_load(
 ) -> None:
     acked: set[str] = set()
     refused_frames = 0
+    lost_replies: list[str] = []
 
     async def client(n: int) -> None:
         nonlocal refused_frames
@@ -127,6 +128,8 @@ async def test_nothing_acknowledged_is_lost_when_the_writer_dies_under_load(
                 async def reader() -> None:
                     async for message in ws:
                         reply = json.loads(message)
+                        if "last_frame" in reply:
+                            lost_replies.append(reply["error"])
                         for k in [k for k in frames if k <= reply.get("ack", 0)]:
                             acked.update(frames.pop(k))
 
@@ -154,6 +157,13 @@ async def test_nothing_acknowledged_is_lost_when_the_writer_dies_under_load(
         sessions = reader.sessions()
     assert acked and acked <= stored
     assert refused_frames > 0  # the kill landed while frames were in flight
+    # The dead writer may have committed its last batch before reporting it: the client is told
+    # those frames were not acknowledged, never that they were not stored.
+    assert lost_replies
+    assert all(
+        "died (signal 9)" in r and "not acknowledged (they may be stored; resend them)" in r
+        for r in lost_replies
+    ), lost_replies
     assert [s.id for s in sessions] == [collector.session_id]
 
 

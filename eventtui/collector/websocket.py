@@ -48,6 +48,8 @@ MAX_PENDING_ERRORS: Final = 10_000
 MAX_FRAGMENTS: Final = 4096
 
 _encode = msgspec.json.Encoder().encode
+# How the error names frames whose transaction failed: a writer that died may have committed them.
+_LOST: Final = {False: "not stored", True: "not acknowledged (they may be stored; resend them)"}
 
 # (message, is_text): called for each complete message, in order.
 OnMessage = Callable[[bytes, bool], None]
@@ -187,7 +189,7 @@ class _Client:
                 frames = f"frame {first}" if first == last else f"frames {first}..{last}"
                 self.lost = _encode(
                     {
-                        "error": f"{commit.error}; {frames} not stored",
+                        "error": f"{commit.error}; {frames} {_LOST[commit.unconfirmed]}",
                         "frame": first,
                         "last_frame": last,
                     }

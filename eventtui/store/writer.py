@@ -78,7 +78,12 @@ class Submission:
 
 @dataclass(frozen=True, slots=True)
 class Commit:
-    """What one transaction did; `error` is set (and nothing was stored) if it failed."""
+    """What one transaction did; `error` is set if it failed.
+
+    A failed transaction stored nothing, except when the writer process died (`unconfirmed`): it
+    may have committed the rows before it could report, so they are neither acknowledged nor
+    known to be lost (a client resends them; messageId dedupe keeps them once).
+    """
 
     tickets: list[Any]
     inserted: int
@@ -86,6 +91,7 @@ class Commit:
     rejects: int
     last_event_id: int
     error: str | None = None
+    unconfirmed: bool = False
 
 
 @dataclass(slots=True)
@@ -388,7 +394,9 @@ class Writer:
             self.stats.refused_events += sum(events for _, _, events in lost)
             child.outgoing.put(None)  # its sender stops; what it still held is dropped
         if lost:
-            self._notify(Commit([t for t, _, _ in lost], 0, 0, 0, self.stats.last_event_id, reason))
+            self._notify(
+                Commit([t for t, _, _ in lost], 0, 0, 0, self.stats.last_event_id, reason, True)
+            )
 
     def _restart(self, death: str) -> bool:
         """A new writer process for the same session, within the restart policy; False if none."""
