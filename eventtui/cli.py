@@ -1,7 +1,8 @@
 """The `eventtui` command line: parse arguments, wire the parts, turn errors into one line and an exit code.
 
 Exit codes (README.md, "Commands"): 0 ok; 1 the check found problems (`check`, `send` with
-rejections); 2 usage, config or input error, with one line on stderr saying what and where.
+rejections); 2 usage, config or input error, with one line on stderr saying what and where; 3 a
+collector's store writer died and could not be restarted (one line: what was not stored).
 The TUI is imported lazily so headless commands never load Textual.
 """
 
@@ -29,9 +30,9 @@ from eventtui.config import (
     load_config,
     port_problem,
 )
-from eventtui.store import Reader, StoreError, default_db_path
+from eventtui.store import Reader, StoreError, Writer, default_db_path
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_STORE_LOST = 0, 1, 2, 3
 
 
 class UsageError(Exception):
@@ -345,13 +346,39 @@ async def _collect(config: Config, path: Path, label: str | None) -> int:
     print(f"session {collector.session_id} in {path}", flush=True)
     await stop.wait()
     await collector.stop()
-    stats = collector.writer.stats
-    print(
-        f"stopped: stored {stats.events:,} events ({stats.duplicates:,} duplicates, "
-        f"{stats.rejects:,} refused) in session {collector.session_id}",
-        file=sys.stderr,
+    return _stopped(collector.writer, collector.session_id, "stopped: stored")
+
+
+def _stopped(writer: Writer, session: int, stored: str, where: str = "") -> int:
+    """The collector's last line: what it stored, or, if its writer died for good, what it lost.
+
+    A collector whose writer could not be restarted never says "stored": it exits EXIT_STORE_LOST
+    with one line counting what was refused (and so never acknowledged) and what the session holds.
+    """
+    stats = writer.stats
+    if writer.failure is not None:
+        print(
+            f"eventtui: error: {writer.failure}: {_count(stats.refused_events, 'event')} were"
+            f" refused, never stored or acknowledged; session {session} holds the"
+            f" {_count(stats.events, 'event')} committed before",
+            file=sys.stderr,
+        )
+        return EXIT_STORE_LOST
+    line = (
+        f"{stored} {stats.events:,} events ({stats.duplicates:,} duplicates, "
+        f"{stats.rejects:,} refused) in session {session}{where}"
     )
+    if writer.restarts:
+        times = "once" if writer.restarts == 1 else f"{writer.restarts} times"
+        line += f"; the store writer was restarted {times}"
+    if stats.refused_events:
+        line += f"; {_count(stats.refused_events, 'event')} refused while it was down"
+    print(line, file=sys.stderr)
     return EXIT_OK
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 # --- send ------------------------------------------------------------------------------------------
@@ -494,16 +521,17 @@ def _session_arg(reader: Reader, text: str | None) -> int | None:
 def cmd_export(args: argparse.Namespace, config: Config) -> int:
     from eventtui.progress import ProgressBar
     from eventtui.store import Reader
+    from eventtui.store.sessions import check_export_target, export_store
 
     path = db_path(args, config)
     where, params = _filter_arg(args.filter)
+    to_stdout = args.output in (None, "-")
+    if not to_stdout:
+        check_export_target(path, Path(args.output))  # SessionError, a StoreError
     with Reader(path) as reader:
         session = _session_arg(reader, args.session)
     which = "every session" if session is None else f"session {session}"
-    to_stdout = args.output in (None, "-")
     if args.format == "sqlite":
-        from eventtui.store.sessions import export_store
-
         if to_stdout:
             raise UsageError("--format sqlite writes a store file: name it with -o FILE")
         target = Path(args.output)
@@ -782,12 +810,8 @@ def _watch(args: argparse.Namespace, config: Config, *, demo: bool) -> int:
     except PortInUse as exc:
         print(f"eventtui: error: {exc.strerror}", file=sys.stderr)
         return EXIT_USAGE
-    print(
-        f"stored {ran.events:,} events ({ran.duplicates:,} duplicates, {ran.refused:,} refused) "
-        f"in session {ran.session} of {ran.path}",
-        file=sys.stderr,
-    )
-    return ran.return_code
+    code = _stopped(ran.writer, ran.session, "stored", f" of {ran.path}")
+    return ran.return_code or code
 
 
 def cmd_open(args: argparse.Namespace, config: Config) -> int:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final, Literal, NamedTuple
+from typing import Annotated, Any, Final, Literal, NamedTuple, Protocol
 
 import msgspec
 
@@ -22,6 +23,11 @@ MAX_DEPTH: Final = 64
 # How much of a refused input is kept in `rejects.raw`: enough to see what it was, never a 10 MB copy.
 RAW_COPY_BYTES: Final = 4096
 DEFAULT_MAX_EVENT_BYTES: Final = 512 * 1024
+# Epoch seconds that `datetime` can turn back into a date: 0001-01-01T00:00:00Z up to, not
+# including, 10000-01-01T00:00:00Z. A float just below MAX_EPOCH still formats (the microseconds
+# round down to .999969), and nothing below MIN_EPOCH does.
+MIN_EPOCH: Final = -62135596800.0
+MAX_EPOCH: Final = 253402300800.0
 
 # Top-level fields with a column of their own; the rest are kept in `extra`.
 _KNOWN_FIELDS: Final = frozenset(
@@ -30,7 +36,6 @@ _KNOWN_FIELDS: Final = frozenset(
 
 _json_decoder: Final = msgspec.json.Decoder()
 _msgpack_decoder: Final = msgspec.msgpack.Decoder()
-_json_encoder: Final = msgspec.json.Encoder()
 
 
 class StoredEvent(NamedTuple):
@@ -52,6 +57,10 @@ class StoredEvent(NamedTuple):
     errors: str | None
     extra: str | None
 
+    def as_dict(self) -> dict[str, Any]:
+        """The event as a Segment-style object, as the producer sent it (plus what we derived)."""
+        return payload_of(self)
+
 
 class Refusal(msgspec.Struct, frozen=True):
     """An event (or a whole frame) that was not accepted, and why."""
@@ -72,6 +81,22 @@ class EventRefused(ValueError):
     """Raised inside normalisation; the message is the one-line reason sent to the client."""
 
 
+# Checks an accepted event (the tracking plan); returns it, maybe marked invalid. It may raise
+# EventRefused to refuse the event; anything else it raises refuses the event too.
+EventCheck = Callable[[StoredEvent], StoredEvent]
+
+
+def _no_json_form(value: Any) -> Any:
+    """msgspec's hook for what JSON cannot hold: only MessagePack input brings such values."""
+    if isinstance(value, msgspec.msgpack.Ext):
+        raise EventRefused(f"a MessagePack extension value (type {value.code}) cannot be stored")
+    # msgspec asks the hook about map keys it cannot write; decoded values it always can.
+    raise EventRefused(f"a map key that is not a string or a number ({_kind(value)})")
+
+
+_json_encoder: Final = msgspec.json.Encoder(enc_hook=_no_json_form)
+
+
 def decode_frame(
     data: bytes,
     *,
@@ -79,33 +104,51 @@ def decode_frame(
     client: str,
     received_at: float | None = None,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    check: EventCheck | None = None,
 ) -> DecodedFrame:
     """Decode a websocket frame (or an HTTP body) into accepted events and refusals.
 
-    Never raises for bad input: everything a client can send ends as a `Refusal` with a reason.
+    `check` runs on each accepted event (the tracking plan). Never raises for bad input:
+    everything a client can send ends as a `Refusal` with a reason, whatever fails on the way
+    (an exception in `check` included), so a frame is always answered and never lost.
     """
     now = time.time() if received_at is None else received_at
     if not binary:
-        fast = _fast_path(data, client, now, max_event_bytes)
+        # One try around the whole frame, not one per event: if anything fails, the full path
+        # below goes event by event and refuses only the one at fault, with its index.
+        try:
+            fast = _fast_path(data, client, now, max_event_bytes)
+            if fast is not None and check is not None:
+                fast = [check(event) for event in fast]
+        except Exception:
+            fast = None
         if fast is not None:
             return DecodedFrame(fast, [])
     try:
         items, listed = _split_msgpack(data) if binary else _split_json(data)
-    except EventRefused as exc:
-        return DecodedFrame([], [Refusal(str(exc), None, data[:RAW_COPY_BYTES])])
+    except Exception as exc:
+        return DecodedFrame([], [Refusal(_reason(exc), None, data[:RAW_COPY_BYTES])])
     out = DecodedFrame([], [])
     for index, item in enumerate(items):
         try:
             if isinstance(item, _DeepItem):
                 raise EventRefused(f"nesting is deeper than {MAX_DEPTH} levels")
             obj = _decode_item(item) if isinstance(item, msgspec.Raw | bytes) else item
-            out.events.append(
-                normalise(obj, client=client, received_at=now, max_event_bytes=max_event_bytes)
-            )
-        except EventRefused as exc:
-            raw = _raw_copy(item)
-            out.refusals.append(Refusal(str(exc), index if listed else None, raw))
+            event = normalise(obj, client=client, received_at=now, max_event_bytes=max_event_bytes)
+            out.events.append(event if check is None else check(event))
+        except Exception as exc:
+            out.refusals.append(Refusal(_reason(exc), index if listed else None, _raw_copy(item)))
     return out
+
+
+def _reason(exc: Exception) -> str:
+    """The one-line reason for an event (or frame) that raised while being decoded or checked."""
+    if isinstance(exc, EventRefused):
+        return str(exc)
+    if isinstance(exc, _DECODE_ERRORS):
+        return str(_refusal(exc, "input"))
+    # Nothing a client sends should get here; if it does, the event is refused, not lost.
+    return f"the event could not be read ({type(exc).__name__}: {_show(str(exc))})"
 
 
 class _Envelope(msgspec.Struct, forbid_unknown_fields=True):
@@ -163,6 +206,7 @@ def _fast_path(
         return None
     events = []
     encode = _json_encoder.encode
+    lowest, highest = MIN_EPOCH, MAX_EPOCH  # locals: this loop runs for every event
     for e in envelopes:
         properties = encode(e.properties).decode() if e.properties else "{}"
         context = encode(e.context).decode() if e.context else "{}"
@@ -172,6 +216,8 @@ def _fast_path(
         if e.timestamp is not None:
             ts = e.timestamp
             sent_at = (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp()
+            if not lowest <= sent_at < highest:
+                return None  # past year 9999 or before year 1 once in UTC: `normalise` says so
         events.append(StoredEvent(
             now, sent_at, e.event, e.type, e.userId, e.anonymousId, e.messageId, client,
             properties, context, True, None, None,
@@ -201,6 +247,7 @@ def decode_json_lines(
     client: str,
     received_at: float | None = None,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    check: EventCheck | None = None,
 ) -> DecodedFrame:
     """Decode a JSON Lines body: each non-blank line is a frame; refusals carry the line index."""
     now = time.time() if received_at is None else received_at
@@ -208,7 +255,12 @@ def decode_json_lines(
     lines = [line for line in data.splitlines() if line.strip()]
     for index, line in enumerate(lines):
         frame = decode_frame(
-            line, binary=False, client=client, received_at=now, max_event_bytes=max_event_bytes
+            line,
+            binary=False,
+            client=client,
+            received_at=now,
+            max_event_bytes=max_event_bytes,
+            check=check,
         )
         out.events.extend(frame.events)
         out.refusals.extend(Refusal(r.reason, index, r.raw) for r in frame.refusals)
@@ -231,7 +283,7 @@ def normalise(
         raise EventRefused(f"an event must be a JSON object, not {_kind(obj)}")
     get = obj.get
     type_ = get("type", "track")
-    if type_ not in EVENT_TYPES:
+    if type_.__class__ is not str or type_ not in EVENT_TYPES:  # a list is not even hashable
         raise EventRefused(
             f"type must be one of {', '.join(sorted(EVENT_TYPES))}; got {_show(type_)}"
         )
@@ -263,9 +315,7 @@ def normalise(
     if timestamp is not None:
         sent_at = parse_timestamp(timestamp)
         if sent_at is None:
-            errors = _json_encoder.encode(
-                [f"timestamp: cannot read {_show(timestamp)} as ISO 8601 or epoch time"]
-            ).decode()
+            errors = _json_encoder.encode([_timestamp_error(timestamp)]).decode()
     properties_json = _json_encoder.encode(properties).decode()
     context_json = _json_encoder.encode(context).decode()
     size = len(properties_json) + len(context_json)
@@ -291,6 +341,44 @@ def _bad_name(name: Any) -> str:
     if not name:
         return 'the event name ("event") is empty'
     return f'the event name ("event") is {len(name)} characters, over the {MAX_NAME_CHARS} limit'
+
+
+class EventColumns(Protocol):
+    """The columns an event object is rebuilt from: `StoredEvent` and `store.EventRow` have them."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def properties(self) -> str: ...
+    @property
+    def context(self) -> str: ...
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def anonymous_id(self) -> str | None: ...
+    @property
+    def message_id(self) -> str | None: ...
+    @property
+    def sent_at(self) -> float | None: ...
+    @property
+    def extra(self) -> str | None: ...
+
+
+def payload_of(row: EventColumns) -> dict[str, Any]:
+    """The Segment-style event object of an accepted or stored event, as the producer sent it."""
+    return event_object(
+        name=row.name,
+        type_=row.type,
+        properties=row.properties,
+        context=row.context,
+        user_id=row.user_id,
+        anonymous_id=row.anonymous_id,
+        message_id=row.message_id,
+        sent_at=row.sent_at,
+        extra=row.extra,
+    )
 
 
 def event_object(
@@ -322,12 +410,33 @@ def event_object(
         if value is not None:
             obj[key] = value
     if sent_at is not None:
-        obj["timestamp"] = format_timestamp(sent_at)
+        # Out of range only in a store written before `parse_timestamp` refused such times: the
+        # raw seconds, since no date can be written for them.
+        in_range = MIN_EPOCH <= sent_at < MAX_EPOCH
+        obj["timestamp"] = format_timestamp(sent_at) if in_range else sent_at
     return obj
 
 
 def parse_timestamp(value: Any) -> float | None:
-    """ISO 8601 text, or epoch seconds or milliseconds, as epoch seconds; None if unreadable."""
+    """ISO 8601 text, or epoch seconds or milliseconds, as epoch seconds; None if unreadable.
+
+    A time whose UTC value falls outside the years 1 to 9999 is unreadable too: no reader could
+    turn it back into a date (`datetime` cannot hold it), so it is stored as no time at all.
+    """
+    seconds = _epoch_seconds(value)
+    if seconds is None or not MIN_EPOCH <= seconds < MAX_EPOCH:
+        return None
+    return seconds
+
+
+def _timestamp_error(value: Any) -> str:
+    """Why `parse_timestamp(value)` is None, in the words `errors` keeps."""
+    if _epoch_seconds(value) is not None:
+        return f"timestamp: {_show(value)} is outside the years 1 to 9999 in UTC"
+    return f"timestamp: cannot read {_show(value)} as ISO 8601 or epoch time"
+
+
+def _epoch_seconds(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -345,7 +454,7 @@ def parse_timestamp(value: Any) -> float | None:
             return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
         text = value.strip()
         if _NUMERIC.fullmatch(text):
-            return parse_timestamp(float(text))
+            return _epoch_seconds(float(text))
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
@@ -356,9 +465,11 @@ def parse_timestamp(value: Any) -> float | None:
 
 
 def format_timestamp(epoch: float) -> str:
-    """Epoch seconds as ISO 8601 UTC with milliseconds, the form Segment sends."""
-    dt = datetime.fromtimestamp(epoch, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    """Epoch seconds (MIN_EPOCH to MAX_EPOCH) as ISO 8601 UTC with milliseconds, as Segment sends.
+
+    `isoformat` rather than `strftime`: glibc's `%Y` does not pad years before 1000 to 4 digits.
+    """
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 # --- frame decoding ----------------------------------------------------------------------------
@@ -536,6 +647,7 @@ def _kind(value: Any) -> str:
         int: "a number",
         float: "a number",
         type(None): "null",
+        tuple: "an array",  # a MessagePack array as a map key
     }.get(type(value), type(value).__name__)
 
 

@@ -12,7 +12,9 @@ top-level key ``"eventtui"``::
 Round trip: export, import into any store, export again, and every line is byte-for-byte the same
 except `eventtui.id` and `eventtui.session_id` (the importing store numbers rows and sessions its own
 way). `sent_at` rides along because `timestamp` is written with millisecond precision; `valid` and
-`errors` because import does not re-run the tracking plan. A producer's own top-level field named
+`errors` because import does not re-run the tracking plan. (One exception: a `sent_at` outside the
+years 1 to 9999, which only a store written before the collector refused such times holds, comes
+back as the collector would store it now: unreadable. A `received_at` out there refuses the line.) A producer's own top-level field named
 "eventtui" is kept under `eventtui.shadowed` and put back on import.
 
 Import rule: the good lines are imported and every bad line is refused, never dropped silently.
@@ -46,6 +48,8 @@ from msgspec import UNSET, UnsetType
 
 from eventtui.model import (
     MAX_DEPTH,
+    MAX_EPOCH,
+    MIN_EPOCH,
     RAW_COPY_BYTES,
     EventRefused,
     StoredEvent,
@@ -462,6 +466,10 @@ def _take_meta(obj: dict[str, Any]) -> _Meta | None:
         raise EventRefused(f'"{META_KEY}" is reserved for eventtui\'s own fields: {exc}') from None
 
 
+def _outside(seconds: float) -> str:
+    return f"{seconds!r} is outside the years 1 to 9999 in UTC"
+
+
 def _restore_from_extra(event: StoredEvent) -> StoredEvent:
     """For events from the collector's decoder, our key arrived in `extra`: lift it out."""
     if not event.extra or f'"{META_KEY}"' not in event.extra:
@@ -476,15 +484,23 @@ def _restore(event: StoredEvent, meta: _Meta | None) -> StoredEvent:
     if meta is None:
         return event if event.sent_at is None else StoredEvent(event.sent_at, *event[1:])
     sent_at = event.sent_at if meta.sent_at is UNSET else meta.sent_at
-    if meta.received_at is not UNSET:
-        received_at = meta.received_at
-    else:
-        received_at = event.received_at if sent_at is None else sent_at
-    client = meta.client or event.client  # UNSET and None are both false
     valid = event.valid if meta.valid is UNSET else meta.valid
     errors = event.errors
     if meta.errors is not UNSET:
         errors = None if meta.errors is None else _encoder.encode(meta.errors).decode()
+    if sent_at is not None and not MIN_EPOCH <= sent_at < MAX_EPOCH:
+        # As the collector stores such a time (model.parse_timestamp): as unreadable. An export
+        # of a store written before that rule carries them.
+        listed = _decoder.decode(errors) if errors else []
+        errors = _encoder.encode([*listed, f"timestamp: {_outside(sent_at)}"]).decode()
+        sent_at, valid = None, False
+    if meta.received_at is not UNSET:
+        received_at = meta.received_at
+        if not MIN_EPOCH <= received_at < MAX_EPOCH:
+            raise EventRefused(f'"{META_KEY}.received_at": {_outside(received_at)}')
+    else:
+        received_at = event.received_at if sent_at is None else sent_at
+    client = meta.client or event.client  # UNSET and None are both false
     if (received_at, sent_at, client, valid, errors) == (
         event.received_at,
         event.sent_at,

@@ -11,7 +11,7 @@ event sent over HTTP is decoded, refused and stored exactly as one sent over a w
 | `POST /v1/{t,p,i,s,g,a}` | the same: analytics.js (analytics-next) posts to these short paths |
 | `POST /v1/batch`, `/v1/b` | `{"batch": [...]}` |
 | `POST /events` | an event object, an array of them, or JSON Lines |
-| `GET /health` | — (answers the collector's health as JSON) |
+| `GET /health` | — (the collector's health as JSON; 503 while events cannot be stored) |
 
 Every answer is JSON: `{"ok": true, "accepted": N, "refused": [{"error", "index"}]}` after the
 commit; 400 when nothing was accepted, 403 for a foreign Host or Origin or a wrong token, 408 for
@@ -261,7 +261,8 @@ class HttpListener:
         return await self._ingest_body(request, lines=None)
 
     async def _health(self, request: web.Request) -> web.Response:
-        return _json(200, self.collector.health())
+        health = self.collector.health()
+        return _json(200 if health["status"] == "ok" else 503, health)
 
     async def _ingest_body(
         self, request: web.Request, *, default_type: str | None = None, lines: bool | None = False
@@ -607,7 +608,7 @@ def _looks_like_json_lines(body: bytes) -> bool:
         return False
     try:
         _decode(first)
-    except (msgspec.DecodeError, RecursionError):
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         return False
     return True
 
@@ -619,7 +620,7 @@ def _with_default_type(body: bytes, type_: str) -> bytes:
     """
     try:
         doc = _decode(body)
-    except (msgspec.DecodeError, RecursionError):
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         return body
     events = doc if isinstance(doc, list) else [doc]
     missing = [e for e in events if isinstance(e, dict) and "type" not in e and "batch" not in e]

@@ -16,13 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from eventtui.model import DecodedFrame, StoredEvent, decode_frame, decode_json_lines
+from eventtui.model import DecodedFrame, EventCheck, StoredEvent, decode_frame, decode_json_lines
 from eventtui.store import Commit, Reject, Submission, Writer
 
 log = logging.getLogger(__name__)
 
-# Checks an accepted event against the tracking plan; returns it (maybe marked invalid).
-EventCheck = Callable[[StoredEvent], StoredEvent]
+__all__ = ["EventCheck", "Ingest"]
 
 
 # Called in the event loop once the frame it was submitted with is committed: (arg, commit).
@@ -62,15 +61,18 @@ class Ingest:
     def decode(
         self, data: bytes, *, binary: bool, client: str, lines: bool = False
     ) -> DecodedFrame:
+        """Accepted events (checked against the plan) and refusals; never raises for bad input."""
         if lines:
-            frame = decode_json_lines(data, client=client, max_event_bytes=self.max_event_bytes)
-        else:
-            frame = decode_frame(
-                data, binary=binary, client=client, max_event_bytes=self.max_event_bytes
+            return decode_json_lines(
+                data, client=client, max_event_bytes=self.max_event_bytes, check=self.check
             )
-        if self.check is not None:
-            frame.events = [self.check(event) for event in frame.events]
-        return frame
+        return decode_frame(
+            data,
+            binary=binary,
+            client=client,
+            max_event_bytes=self.max_event_bytes,
+            check=self.check,
+        )
 
     def submit(
         self,
@@ -99,8 +101,16 @@ class Ingest:
             tickets.append((on_commit, arg))
 
     def _hand_over(self) -> None:
-        self.writer.submit(Submission(self._events, self._rejects, self._tickets))
+        submission = Submission(self._events, self._rejects, self._tickets)
         self._events, self._rejects, self._tickets = [], [], []
+        try:
+            self.writer.submit(submission)
+        except Exception:
+            # Not reached by any input we know of; if it were, its waiters must hear of it, not
+            # wait forever for a commit (a websocket handler, and `stop` behind it).
+            log.exception("handing events to the store writer failed")
+            error = "store write failed: internal error"
+            self._dispatch(Commit([submission.ticket], 0, 0, 0, 0, error))
         if not self.congested and self.writer.pending_bytes > MAX_WRITER_BACKLOG:
             self._set_congested(True)
 
@@ -128,7 +138,10 @@ class Ingest:
     def _dispatch(self, commit: Commit) -> None:
         for tickets in commit.tickets:
             for on_commit, arg in tickets or ():  # None: a submission made outside Ingest
-                on_commit(arg, commit)
+                try:
+                    on_commit(arg, commit)
+                except Exception:  # one listener's bug must not leave the others waiting forever
+                    log.exception("handling a commit failed")
         if self.congested and self.writer.pending_bytes < RESUME_WRITER_BACKLOG:
             self._set_congested(False)
 

@@ -119,9 +119,14 @@ class Collector:
         await asyncio.to_thread(self.writer.close)
 
     def health(self) -> dict[str, Any]:
+        """`status` "ok", or "error" with the reason in `error` while nothing can be stored
+        (the store writer died: restarting, or past its restart policy)."""
         stats = self.writer.stats
+        problem = self.writer.problem
         return {
-            "status": "ok",
+            "status": "ok" if problem is None else "error",
+            **({"error": problem} if problem is not None else {}),
+            "writer_restarts": self.writer.restarts,
             "session": self.session_id,
             "events": stats.events,
             "duplicates": stats.duplicates,

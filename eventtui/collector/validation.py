@@ -13,7 +13,7 @@ from collections.abc import Callable
 import msgspec
 
 from eventtui.config import Config
-from eventtui.model import StoredEvent
+from eventtui.model import EventRefused, StoredEvent
 from eventtui.monitor.plan import Plan
 
 _encode = msgspec.json.Encoder().encode
@@ -30,10 +30,23 @@ def plan_check(config: Config) -> Callable[[StoredEvent], StoredEvent] | None:
     plan = Plan.from_config(config)
 
     def check(event: StoredEvent) -> StoredEvent:
-        errors = plan.check(event.name, event.properties)
+        try:
+            errors = plan.check(event.name, event.properties)
+        except Exception as exc:
+            # A schema the validator cannot apply to this payload (a "$ref" that recurses, a
+            # 400-digit number under multipleOf): the event is refused and the reason recorded,
+            # rather than stored as judged. Costs nothing until it raises (Python 3.11).
+            raise EventRefused(
+                f'the tracking-plan check of "{event.name}" failed ({_describe(exc)})'
+            ) from None
         if not errors:
             return event
         earlier = _decode(event.errors) if event.errors else []
         return event._replace(valid=False, errors=_encode(earlier + errors).decode())
 
     return check
+
+
+def _describe(exc: Exception) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 120 else text[:117] + "..."

@@ -3,7 +3,9 @@
 Each complete message is decoded and handed to `Ingest` as websockets parses it, inside the
 connection's `data_received` (see `_Connection`); an acker task per connection sends, after each
 commit, the errors of the committed frames and then one ack covering all of them. Acks are
-coalesced per commit: a busy connection gets one ack per transaction, not one per frame.
+coalesced per commit: a busy connection gets one ack per transaction, not one per frame. An ack
+covers only the frames committed without a gap: once a transaction holding some of a connection's
+frames fails, its acks stop before them, it is told which frames were lost, and it is closed (1011).
 
 Memory is bounded: a message is at most `max_message_bytes` (closed with 1009 otherwise); a client
 that stops reading its acks stops being read once it has `MAX_UNACKED_FRAMES` frames (or
@@ -46,6 +48,8 @@ MAX_PENDING_ERRORS: Final = 10_000
 MAX_FRAGMENTS: Final = 4096
 
 _encode = msgspec.json.Encoder().encode
+# How the error names frames whose transaction failed: a writer that died may have committed them.
+_LOST: Final = {False: "not stored", True: "not acknowledged (they may be stored; resend them)"}
 
 # (message, is_text): called for each complete message, in order.
 OnMessage = Callable[[bytes, bool], None]
@@ -164,19 +168,34 @@ _DATA: Final = frozenset((Opcode.TEXT, Opcode.BINARY, Opcode.CONT))
 class _Client:
     ws: _Connection
     name: str
-    frames: int = 0  # frames received so far; frame numbers are 1..frames
+    frames: int = 0  # frames received and submitted so far; frame numbers are 1..frames
+    # Frames 1..committed are committed: a contiguous prefix, which never passes a failed frame.
     committed: int = 0
     acked: int = 0
-    failed: str | None = None
+    # Once a transaction holding some of its frames failed: the reply naming them. Nothing after
+    # the last frame before them is acknowledged from then on, and the connection is closed.
+    lost: bytes | None = None
     errors: deque[tuple[int, bytes]] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     progress: asyncio.Event = field(default_factory=asyncio.Event)
 
     def on_commit(self, frame_no: int, commit: Commit) -> None:
+        """The transaction holding frames up to `frame_no` (those after the previous call's) is
+        done. Transactions finish in the order their frames were submitted."""
         if commit.error:
-            self.failed = commit.error
-        else:
-            self.committed = max(self.committed, frame_no)
+            if self.lost is None:
+                first = self.committed + 1
+                last = max(frame_no, first)
+                frames = f"frame {first}" if first == last else f"frames {first}..{last}"
+                self.lost = _encode(
+                    {
+                        "error": f"{commit.error}; {frames} {_LOST[commit.unconfirmed]}",
+                        "frame": first,
+                        "last_frame": last,
+                    }
+                )
+        elif self.lost is None:
+            self.committed = frame_no
         self.wake.set()
         self.progress.set()
 
@@ -265,7 +284,7 @@ class WebsocketListener:
             if not self._stopping:
                 ws.release_held()
             # Everything read is submitted; wait for its commit so the last ack goes out.
-            while client.committed < client.frames and client.failed is None:
+            while client.committed < client.frames and client.lost is None:
                 client.progress.clear()
                 client.wake.set()
                 await client.progress.wait()
@@ -282,19 +301,21 @@ class WebsocketListener:
 
     def _on_message(self, client: _Client, data: bytes, is_text: bool) -> None:
         """Decode one message and queue its events; runs inside the connection's data_received."""
-        if self._stopping:
-            return  # read after stop: never acknowledged, so the client knows to send it again
-        client.frames += 1
-        frame_no = client.frames
+        if self._stopping or client.lost is not None:
+            return  # never acknowledged, so the client knows to send it again
         frame = self.ingest.decode(data, binary=not is_text, client=client.name)
+        frame_no = client.frames + 1
+        self.ingest.submit(
+            frame, client=client.name, on_commit=client.on_commit, arg=frame_no, latest_only=True
+        )
+        # Counted once submitted, never before: the handler (and `stop`) waits for the commit of
+        # every counted frame, and a frame that never reached the writer would never commit.
+        client.frames = frame_no
         for refusal in frame.refusals:
             message = {"error": refusal.reason, "frame": frame_no}
             if refusal.index is not None:
                 message["index"] = refusal.index
             client.errors.append((frame_no, _encode(message)))
-        self.ingest.submit(
-            frame, client=client.name, on_commit=client.on_commit, arg=frame_no, latest_only=True
-        )
         # Backpressure: a client that does not read its acks is not read either, and no client is
         # read while the writer is behind.
         if client.backlogged() or self.ingest.congested:
@@ -334,10 +355,9 @@ class WebsocketListener:
                 if upto > client.acked:
                     await ws.send(b'{"ack":%d}' % upto, text=True)
                     client.acked = upto
-                if client.failed:
-                    await ws.send(
-                        _encode({"error": client.failed, "frame": client.frames}), text=True
-                    )
+                if client.lost is not None:
+                    # After the ack of every frame before the lost ones, never one past them.
+                    await ws.send(client.lost, text=True)
                     await ws.close(1011, "store write failed")
                     return
                 if ws.reading_paused and not client.backlogged() and not self.ingest.congested:

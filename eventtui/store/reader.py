@@ -35,7 +35,7 @@ from eventtui.store.rows import (
     event_row,
     event_rows,
 )
-from eventtui.store.schema import StoreError, connect, store_size
+from eventtui.store.schema import StoreError, connect_for_reading, store_size
 
 # A skip-scan of the (name, received_at) index: one seek per distinct name, where a full scan of a
 # store of millions of rows costs a second.
@@ -71,8 +71,10 @@ class Reader:
     def __init__(self, path: Path) -> None:
         self.path = path
         # Public for tests and benchmarks, which compare against hand-written SQL; viewers use the
-        # methods below.
-        self.conn: sqlite3.Connection = connect(path, create=False, detect_types=DETECT_TYPES)
+        # methods below. `uri`: how the store was opened (read-only where it cannot be written
+        # beside), for anyone who ATTACHes it.
+        self.conn: sqlite3.Connection
+        self.conn, self.uri = connect_for_reading(path, detect_types=DETECT_TYPES)
         self.conn.execute("PRAGMA query_only = ON")
         self.db = sqlite_utils.Database(self.conn)
 

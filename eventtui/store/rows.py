@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
-from eventtui.model import event_object
+from eventtui.model import payload_of
 
 # The `events` table's columns, in order: the schema's contract (a copy between stores uses it).
 EVENT_COLUMNS: Final = (
@@ -67,17 +67,7 @@ class EventRow(NamedTuple):
 
     def payload(self) -> dict[str, Any]:
         """The event object as the producer sent it."""
-        return event_object(
-            name=self.name,
-            type_=self.type,
-            properties=self.properties,
-            context=self.context,
-            user_id=self.user_id,
-            anonymous_id=self.anonymous_id,
-            message_id=self.message_id,
-            sent_at=self.sent_at,
-            extra=self.extra,
-        )
+        return payload_of(self)
 
     def error_list(self) -> list[str]:
         """The validation errors; text that is not a JSON list (a hand-edited store) as one error."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
@@ -97,32 +98,40 @@ def default_db_path() -> Path:
     return Path(data_home) / "eventtui" / "events.db"
 
 
-def connect(path: Path, *, create: bool, detect_types: int = 0) -> sqlite3.Connection:
+def connect(path: Path, *, create: bool, read_only: bool = False) -> sqlite3.Connection:
     """Open (and when `create`, make or migrate) a store; raise StoreError if it is not usable.
 
-    The connection is in autocommit mode: callers open short explicit transactions.
-    `detect_types` is sqlite3's (readers name a converter in a column's alias).
+    `read_only` is for viewers: a store in a place this process cannot write beside (a read-only
+    mount, another user's folder) is then opened read-only (`_open_read_only`). The connection
+    is in autocommit mode: callers open short explicit transactions.
     """
-    if not create and not path.exists():
-        raise StoreError(f"{path}: no such store (start `eventtui collect` or pass --db)")
-    if path.exists() and path.is_dir():
-        raise StoreError(f"{path}: is a folder, not a store file")
-    if path.exists() and path.stat().st_size > 0:
-        _check_header(path)
+    return _connect(path, create=create, read_only=read_only)[0]
+
+
+def connect_for_reading(path: Path, *, detect_types: int = 0) -> tuple[sqlite3.Connection, str]:
+    """`connect(path, create=False, read_only=True)`, and the URI it opened (for ATTACH).
+
+    `detect_types` is sqlite3's (a reader names a column converter in a column's alias).
+    """
+    return _connect(path, create=False, read_only=True, detect_types=detect_types)
+
+
+def _connect(
+    path: Path, *, create: bool, read_only: bool, detect_types: int = 0
+) -> tuple[sqlite3.Connection, str]:
+    _check_file(path, create=create)
     if create:
         path.parent.mkdir(parents=True, exist_ok=True)
+    uri = path.absolute().as_uri()
+    conn = _open(uri, path, detect_types)
     try:
-        conn = sqlite3.connect(
-            path,
-            isolation_level=None,
-            check_same_thread=True,
-            timeout=10.0,
-            detect_types=detect_types,
-        )
-    except sqlite3.Error as exc:
-        raise StoreError(f"{path}: cannot open store ({exc})") from None
-    try:
-        _check_ours(conn, path)
+        try:
+            _check_ours(conn, path)
+        except _CannotWriteBeside as exc:
+            conn.close()
+            if not read_only:
+                raise StoreError(f"{path}: cannot write to the store: {exc.reason}") from None
+            conn, uri = _open_read_only(path, exc.reason, detect_types)
         conn.execute("PRAGMA busy_timeout = 10000")
         if create:
             conn.execute("PRAGMA journal_mode = WAL")
@@ -134,7 +143,122 @@ def connect(path: Path, *, create: bool, detect_types: int = 0) -> sqlite3.Conne
     except BaseException:
         conn.close()
         raise
-    return conn
+    return conn, uri
+
+
+def _open(uri: str, path: Path, detect_types: int = 0) -> sqlite3.Connection:
+    # Always a URI, so that ATTACH on this connection takes one too (store.sessions.export_store).
+    try:
+        return sqlite3.connect(
+            uri,
+            uri=True,
+            isolation_level=None,
+            check_same_thread=True,
+            timeout=10.0,
+            detect_types=detect_types,
+        )
+    except sqlite3.Error as exc:
+        why = _unwritable(path) if not path.exists() else None
+        raise StoreError(f"{path}: cannot open store ({why or exc})") from None
+
+
+def _open_read_only(
+    path: Path, reason: str, detect_types: int = 0
+) -> tuple[sqlite3.Connection, str]:
+    """A store this process cannot write beside, opened read-only, or StoreError saying why not.
+
+    SQLite reads a WAL-mode store without write access when its -wal and -shm files exist, or
+    when it may create them, or when the file is opened `immutable` (SQLite's WAL documentation,
+    "Read-Only Databases"). `mode=ro` covers the first case: a store whose writer is running, or
+    was killed. When the -shm cannot be created, `immutable` is safe only if the -wal holds
+    nothing, since an immutable store is read from its main file alone and the log is ignored.
+    Immutable also means no locking: what is read is the file as it was, and a collector that
+    starts writing it later (its owner, from elsewhere) is not seen by this connection.
+    """
+    uri = path.absolute().as_uri() + "?mode=ro"
+    conn = _open(uri, path, detect_types)
+    try:
+        _check_ours(conn, path)
+        return conn, uri
+    except _CannotWriteBeside:
+        conn.close()
+    except BaseException:
+        conn.close()
+        raise
+    wal, shm = (path.with_name(path.name + suffix) for suffix in ("-wal", "-shm"))
+    try:
+        logged = wal.stat().st_size
+    except FileNotFoundError:
+        logged = 0
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read its log {wal.name} ({exc.strerror})") from None
+    if logged:
+        raise StoreError(
+            f"{path}: cannot be read here: its latest commits are in {wal.name}, and SQLite"
+            f" needs to create {shm.name} beside it to read them, but {reason}; copy both"
+            " files to a folder you can write, or open it once where it can be written"
+        )
+    uri += "&immutable=1"
+    conn = _open(uri, path, detect_types)
+    try:
+        _check_ours(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn, uri
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why this process cannot create files beside `path` (None: it can)."""
+    folder = path.absolute().parent
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return f"{folder} is on a read-only file system"
+    except OSError:
+        return None  # no such folder: SQLite's own error says more
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"this user may not write in {folder}"
+    return None
+
+
+def _check_file(path: Path, *, create: bool) -> None:
+    """Refuse what cannot be a store before SQLite opens it (and maybe writes beside it)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        if not create:
+            raise StoreError(
+                f"{path}: no such store (start `eventtui collect` or pass --db)"
+            ) from None
+        return
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read store ({exc.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise StoreError(f"{path}: is a folder, not a store file")
+    if not stat.S_ISREG(st.st_mode):
+        # A device or a pipe: SQLite would write a journal beside it (/dev/null-journal), and
+        # reading a pipe's header would wait forever.
+        raise StoreError(f"{path}: not a store file ({_file_kind(st.st_mode)})")
+    if st.st_size > 0:
+        _check_header(path)
+    elif not create:
+        # A reader must not set a schema up in it: that is a collector's job.
+        raise StoreError(
+            f"{path}: the file is empty, not an eventtui store yet"
+            f" (`eventtui collect --db {path}` sets one up)"
+        )
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
 
 
 def _check_header(path: Path) -> None:
@@ -147,12 +271,25 @@ def _check_header(path: Path) -> None:
         raise StoreError(f"{path}: not an eventtui store (not a SQLite file); left untouched")
 
 
+class _CannotWriteBeside(StoreError):
+    """SQLite could not open the store's -shm/-wal: this process may not create files there."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def _check_ours(conn: sqlite3.Connection, path: Path) -> None:
     try:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
     except sqlite3.DatabaseError as exc:
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if code in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY):
+            reason = _unwritable(path)
+            if reason is not None:
+                raise _CannotWriteBeside(reason) from None
         raise StoreError(
             f"{path}: the store is corrupt or unreadable ({exc}); left untouched"
         ) from None
@@ -186,6 +323,26 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise StoreError(f"{path}: cannot set up the store schema ({exc})") from None
+
+
+def store_files(path: Path) -> list[Path]:
+    """The store file and the files SQLite keeps beside it, under each name it may go by."""
+    names = [path.absolute(), path.resolve()]
+    return [
+        n.with_name(n.name + suffix) for n in names for suffix in ("", "-wal", "-shm", "-journal")
+    ]
+
+
+def is_store_file(store: Path, target: Path) -> bool:
+    """Whether writing `target` would write over `store` or a file SQLite keeps beside it."""
+    resolved = target.resolve()
+    for part in store_files(store):
+        if part.resolve() == resolved:
+            return True
+        with contextlib.suppress(OSError):  # either may not exist
+            if os.path.samefile(part, target):  # a hard link: another name for the same file
+                return True
+    return False
 
 
 def store_size(path: Path) -> int:

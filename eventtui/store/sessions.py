@@ -29,7 +29,7 @@ from typing import Any, Final, NamedTuple
 
 from eventtui.store.reader import Reader, no_session
 from eventtui.store.rows import EVENT_COLUMNS
-from eventtui.store.schema import StoreError, connect
+from eventtui.store.schema import StoreError, connect, is_store_file
 
 log = logging.getLogger(__name__)
 
@@ -213,11 +213,11 @@ def export_store(
     one read transaction of the source: a collector writing to it meanwhile does not tear it.
     A session still running is copied as it stands and ended at its last event in the copy.
     """
+    check_export_target(source, target)
     if target.exists() and not force:
         raise SessionError(f"{target}: already exists; pass --force to replace it")
-    if target.exists() and target.resolve() == source.resolve():
-        raise SessionError(f"{target}: is the store being exported")
     with Reader(source) as reader:  # StoreError for a source that is not a usable store
+        source_uri = reader.uri
         if sessions is None:
             sessions = [s.id for s in reader.sessions()]
         else:
@@ -225,7 +225,7 @@ def export_store(
                 reader.resolve_session(sid)  # NoSuchSession
     partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
     try:
-        events, rejects = _copy(source, partial, sessions, where, params, progress)
+        events, rejects = _copy(source, source_uri, partial, sessions, where, params, progress)
         if force:
             os.replace(partial, target)
         else:
@@ -237,8 +237,19 @@ def export_store(
                 leftover.unlink()
 
 
+def check_export_target(source: Path, target: Path) -> None:
+    """Refuse an export that would write over the store it reads, or a file SQLite keeps beside
+    it (its -wal: replacing that loses the commits in it), whatever name it goes by."""
+    if is_store_file(source, target):
+        raise SessionError(
+            f"{target}: is the store being exported ({source}) or one of its files; write the"
+            " export somewhere else"
+        )
+
+
 def _copy(
     source: Path,
+    source_uri: str,
     target: Path,
     sessions: Sequence[int],
     where: str,
@@ -250,7 +261,8 @@ def _copy(
     except StoreError as exc:
         raise SessionError(str(exc)) from None
     try:
-        conn.execute("ATTACH DATABASE ? AS src", (str(source),))
+        # The URI the Reader opened it with: read-only where it cannot be written beside.
+        conn.execute("ATTACH DATABASE ? AS src", (source_uri,))
         conn.execute("BEGIN")
         marks = ", ".join("?" * len(sessions))
         in_sessions = f"session_id IN ({marks})"

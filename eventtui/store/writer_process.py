@@ -6,6 +6,11 @@ rows (MessagePack, length-prefixed) from one pipe, writes whatever has queued up
 it only stores them. Measured: as a thread in the collector, SQLite's per-row work competed with
 websocket parsing for the GIL and capped ingest at 0.4-0.6x of a bare server (benchmarks/ingest.py).
 
+A transaction takes the write lock first (BEGIN IMMEDIATE), so a lock held by another process is
+met before any row is written. A lock that stays busy is retried, with backoff, for `lock_wait`
+seconds; then, as for a full disk or an I/O error, the transaction is rolled back and reported
+failed, and the next one starts afresh.
+
 It ignores SIGINT and SIGTERM: the parent decides when to stop (it flushes and closes the pipe),
 so a Ctrl-C in the terminal cannot drop a batch that is about to be acknowledged. When the parent
 dies (kill -9), the pipe reaches EOF and this process commits what it has and exits.
@@ -16,11 +21,13 @@ May import: sqlite3, msgspec, store.schema.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import signal
 import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, Final
 
@@ -46,22 +53,44 @@ _INSERT_REJECT: Final = (
 )
 
 
+# The first pause between attempts after SQLite reports the lock busy without waiting, and the
+# longest (the pause doubles each time).
+RETRY_PAUSE: Final = 0.005
+RETRY_PAUSE_MAX: Final = 0.1
+
+
 def main(
     path: str,
     source: str,
     label: str | None,
     meta: str,
     max_rows: int,
+    lock_wait: float,
     inbox: Connection,
     outbox: Connection,
+    resume: int | None = None,
 ) -> None:
+    """`resume`: the id of a session to continue (the previous writer process died) instead of
+    starting a new one."""
+    duplicates_total = 0
     try:
-        conn = connect(_path(path), create=True)
-        cur = conn.execute(
-            "INSERT INTO sessions (label, started_at, source, meta) VALUES (?, ?, ?, ?)",
-            (label, time.time(), source, meta),
-        )
-        session = int(cur.lastrowid or 0)
+        # A session continued is in a store already set up: if the file is gone, it stays gone.
+        conn = connect(_path(path), create=resume is None)
+        if resume is None:
+            cur = conn.execute(
+                "INSERT INTO sessions (label, started_at, source, meta) VALUES (?, ?, ?, ?)",
+                (label, time.time(), source, meta),
+            )
+            session = int(cur.lastrowid or 0)
+        else:
+            row = conn.execute(
+                "SELECT coalesce(json_extract(meta, '$.duplicates'), 0) FROM sessions"
+                " WHERE id = ? AND ended_at IS NULL",
+                (resume,),
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"{path}: session {resume} is no longer open in this store")
+            session, duplicates_total = resume, int(row[0])
         last_id = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
     except (StoreError, sqlite3.Error) as exc:
         message = (
@@ -70,9 +99,9 @@ def main(
         outbox.send_bytes(_encode(["error", message]))
         return
     outbox.send_bytes(_encode(["ready", session, last_id]))
+    _set_busy_timeout(conn, lock_wait)
     insert_event = _INSERT_EVENT.format(session=session)
     insert_reject = _INSERT_REJECT.format(session=session)
-    duplicates_total = 0
     final_meta: dict[str, Any] | None = None
     while final_meta is None:
         events: list[Any] = []
@@ -94,7 +123,11 @@ def main(
             final_meta = {}  # the parent is gone: keep what arrived, end the session
         if not submissions:
             continue
-        report = _write(conn, session, insert_event, insert_reject, events, rejects)
+        report = _retrying(
+            conn,
+            lock_wait,
+            functools.partial(_write, conn, session, insert_event, insert_reject, events, rejects),
+        )
         duplicates_total += report[1]
         # OSError: the parent is gone; the rows are committed all the same.
         with contextlib.suppress(OSError):
@@ -122,10 +155,14 @@ def _write(
     events: list[Any],
     rejects: list[Any],
 ) -> list[Any]:
-    """One transaction; returns [inserted, duplicates, rejects, last_event_id, error or None]."""
+    """One transaction; returns [inserted, duplicates, rejects, last_event_id, None].
+
+    Raises sqlite3.Error with the transaction rolled back.
+    """
     try:
         before = conn.total_changes
-        conn.execute("BEGIN")
+        # IMMEDIATE: the write lock now, before any work, rather than at the first INSERT.
+        conn.execute("BEGIN IMMEDIATE")
         if events:
             conn.executemany(insert_event, events)
         inserted = conn.total_changes - before
@@ -140,11 +177,51 @@ def _write(
             )
         last_id = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
         conn.execute("COMMIT")
-    except sqlite3.Error as exc:
+    except sqlite3.Error:
         if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        return [0, 0, 0, 0, f"store write failed: {exc}"]
+            with contextlib.suppress(sqlite3.Error):  # the error that matters is the first one
+                conn.execute("ROLLBACK")
+        raise
     return [inserted, duplicates, len(rejects), last_id, None]
+
+
+def _retrying(
+    conn: sqlite3.Connection, lock_wait: float, transaction: Callable[[], list[Any]]
+) -> list[Any]:
+    """`transaction()`, tried again while the store is locked, for at most `lock_wait` seconds.
+
+    Returns its report, or [0, 0, 0, 0, "store write failed: <why>"]. SQLite itself waits for
+    the lock at BEGIN (`busy_timeout` is `lock_wait`; it polls 1 ms to 100 ms apart); this loop
+    retries what SQLite reports busy without waiting (at COMMIT, in WAL recovery), within the
+    same deadline.
+    """
+    deadline = time.monotonic() + lock_wait
+    pause = RETRY_PAUSE
+    try:
+        while True:
+            try:
+                return transaction()
+            except sqlite3.Error as exc:
+                if not _busy(exc):
+                    return [0, 0, 0, 0, f"store write failed: {exc}"]
+                if time.monotonic() + pause >= deadline:
+                    return [0, 0, 0, 0, f"store write failed: {exc} (waited {lock_wait:g} s)"]
+            time.sleep(pause)
+            pause = min(pause * 2, RETRY_PAUSE_MAX)
+            _set_busy_timeout(conn, deadline - time.monotonic())
+    finally:
+        if pause != RETRY_PAUSE:  # it was shortened for a retry: the next transaction waits in full
+            _set_busy_timeout(conn, lock_wait)
+
+
+def _set_busy_timeout(conn: sqlite3.Connection, seconds: float) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {max(int(seconds * 1000), 0)}")
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    """Another connection holds the lock: worth trying again (unlike a full disk or an I/O error)."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
+    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _path(path: str) -> Any:
@@ -163,6 +240,8 @@ if __name__ == "__main__":
         args["label"],
         args["meta"],
         args["max_rows"],
+        args["lock_wait"],
         Connection(args["inbox"], writable=False),
         Connection(args["outbox"], readable=False),
+        args.get("resume"),
     )

@@ -280,6 +280,9 @@ class EventApp(App[None]):
             self._payload.show(message.row, self._payload.label)
 
     def on_feed_status_read(self, message: FeedStatusRead) -> None:
+        problem = message.status.problem
+        if problem and (self.feed_status is None or self.feed_status.problem != problem):
+            self.notify(problem, title="Events are not stored", severity="error", markup=False)
         self.feed_status = message.status
 
     def on_feed_restarted(self, message: FeedRestarted) -> None:

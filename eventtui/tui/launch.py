@@ -10,8 +10,11 @@ Errors are raised (PortInUse, StoreError, ConfigError ...) for the CLI to turn i
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +24,7 @@ from eventtui.config import Config
 from eventtui.demo import demo_config
 from eventtui.monitor import Episode
 from eventtui.monitor.factory import build_monitor
-from eventtui.store import Reader
+from eventtui.store import Reader, Writer
 from eventtui.tui.app import EventApp
 from eventtui.tui.feeds import StoreFeed
 from eventtui.tui.states import MonitorStates
@@ -36,8 +39,48 @@ class Ran:
     duplicates: int
     refused: int
     path: Path
+    # The collector's writer: its restarts, and its failure if it died for good.
+    writer: Writer
     # The app's own: non-zero when it crashed (Textual has printed the traceback).
     return_code: int = 0
+
+
+class _HeldLogs(logging.Handler):
+    """Log records kept while the TUI owns the terminal (bounded: the newest `keep`)."""
+
+    def __init__(self, keep: int = 200) -> None:
+        super().__init__()
+        self.records: deque[logging.LogRecord] = deque(maxlen=keep)
+        self.dropped = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(self.records) == self.records.maxlen:
+            self.dropped += 1
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def _logs_held() -> Iterator[None]:
+    """While the app runs, hold what the core logs and write it once the screen is given back.
+
+    The CLI's log handler writes to the terminal's stderr, which Textual does not capture: a
+    record written meanwhile (a store writer restarted, a client refused) would be drawn over the
+    screen. What matters to the user while it runs is shown in the app itself (status line,
+    toasts); the held lines follow on exit, through the handlers they would have gone to.
+    """
+    root = logging.getLogger()
+    saved, held = root.handlers[:], _HeldLogs()
+    root.handlers = [held]
+    try:
+        yield
+    finally:
+        root.handlers = saved
+        if held.dropped:
+            root.warning(
+                "%d earlier log records were dropped while the screen was busy", held.dropped
+            )
+        for record in held.records:
+            root.handle(record)
 
 
 def monitor_states(config: Config, started_at: float) -> MonitorStates:
@@ -106,12 +149,13 @@ def run_watch(
         tune_gc=tune_gc,
         bell=config.ui.bell,
     )
-    try:
-        run_app(app)  # tests drive it headless with a pilot instead
-    finally:
-        if traffic is not None:
-            traffic.stop()
-        thread.stop()
+    with _logs_held():
+        try:
+            run_app(app)  # tests drive it headless with a pilot instead
+        finally:
+            if traffic is not None:
+                traffic.stop()
+            thread.stop()  # held too, so that every line comes out in order
     stats = collector.writer.stats
     return Ran(
         collector.session_id,
@@ -119,6 +163,7 @@ def run_watch(
         stats.duplicates,
         stats.rejects,
         path,
+        collector.writer,
         app.return_code or 0,
     )
 
@@ -136,7 +181,8 @@ def run_open(config: Config, path: Path, *, clock: Callable[[], float] = time.ti
         tune_gc=True,
         bell=config.ui.bell,
     )
-    app.run()
+    with _logs_held():
+        app.run()
     return app.return_code or 0
 
 
@@ -194,5 +240,6 @@ def run_replay(
         theme=config.ui.theme,
         tune_gc=tune_gc,
     )
-    run_app(app)
+    with _logs_held():
+        run_app(app)
     return app.return_code or 0

@@ -32,6 +32,8 @@ class FeedStatus:
     store_name: str = ""
     # A replay's position and speed ("▶ 10x · 12:00:05 · 34%"), shown instead of the listener.
     detail: str = ""
+    # Why the collector cannot store events now (its store writer died), from its health.
+    problem: str = ""
 
 
 @dataclass(eq=False)

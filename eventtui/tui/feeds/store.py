@@ -166,4 +166,5 @@ class StoreFeed(ReadingFeed):
             clients=int(health.get("clients", 0)),
             session=int(health.get("session", 0)) or self.session,
             refused=int(health.get("rejects", 0)),
+            problem=str(health.get("error", "")),
         )

@@ -1,4 +1,7 @@
-"""StatusBar: where events come from and how fast — addresses, clients, events/s, store, session."""
+"""StatusBar: where events come from and how fast — addresses, clients, events/s, store, session.
+
+When the collector cannot store (its store writer died), that is what the line says first.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from eventtui.tui.messages import FeedStatus
-from eventtui.tui.sanitize import clean_text
+from eventtui.tui.sanitize import clean, clean_text
 
 
 def human_bytes(n: int) -> str:
@@ -66,7 +69,11 @@ class StatusBar(Static):
             return text
         # (priority, text, style): when the line is too long, the highest priority numbers go first.
         parts: list[tuple[int, str, str]] = []
-        if status.collecting:
+        if status.problem:
+            # Still listening, but storing nothing: said first, and never "collecting".
+            parts.append((0, "✖ " + clean(status.problem), "bold red"))
+            parts.extend((6, address, "") for address in status.addresses)
+        elif status.collecting:
             parts.append((0, "● collecting", "bold green"))
             for i, address in enumerate(status.addresses):
                 parts.append((1 if i == 0 else 6, address, ""))
