@@ -14,9 +14,10 @@ from rich.cells import cell_len
 from rich.console import Console
 
 from eventtui.monitor.counters import OTHER, Counters
+from eventtui.text import UNSAFE, clean
 from eventtui.tui.jsonview import DISPLAY_LIMITS, to_json, to_text
 from eventtui.tui.rows import age, name_style, summarize
-from eventtui.tui.sanitize import UNSAFE, clean, clean_text, fit, padded, shown
+from eventtui.tui.sanitize import clean_text, fit, padded, shown
 from eventtui.tui.widgets.counters import ordered, sparkline
 
 HOSTILE = (

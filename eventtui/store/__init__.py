@@ -6,13 +6,14 @@ as `EventRow`s and `SessionRow`s (`rows`). `sessions` labels, deletes, prunes an
 sessions; `schema` owns the tables, migrations and opening a file safely.
 """
 
-from eventtui.store.reader import NoSuchSession, Reader
+from eventtui.store.reader import MAX_INT64, NoSuchSession, Reader
 from eventtui.store.rows import EVENT_COLUMNS, EventRow, NameCounts, SessionRow
 from eventtui.store.schema import SCHEMA_VERSION, StoreError, connect, default_db_path, store_size
 from eventtui.store.writer import Commit, Reject, Submission, Writer
 
 __all__ = [
     "EVENT_COLUMNS",
+    "MAX_INT64",
     "SCHEMA_VERSION",
     "Commit",
     "EventRow",
