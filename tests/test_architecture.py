@@ -121,9 +121,10 @@ def test_every_import_follows_the_layers() -> None:
     ("module", "line", "contract"),
     [
         ("store/wrong_way.py", "import eventtui.monitor\n", "Layers"),
+        ("collector/wrong_way.py", "import eventtui.monitor\n", "Layers"),
         ("monitor/wrong_way.py", "import textual.app\n", "never imports Textual"),
     ],
-    ids=["store-imports-monitor", "monitor-imports-textual"],
+    ids=["store-imports-monitor", "collector-imports-monitor", "monitor-imports-textual"],
 )
 def test_a_wrong_way_import_breaks_a_contract(
     tmp_path: Path, module: str, line: str, contract: str

@@ -17,7 +17,7 @@ from eventtui.config import (
     load_config,
     parse_duration,
 )
-from eventtui.monitor.plan import MAX_SCHEMA_BYTES
+from eventtui.plan import MAX_SCHEMA_BYTES
 from tests.conftest import eventtui
 
 EXAMPLE = Path(__file__).parent.parent / "config.example.toml"

@@ -48,7 +48,7 @@ from eventtui.monitor import (
     describe,
     format_duration,
 )
-from eventtui.monitor.plan import MAX_ERRORS
+from eventtui.plan import MAX_ERRORS
 
 T0 = 1_700_000_040.0  # a whole minute, so minute arithmetic in the tests reads plainly
 

@@ -4,7 +4,7 @@
 listeners, and on `stop` shuts down in the order that loses nothing: stop accepting, stop reading,
 commit, send the final acks, close the connections, end the session.
 
-May import: config, store, collector.*, monitor (the tracking-plan check).
+May import: config, store, collector.*, plan (the tracking-plan check, through validation).
 """
 
 from __future__ import annotations

@@ -12,13 +12,14 @@ what it needs is plain data (see `Monitor.seed`).
 
 Parts: `counters` (the bounded per-name counters the TUI's counters panel reads from
 `Monitor.counters`), `expectations` (declared `[[expect]]` rules), `learned`
-(cadence learned per event), `plan` (JSON Schema checks at ingest, invalid/unplanned states),
-`anomaly` (states, severities, episodes), and `factory.build_monitor`, the one way viewers
-(watch, open, replay, check) get a Monitor for a config.
+(cadence learned per event), `plan_watch` (invalid and unplanned events as states; the plan
+itself, shared with the collector, is `eventtui.plan`), `anomaly` (states, severities, episodes),
+and `factory.build_monitor`, the one way viewers (watch, open, replay, check) get a Monitor for a
+config.
 
-Pure: no IO (beyond `Plan` reading schema files when built), no asyncio, no threads, no Textual.
-May import: eventtui.config, eventtui.filters and eventtui.matching (the factory: `where` judged
-on an in-memory row, never the store), jsonschema, msgspec.
+Pure: no IO (beyond the factory building a `Plan`, which reads schema files), no asyncio, no
+threads, no Textual. May import: eventtui.config, eventtui.plan, eventtui.filters and
+eventtui.matching (the factory: `where` judged on an in-memory row, never the store), msgspec.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ from eventtui.monitor.expectations import (
     Matcher,
 )
 from eventtui.monitor.learned import LearnedCadence, LearnedSettings
-from eventtui.monitor.plan import DEFAULT_PLAN_WINDOW, Plan, PlanError, PlanWatch
+from eventtui.monitor.plan_watch import DEFAULT_PLAN_WINDOW, PlanWatch
+from eventtui.plan import Plan, PlanError
 
 __all__ = [
     "INVALID",

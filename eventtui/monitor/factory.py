@@ -21,7 +21,7 @@ from eventtui.filters import Compiled, compile_filter
 from eventtui.matching import row_matcher
 from eventtui.monitor import Monitor, MonitorSettings
 from eventtui.monitor.expectations import ExpectationError, Matcher
-from eventtui.monitor.plan import Plan
+from eventtui.plan import Plan
 
 
 def build_monitor(
