@@ -34,6 +34,7 @@ from eventtui.store.rows import (
     SessionRow,
     event_row,
     event_rows,
+    light_rows,
 )
 from eventtui.store.schema import StoreError, connect_for_reading, store_size
 
@@ -160,17 +161,17 @@ class Reader:
         """The events of `ids`, in the order given; ids no longer stored are left out.
 
         `contiguous`: `ids` ascend and no other event lies between the first and the last, so one
-        rowid range reads them. `light`: without their payload (`LIGHT_SELECT`).
+        rowid range reads them. `light`: light rows, without their payload (`light_rows`).
         """
         if not ids:
             return []
-        columns = LIGHT_SELECT if light else ROW_SELECT
+        columns, build = (LIGHT_SELECT, light_rows) if light else (ROW_SELECT, event_rows)
         if contiguous:
             rows = self.conn.execute(
                 f"SELECT {columns} FROM events WHERE id BETWEEN ? AND ? ORDER BY id",
                 (ids[0], ids[-1]),
             ).fetchall()
-            return event_rows(rows)
+            return build(rows)
         wanted = list(ids)
         by_id = {
             r[0]: r
@@ -179,7 +180,7 @@ class Reader:
                 (_encode_ids(wanted).decode(),),
             )
         }
-        return event_rows(by_id[i] for i in wanted if i in by_id)
+        return build(by_id[i] for i in wanted if i in by_id)
 
     def matching_in(self, ids: Sequence[int], where: str, params: Sequence[Any]) -> list[EventRow]:
         """Those of `ids` that match a compiled filter, in id order."""
@@ -239,7 +240,7 @@ class Reader:
         after `after` (the (name, received_at) index), or of one `session` ((session_id, id))."""
         clauses, args = _bounds(name=name, after=after, session=session, to_id=to_id)
         sql = f"SELECT {LIGHT_SELECT} FROM events WHERE {' AND '.join(clauses)} ORDER BY id"
-        return event_rows(self.conn.execute(sql, args))
+        return light_rows(self.conn.execute(sql, args))
 
     def matching_ids(
         self,

@@ -1,8 +1,9 @@
 """What a read of the store gives back: one row type for a stored event, one for a session.
 
-`EventRow` is built in one place (`event_rows`, from the cursor's tuples of `ROW_SELECT` or
-`LIGHT_SELECT`), so every viewer sees the same shape: `valid` is a bool, and `omitted` says
-whether the payload stayed in the store. `SessionRow` is a session with its counts.
+`EventRow` is built in one place (`event_rows` from the cursor's tuples of `ROW_SELECT`,
+`light_rows` from those of `LIGHT_SELECT`), so every viewer sees the same shape: `valid` is a
+bool, and `omitted` says whether the payload stayed in the store. `SessionRow` is a session with
+its counts.
 
 May import: sqlite3 (a column converter), model (the event object rebuilt from columns).
 """
@@ -30,12 +31,10 @@ sqlite3.register_converter(_VALID_CONVERTER, lambda stored: stored != b"0")
 _VALID_AS_BOOL: Final = f'valid AS "valid [{_VALID_CONVERTER}]"'
 # A whole row: the columns, and 0 for `omitted`.
 ROW_SELECT: Final = EVENT_COLUMNS.replace(" valid,", f" {_VALID_AS_BOOL},") + ", 0"
-# A row without its payload (properties, context, extra), for readers that only count and judge
-# events: a tenth of the cost of a whole row on a big session (benchmarks/replay.py).
-LIGHT_SELECT: Final = (
-    "id, session_id, received_at, sent_at, name, type, user_id, anonymous_id, message_id, client,"
-    f" '', '', {_VALID_AS_BOOL}, errors, NULL, -1"
-)
+# What a reader that only counts and judges events needs (the monitor, `check`): the rest of the
+# row stays in the store. Six columns, the row filled in Python: 1.3 us a row where selecting all
+# sixteen (constants for the payload) cost 2.4 us (benchmarks/replay.py).
+LIGHT_SELECT: Final = f"id, session_id, received_at, name, {_VALID_AS_BOOL}, errors"
 
 
 class EventRow(NamedTuple):
@@ -61,8 +60,9 @@ class EventRow(NamedTuple):
     errors: str | None
     extra: str | None
     # Bytes of payload (properties, context, extra) left in the store: 0 when the row is whole;
-    # -1 when it was read without its payload (`LIGHT_SELECT`); else a large payload the TUI's
-    # stream keeps out of memory (the payload pane asks for the whole row when it shows it).
+    # -1 for a light row (`light_rows`: only id, session_id, received_at, name, valid and errors
+    # were read; the rest is empty); else a large payload the TUI's stream keeps out of memory
+    # (the payload pane asks for the whole row when it shows it).
     omitted: int = 0
 
     def payload(self) -> dict[str, Any]:
@@ -84,13 +84,21 @@ _new_row = tuple.__new__
 
 
 def event_row(values: Sequence[Any]) -> EventRow:
-    """One row of `ROW_SELECT` or `LIGHT_SELECT` (read with `DETECT_TYPES`) as an `EventRow`."""
+    """One row of `ROW_SELECT` (read with `DETECT_TYPES`) as an `EventRow`."""
     # tuple.__new__ skips the NamedTuple's keyword handling: the columns come in field order.
     return _new_row(EventRow, values)
 
 
 def event_rows(values: Iterable[Sequence[Any]]) -> list[EventRow]:
     return [_new_row(EventRow, v) for v in values]
+
+
+def light_rows(values: Iterable[Sequence[Any]]) -> list[EventRow]:
+    """Rows of `LIGHT_SELECT` as `EventRow`s without their payload (`omitted` -1)."""
+    return [
+        _new_row(EventRow, (i, s, at, None, n, "", None, None, None, None, "", "", v, e, None, -1))
+        for i, s, at, n, v, e in values
+    ]
 
 
 @dataclass(frozen=True, slots=True)
