@@ -29,8 +29,7 @@ from typing import Any
 import msgspec
 
 from eventtui.filters import compile_filter
-from eventtui.store import Reader, StoreError, connect
-from eventtui.store.reader import EVENT_COLUMNS
+from eventtui.store import EVENT_COLUMNS, Reader, StoreError, connect
 from eventtui.transfer import export_events, import_events
 
 # Name weights: a few chatty events and a long tail, as a real app sends them.

@@ -12,7 +12,7 @@ Figures, each beside a baseline from the same run:
      `EventsCommitted` batches to a consumer that does what the app's handler does (counters,
      monitor, credit back), and the whole `EventApp` headless. Goal >= 200k events/s. Baseline:
      the same rows read straight from the store into the same consumer (no feed, no pacing).
-     Also: the same consumer fed light rows (`fetch_observed`: id, name, time, valid) for all but
+     Also: the same consumer fed light rows (`fetch_rows(..., light=True)`: no payload) for all but
      the newest 10,000 events, a change proposed for the feed.
   3. re-send at max speed, as a user runs it: `eventtui replay --db S --to-url U --speed max` vs
      `eventtui send FILE --url U` of the same events (one per line), each into a fresh
@@ -41,16 +41,15 @@ sys.path.insert(0, str(ROOT))
 
 from eventtui.config import Config, Duration, Expectation  # noqa: E402
 from eventtui.model import normalise  # noqa: E402
-from eventtui.monitor import Monitor  # noqa: E402
+from eventtui.monitor.factory import build_monitor  # noqa: E402
 from eventtui.replay import (  # noqa: E402
     MAX_SPEED,
     ReplayClock,
-    find_session,
     load_schedule,
     resend,
 )
 from eventtui.store import Reader, Submission, Writer  # noqa: E402
-from eventtui.tui.counters import Counters  # noqa: E402
+from eventtui.store.rows import event_rows  # noqa: E402
 from eventtui.tui.messages import EventsCommitted  # noqa: E402
 from eventtui.tui.states import MonitorStates  # noqa: E402
 
@@ -173,7 +172,7 @@ def bench_pacing(tmp: Path, count: int) -> dict[str, Any]:
     collect = Collect(target)
     try:
         with Reader(source) as reader:
-            schedule = load_schedule(reader, find_session(reader, session))
+            schedule = load_schedule(reader, reader.session(session))
             result = asyncio.run(resend(reader, schedule, collect.url, record_times=True))
             recorded = list(schedule.times)
     finally:
@@ -200,25 +199,24 @@ def bench_pacing(tmp: Path, count: int) -> dict[str, Any]:
 
 
 class Consumer:
-    """What `EventApp.on_events_committed` does with a batch, minus drawing: counters, monitor."""
+    """What `EventApp.on_events_committed` does with a batch, minus drawing: the monitor (which
+    keeps the counters)."""
 
     def __init__(self, started_at: float) -> None:
-        self.counters = Counters()
-        self.states = MonitorStates(Monitor.from_config(CONFIG, started_at=started_at))
+        self.states = MonitorStates(build_monitor(CONFIG, started_at=started_at))
         self.seen = 0
 
     def take(self, rows: Any) -> None:
-        self.counters.observe(rows)
         self.states.observe_many(rows)
         self.seen += len(rows)
 
 
 def bench_feed(path: Path, session: int) -> tuple[float, int]:
     """The TUI's ReplayFeed at max speed into the consumer; returns (seconds, events)."""
-    from eventtui.tui.replay import ReplayFeed
+    from eventtui.tui.feeds import ReplayFeed
 
     with Reader(path) as reader:
-        schedule = load_schedule(reader, find_session(reader, session))
+        schedule = load_schedule(reader, reader.session(session))
     timeline = schedule.timeline(max_gap=None, whole_session=False)
     clock = ReplayClock(timeline, speed=MAX_SPEED)
     feed = ReplayFeed(path, schedule, clock)
@@ -241,34 +239,28 @@ def bench_feed(path: Path, session: int) -> tuple[float, int]:
 def bench_straight(path: Path, session: int) -> tuple[float, int]:
     """Baseline: the session's rows read straight from the store into the same consumer."""
     with Reader(path) as reader:
-        started_at = find_session(reader, session).started_at
+        started_at = reader.session(session).started_at
         consumer = Consumer(started_at)
         started = time.perf_counter()
-        page: list[Any] = []
-        for row in reader.iter_query(session=session):
-            page.append(row)
-            if len(page) == 2000:
-                consumer.take(page)
-                page = []
-        consumer.take(page)
+        for page, _ in reader.pages(session=session, page_rows=2000):
+            consumer.take(event_rows(page))
         return time.perf_counter() - started, consumer.seen
 
 
 def bench_light(path: Path, session: int) -> tuple[float, int]:
     """What a feed could do for events the stream cannot keep (all but the newest 10,000 at max
-    speed): read only what counters and monitor use (`fetch_observed`), whole rows for the rest."""
-    from eventtui.replay import fetch_observed, fetch_rows
+    speed): read only what counters and monitor use (light rows), whole rows for the rest."""
+    from eventtui.replay import fetch_rows
 
     with Reader(path) as reader:
-        schedule = load_schedule(reader, find_session(reader, session))
+        schedule = load_schedule(reader, reader.session(session))
         consumer = Consumer(schedule.times[0])
         total = len(schedule)
         keep_from = max(0, total - 10_000)
         started = time.perf_counter()
         for start in range(0, total, 2000):
             page = range(start, min(total, start + 2000))
-            read = fetch_observed if page.stop <= keep_from else fetch_rows
-            consumer.take(read(reader, schedule, page))
+            consumer.take(fetch_rows(reader, schedule, page, light=page.stop <= keep_from))
         return time.perf_counter() - started, consumer.seen
 
 
@@ -309,8 +301,9 @@ def run_cli(*args: str) -> float:
 def bench_resend(tmp: Path, source: Path, session: int, count: int, rounds: int) -> dict[str, Any]:
     jsonl = tmp / "send.jsonl"
     with Reader(source) as reader, jsonl.open("w") as out:
-        for row in reader.iter_query(session=session):
-            out.write(json.dumps(row.payload()) + "\n")
+        for page, _ in reader.pages(session=session):
+            for row in event_rows(page):
+                out.write(json.dumps(row.payload()) + "\n")
     send_s, replay_s = [], []
     for i in range(rounds):
         for kind in ("send", "replay"):

@@ -40,7 +40,7 @@ from textual.screen import Screen
 from eventtui.model import StoredEvent
 from eventtui.store import Commit, Submission, Writer
 from eventtui.tui.app import EventApp
-from eventtui.tui.feed import StoreFeed
+from eventtui.tui.feeds import StoreFeed
 from eventtui.tui.widgets.stream import EventStream
 
 NAMES = [
@@ -298,10 +298,10 @@ async def main(args: argparse.Namespace) -> None:
     load = Load(writer)
     load.thread.start()
     from eventtui.config import Config
-    from eventtui.tui.launch import _monitor
+    from eventtui.tui.launch import monitor_states
 
     # As `eventtui watch` runs it: with the monitor judging every event.
-    app = BenchApp(feed, states=_monitor(Config(), time.time()), tune_gc=not args.default_gc)
+    app = BenchApp(feed, states=monitor_states(Config(), time.time()), tune_gc=not args.default_gc)
     results = []
     seconds = 5 if args.quick else args.seconds
     async with app.run_test(size=(160, 45)):

@@ -17,10 +17,11 @@ The monitor does the judging (`eventtui.monitor`, the same code as the TUI), so 
 counters panel agree. The exit code rule lives in `CheckResult.ok`: nothing firing (missing, low
 rate, invalid events in the scope). Late, quiet, rate warnings and unplanned events are reported.
 
-Reads: events and sessions through `Reader.conn`, with statements shaped for the store's indexes
-(names by a skip-scan of `(name, received_at)`, then one range per name; a full scan of a store of
-millions of rows costs a second, these a few milliseconds). Every window statement is bounded by the
-newest id seen at the start, so rows committed meanwhile never make the parts disagree.
+Reads: the store's named reads (`Reader.event_names`, `light_events`, `matching_ids`, ...), each
+shaped for the store's indexes (names by a skip-scan, then one range per name: a few milliseconds
+where a full scan of a store of millions of rows costs a second). Every read of a window is
+bounded by the newest id seen at the start, so rows committed meanwhile never make the parts
+disagree.
 
 The core never prints: the CLI prints `render_text` or `CheckResult.as_json()`.
 May import: config, filters, monitor, store.
@@ -28,17 +29,15 @@ May import: config, filters, monitor, store.
 
 from __future__ import annotations
 
-import json
 import math
-import sqlite3
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from eventtui.config import Config, Expectation, parse_duration
-from eventtui.filters import Compiled, FilterError, compile_filter
+from eventtui.filters import Compiled
 from eventtui.monitor import (
     INVALID,
     LATE,
@@ -59,7 +58,8 @@ from eventtui.monitor import (
     format_duration,
 )
 from eventtui.monitor.anomaly import SYMBOLS
-from eventtui.store import Reader
+from eventtui.monitor.factory import build_monitor, where_filters
+from eventtui.store import EventRow, Reader
 
 DEFAULT_WINDOW: Final = 15 * 60.0
 
@@ -83,29 +83,10 @@ _SGR: Final = {
 }
 _RESET: Final = "\x1b[0m"
 
-_NAMES_SQL: Final = (
-    # A skip-scan of the (name, received_at) index: one seek per distinct name.
-    "WITH RECURSIVE names(name) AS ("
-    " SELECT min(name) FROM events"
-    " UNION ALL SELECT (SELECT min(name) FROM events WHERE name > names.name)"
-    " FROM names WHERE names.name IS NOT NULL)"
-    " SELECT name FROM names WHERE name IS NOT NULL"
-)
-_ROW_COLUMNS: Final = "id, name, received_at, valid, errors"
-
 
 class CheckError(Exception):
-    """A check that cannot run (bad window, unknown session, bad expectation); one line."""
-
-
-class _Row(NamedTuple):
-    """What the monitor and the report need of a stored event (the payload stays on disk)."""
-
-    id: int
-    name: str
-    received_at: float
-    valid: bool
-    errors: str | None
+    """A check that cannot run (bad window, bad expectation); one line. An unknown session is the
+    store's `NoSuchSession`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,18 +195,12 @@ def _plan(config: Config) -> Plan | None:
         raise CheckError(f"{_config_name(config)}: {exc}") from None
 
 
-def _filters(config: Config) -> dict[str, Compiled]:
+def _filters(config: Config) -> dict[str, tuple[Compiled, list[str]]]:
     """Each distinct `where` of the expectations, compiled; a bad one is an error naming it."""
-    out: dict[str, Compiled] = {}
-    for spec in config.expect:
-        if spec.where and spec.where not in out:
-            try:
-                out[spec.where] = compile_filter(spec.where)
-            except FilterError as exc:
-                raise CheckError(
-                    f'{_config_name(config)}: expectation for "{spec.event}": where: {exc}'
-                ) from None
-    return out
+    try:
+        return where_filters(config)
+    except ExpectationError as exc:
+        raise CheckError(f"{_config_name(config)}: {exc}") from None
 
 
 def _rate_window(spec: Expectation) -> float:
@@ -240,51 +215,39 @@ def check_window(reader: Reader, config: Config, *, window: float, now: float) -
     """Expectations at `now` over the whole store; the plan over events received in `window`."""
     plan = _plan(config)
     filters = _filters(config)
-    conn = reader.conn
     top = reader.last_event_id()
     window_start = now - window
     # Rate floors need a whole window of their own, which may be longer than --window.
     history_start = min(window_start, now - max(map(_rate_window, config.expect), default=0.0))
-    newest = conn.execute(
-        "SELECT started_at FROM sessions WHERE source != 'import' ORDER BY id DESC LIMIT 1"
-    ).fetchone()
-    started_at = window_start if newest is None else max(float(newest[0]), window_start)
+    collecting_since = reader.collecting_since()
+    started_at = window_start if collecting_since is None else max(collecting_since, window_start)
 
     last_seen: dict[str, float] = {}
-    rows: list[_Row] = []
-    for (name,) in conn.execute(_NAMES_SQL).fetchall():
-        before = conn.execute(
-            "SELECT max(received_at) FROM events WHERE name = ? AND received_at <= ?",
-            (name, history_start),
-        ).fetchone()[0]
+    rows: list[EventRow] = []
+    for name in reader.event_names():
+        before = reader.last_received(name, at_or_before=history_start)
         if before is not None:
-            last_seen[name] = float(before)
-        rows.extend(
-            _rows(
-                conn,
-                "name = ? AND received_at > ? AND id <= ?",
-                (name, history_start, top),
-            )
-        )
+            last_seen[name] = before
+        rows.extend(reader.light_events(name=name, after=history_start, to_id=top))
     rows.sort()
     expectation_last_seen: dict[Expectation, float] = {}
     matching: dict[str, set[int]] = {}
     for spec in config.expect:
         if not spec.where:
             continue
-        compiled = filters[spec.where]
-        found = conn.execute(
-            f"SELECT received_at FROM events WHERE name = ? AND received_at <= ?"
-            f" AND ({compiled.where}) ORDER BY received_at DESC LIMIT 1",
-            (spec.event, history_start, *compiled.params),
-        ).fetchone()
+        compiled, _ = filters[spec.where]
+        found = reader.last_received(
+            spec.event, at_or_before=history_start, where=compiled.where, params=compiled.params
+        )
         if found is not None:
-            expectation_last_seen[spec] = float(found[0])
+            expectation_last_seen[spec] = found
         matching.setdefault(spec.where, set()).update(
-            _ids(
-                conn,
-                f"name = ? AND received_at > ? AND id <= ? AND ({compiled.where})",
-                (spec.event, history_start, top, *compiled.params),
+            reader.matching_ids(
+                compiled.where,
+                compiled.params,
+                names=[spec.event],
+                after=history_start,
+                to_id=top,
             )
         )
     # Events before the window feed the rate floors only: the plan verdict is the window's.
@@ -298,24 +261,23 @@ def check_window(reader: Reader, config: Config, *, window: float, now: float) -
     )
     monitor.observe_many(observed)
     scope = Scope(window_start, now, window=window)
-    return _result(reader, config, plan, monitor, scope, in_window, checked_at=now)
+    latest = _latest(rows, last_seen)
+    return _result(reader, config, plan, monitor, scope, in_window, latest, checked_at=now)
 
 
 def check_session(reader: Reader, config: Config, session_id: int, *, now: float) -> CheckResult:
     """Expectations and the plan over one session's events, judged at its end (see the docstring)."""
     plan = _plan(config)
     filters = _filters(config)
-    conn = reader.conn
     top = reader.last_event_id()
-    session = conn.execute(
-        "SELECT label, started_at, ended_at, source FROM sessions WHERE id = ?", (session_id,)
-    ).fetchone()
-    if session is None:
-        raise CheckError(
-            f"no session {session_id} in {reader.path} (`eventtui sessions` lists them)"
-        )
-    label, started, ended, source = session
-    rows = _rows(conn, "session_id = ? AND id <= ?", (session_id, top))
+    session = reader.session(session_id)  # NoSuchSession
+    label, started, ended, source = (
+        session.label,
+        session.started_at,
+        session.ended_at,
+        session.source,
+    )
+    rows = reader.light_events(session=session_id, to_id=top)
     first = min((r.received_at for r in rows), default=None)
     last = max((r.received_at for r in rows), default=None)
     running = False
@@ -334,14 +296,10 @@ def check_session(reader: Reader, config: Config, session_id: int, *, now: float
         if first is not None and last is not None:
             start, end = min(start, first), max(end, last)
     matching: dict[str, set[int]] = {}
-    for where, compiled in filters.items():
-        names = sorted({spec.event for spec in config.expect if spec.where == where})
-        marks = ", ".join("?" * len(names))
+    for where, (compiled, names) in filters.items():
         matching[where] = set(
-            _ids(
-                conn,
-                f"session_id = ? AND id <= ? AND name IN ({marks}) AND ({compiled.where})",
-                (session_id, top, *names, *compiled.params),
+            reader.matching_ids(
+                compiled.where, compiled.params, names=names, session=session_id, to_id=top
             )
         )
     # Longer than the session: every invalid event in it counts at its end.
@@ -349,21 +307,10 @@ def check_session(reader: Reader, config: Config, session_id: int, *, now: float
     monitor = _monitor(config, plan, matching, started_at=start, plan_window=plan_window)
     monitor.observe_many(rows)
     scope = Scope(start, end, session_id=session_id, session_label=label, running=running)
-    return _result(reader, config, plan, monitor, scope, rows, checked_at=now)
+    return _result(reader, config, plan, monitor, scope, rows, _latest(rows), checked_at=now)
 
 
 # --- shared --------------------------------------------------------------------------------------
-
-
-def _rows(conn: sqlite3.Connection, where: str, params: Iterable[Any]) -> list[_Row]:
-    sql = f"SELECT {_ROW_COLUMNS} FROM events WHERE {where} ORDER BY id"
-    return [
-        _Row(i, n, float(at), bool(v), e) for i, n, at, v, e in conn.execute(sql, tuple(params))
-    ]
-
-
-def _ids(conn: sqlite3.Connection, where: str, params: Iterable[Any]) -> list[int]:
-    return [i for (i,) in conn.execute(f"SELECT id FROM events WHERE {where}", tuple(params))]
 
 
 def _monitor(
@@ -374,21 +321,25 @@ def _monitor(
     started_at: float,
     plan_window: float,
 ) -> Monitor:
-    def compile_where(text: str) -> Callable[[Any], bool]:
-        # The filter ran in SQL over the same rows; the monitor asks about one event at a time.
-        ids = matching.get(text, set())
-        return lambda event: event.id in ids
-
     try:
-        return Monitor.from_config(
+        return build_monitor(
             config,
             started_at=started_at,
             plan=plan,
-            compile_where=compile_where,
+            where=matching,
             settings=MonitorSettings(plan_window=plan_window),
         )
     except ExpectationError as exc:
         raise CheckError(f"{_config_name(config)}: {exc}") from None
+
+
+def _latest(rows: list[EventRow], before: Mapping[str, float] | None = None) -> dict[str, float]:
+    """When each name was last seen: in `rows`, else as `before` says."""
+    latest = dict(before or {})
+    for row in rows:
+        if row.received_at > latest.get(row.name, -math.inf):
+            latest[row.name] = row.received_at
+    return latest
 
 
 def _result(
@@ -397,7 +348,8 @@ def _result(
     plan: Plan | None,
     monitor: Monitor,
     scope: Scope,
-    rows: list[_Row],
+    rows: list[EventRow],
+    latest: Mapping[str, float],
     *,
     checked_at: float,
 ) -> CheckResult:
@@ -408,7 +360,7 @@ def _result(
     for row in rows:
         if not row.valid:
             invalid[row.name] = invalid.get(row.name, 0) + 1
-            errors = _error_list(row.errors)
+            errors = row.error_list()
             if errors:
                 samples[row.name] = errors[0]  # the newest: rows are in store order
         if plan is not None and plan.is_unplanned(row.name):
@@ -419,9 +371,9 @@ def _result(
             last_seen[(tracker.event, tracker.where)] = tracker.last_seen
     for anomaly in anomalies:
         if anomaly.where is None and (anomaly.event, None) not in last_seen:
-            counters = monitor.counters.row(anomaly.event, scope.end)
-            if counters is not None and counters.last_seen is not None:
-                last_seen[(anomaly.event, None)] = counters.last_seen
+            seen = latest.get(anomaly.event)
+            if seen is not None:
+                last_seen[(anomaly.event, None)] = seen
     return CheckResult(
         store=reader.path,
         checked_at=checked_at,
@@ -435,16 +387,6 @@ def _result(
         unplanned=tuple(sorted(unplanned)),
         planned=plan is not None,
     )
-
-
-def _error_list(errors: str | None) -> list[str]:
-    if not errors:
-        return []
-    try:
-        found = json.loads(errors)
-    except ValueError:
-        return [errors]
-    return [str(e) for e in found] if isinstance(found, list) else [str(found)]
 
 
 # --- text ------------------------------------------------------------------------------------------

@@ -9,7 +9,10 @@ same path `eventtui send` uses, so the demo exercises the collector exactly as a
 
 Runs on its own thread and event loop; `stop()` finishes the frame in flight and waits for its ack.
 
-May import: sender, msgspec. Never Textual.
+`demo_config` adds what the demo shows off to the user's config: an expected heartbeat and a small
+tracking plan (`demo`, and a replay of a demo session, run with it).
+
+May import: config, loop_thread, sender, msgspec. Never Textual.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -26,6 +28,8 @@ from typing import Any, Final
 
 import msgspec
 
+from eventtui.config import Config, Duration, Expectation, PlanConfig, PlanEvent
+from eventtui.loop_thread import LoopThread
 from eventtui.sender import SendError, send_frames, with_token
 
 log = logging.getLogger(__name__)
@@ -47,6 +51,41 @@ PLANS: Final = (("free", 0.0), ("pro", 49.0), ("team", 199.0))
 COUPONS: Final = ("SPRING10", "WELCOME", "FRIENDS25")
 FEATURES: Final = ("export", "dark_mode", "share_link", "api_key", "invite")
 SEARCHES: Final = ("pricing", "sso", "webhooks", "export csv", "délai de livraison")
+DEMO_EXPECTATION: Final = Expectation(event="heartbeat", every=Duration(10), grace=Duration(10))
+
+
+def demo_config(config: Config) -> Config:
+    """The user's config plus what the demo shows off: an expected heartbeat and a small plan."""
+    expect = config.expect
+    if not any(e.event == "heartbeat" for e in expect):
+        expect = (*expect, DEMO_EXPECTATION)
+    events = dict(config.plan.events)
+    events.setdefault("checkout_completed", PlanEvent(schema=CHECKOUT_SCHEMA))
+    events.setdefault("sign_up", PlanEvent(schema=SIGN_UP_SCHEMA))
+    plan = PlanConfig(strict=config.plan.strict, events=events)
+    return msgspec.structs.replace(config, expect=expect, plan=plan)
+
+
+# The draft is named, as a tracking plan's schema files should: the rules never depend on a default.
+_DRAFT: Final = "https://json-schema.org/draft/2020-12/schema"
+CHECKOUT_SCHEMA: Final[dict[str, Any]] = {
+    "$schema": _DRAFT,
+    "type": "object",
+    "required": ["plan", "cart_total", "currency"],
+    "properties": {
+        "plan": {"enum": ["free", "pro", "team"]},
+        "cart_total": {"type": "number", "minimum": 0},
+        "currency": {"type": "string", "minLength": 3, "maxLength": 3},
+        "coupon": {"type": ["string", "null"]},
+        "items": {"type": "integer", "minimum": 1},
+    },
+}
+SIGN_UP_SCHEMA: Final[dict[str, Any]] = {
+    "$schema": _DRAFT,
+    "type": "object",
+    "required": ["method"],
+    "properties": {"method": {"enum": ["email", "google", "github"]}},
+}
 
 
 class DemoTraffic:
@@ -69,43 +108,27 @@ class DemoTraffic:
         self.clock = clock
         self.sent = 0
         self.error: str | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="eventtui-demo", daemon=True)
+        self._thread = LoopThread("eventtui-demo")
 
     def start(self) -> None:
-        self._thread.start()
+        self._thread.start(self._main)
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stopped.set()
-        if self._loop is not None and self._stop is not None:
-            # The loop may already be closed if the thread ended on its own.
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout)
+        self._thread.stop(timeout)
 
-    def _run(self) -> None:
-        asyncio.run(self._main())
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        if self._stopped.is_set():
-            return
+    async def _main(self, stop: asyncio.Event) -> None:
         started = self.clock()
-        while not self._stop.is_set():
+        while not stop.is_set():
             try:
-                await send_frames(self.url, self._frames(started), window=100)
+                await send_frames(self.url, self._frames(started, stop), window=100)
             except SendError as exc:
                 self.error = str(exc)
                 log.warning("demo traffic: %s", exc)
             # Reconnect after a pause (the collector restarting), unless told to stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), 1.0)
+                await asyncio.wait_for(stop.wait(), 1.0)
 
-    async def _frames(self, started: float) -> AsyncIterator[bytes]:
-        assert self._stop is not None
+    async def _frames(self, started: float, stop: asyncio.Event) -> AsyncIterator[bytes]:
         next_heartbeat = self.clock()
         for delay, frame, count in self._script(started):
             now = self.clock()
@@ -114,7 +137,7 @@ class DemoTraffic:
                 yield self._heartbeat(now - started)
                 self.sent += 1
             try:
-                await asyncio.wait_for(self._stop.wait(), delay * self.pace)
+                await asyncio.wait_for(stop.wait(), delay * self.pace)
                 return
             except TimeoutError:
                 pass

@@ -1,6 +1,6 @@
 """The filter language: one grammar, compiled to parameterised SQL over the `events` table.
 
-Owns the grammar of DESIGN.md ("Filter language") that the TUI filter bar, `query`, `export`,
+Owns the grammar of README.md ("Finding events: the filter language") that the TUI filter bar, `query`, `export`,
 `replay` and expectations all share. `compile_filter(text)` returns a `Compiled` WHERE clause and
 its parameters, or raises `FilterError` naming the bad term and its position. User text never
 reaches the SQL string: every value, pattern and JSON path is a parameter.

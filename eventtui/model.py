@@ -1,6 +1,6 @@
 """Events: decoding and normalising every envelope the collector accepts.
 
-Owns the wire format of DESIGN.md ("Wire protocol"): a frame is one event object, an array of them,
+Owns the wire format of README.md ("Wire protocol"): a frame is one event object, an array of them,
 or ``{"batch": [...]}``; text frames are JSON, binary frames MessagePack. Each event is checked and
 turned into a ``StoredEvent`` row, or refused with a one-line reason. Nothing here does IO.
 
@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final, Literal, NamedTuple
+from typing import Annotated, Any, Final, Literal, NamedTuple, Protocol
 
 import msgspec
 
@@ -39,7 +39,9 @@ _msgpack_decoder: Final = msgspec.msgpack.Decoder()
 
 
 class StoredEvent(NamedTuple):
-    """One accepted event, normalised to the columns of the `events` table (in their order)."""
+    """One accepted event on its way into the store, normalised to the columns of the `events`
+    table (in their order, without the `id` and `session_id` the store gives it). Viewers read
+    stored events back as `eventtui.store.EventRow`."""
 
     received_at: float
     sent_at: float | None
@@ -57,17 +59,7 @@ class StoredEvent(NamedTuple):
 
     def as_dict(self) -> dict[str, Any]:
         """The event as a Segment-style object, as the producer sent it (plus what we derived)."""
-        return event_object(
-            name=self.name,
-            type_=self.type,
-            properties=self.properties,
-            context=self.context,
-            user_id=self.user_id,
-            anonymous_id=self.anonymous_id,
-            message_id=self.message_id,
-            sent_at=self.sent_at,
-            extra=self.extra,
-        )
+        return payload_of(self)
 
 
 class Refusal(msgspec.Struct, frozen=True):
@@ -349,6 +341,44 @@ def _bad_name(name: Any) -> str:
     if not name:
         return 'the event name ("event") is empty'
     return f'the event name ("event") is {len(name)} characters, over the {MAX_NAME_CHARS} limit'
+
+
+class EventColumns(Protocol):
+    """The columns an event object is rebuilt from: `StoredEvent` and `store.EventRow` have them."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def properties(self) -> str: ...
+    @property
+    def context(self) -> str: ...
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def anonymous_id(self) -> str | None: ...
+    @property
+    def message_id(self) -> str | None: ...
+    @property
+    def sent_at(self) -> float | None: ...
+    @property
+    def extra(self) -> str | None: ...
+
+
+def payload_of(row: EventColumns) -> dict[str, Any]:
+    """The Segment-style event object of an accepted or stored event, as the producer sent it."""
+    return event_object(
+        name=row.name,
+        type_=row.type,
+        properties=row.properties,
+        context=row.context,
+        user_id=row.user_id,
+        anonymous_id=row.anonymous_id,
+        message_id=row.message_id,
+        sent_at=row.sent_at,
+        extra=row.extra,
+    )
 
 
 def event_object(

@@ -57,9 +57,7 @@ from eventtui.model import (
     event_object,
     normalise,
 )
-from eventtui.store import Reader, Reject, StoreError, Submission, Writer
-from eventtui.store.reader import EVENT_COLUMNS
-from eventtui.store.writer import Commit
+from eventtui.store import Commit, Reader, Reject, StoreError, Submission, Writer
 
 META_KEY: Final = "eventtui"
 IMPORT_CLIENT: Final = "import"
@@ -91,28 +89,17 @@ def export_events(
     """Write matching events, oldest first, as JSON Lines to `out`; returns how many.
 
     `where`/`params` is a compiled filter. Events committed after the export starts are left out,
-    so a busy collector cannot keep it running; pages of `CHUNK_EVENTS` keep each read short.
+    so a busy collector cannot keep it running (`Reader.pages`).
     """
     write = _writer(out)
-    first, last = _id_range(reader, session)
-    # NOT INDEXED: each page walks the rowid range. An index the filter could use (a name) would
-    # be re-read from its start on every page, making a large export quadratic.
-    sql = f"SELECT {EVENT_COLUMNS} FROM events NOT INDEXED WHERE id > ? AND id <= ? AND ({where})"
-    args = list(params)
-    if session is not None:
-        sql += " AND session_id = ?"
-        args.append(session)
-    sql += f" ORDER BY id LIMIT {CHUNK_EVENTS}"
-    cursor, written = first - 1, 0
-    while cursor < last:
-        rows = reader.conn.execute(sql, (cursor, last, *args)).fetchall()
-        if not rows:
-            break
+    written = 0
+    for rows, fraction in reader.pages(
+        session=session, where=where, params=params, page_rows=CHUNK_EVENTS
+    ):
         write(b"".join([_export_line(*row) for row in rows]))
         written += len(rows)
-        cursor = rows[-1][0]
         if progress is not None:
-            progress(written, (cursor - first + 1) / (last - first + 1))
+            progress(written, fraction)
     if progress is not None:
         progress(written, 1.0)
     return written
@@ -131,12 +118,13 @@ def _export_line(
     client: str | None,
     properties: str,
     context: str,
-    valid: int,
+    valid: bool,
     errors: str | None,
     extra: str | None,
+    omitted: int,
 ) -> bytes:
-    """One stored row (EVENT_COLUMNS, in order) as a line of the export format."""
-    # Rows are taken as plain tuples, not EventRow: building one costs as much as encoding it.
+    """One stored row (an `EventRow`'s fields, in order) as a line of the export format."""
+    # Unpacked, not read by attribute: a NamedTuple's attribute access costs more than the call.
     obj = event_object(
         name=name,
         type_=type_,
@@ -160,7 +148,7 @@ def _export_line(
         "received_at": received_at,
         "sent_at": sent_at,
         "client": client,
-        "valid": bool(valid),
+        "valid": valid,
         "errors": msgspec.Raw(errors) if errors else None,
     }
     if META_KEY in obj:
@@ -175,16 +163,6 @@ def _writer(out: IO[bytes] | IO[str]) -> Callable[[bytes], object]:
         text_out = cast(IO[str], out)
         return lambda data: text_out.write(data.decode())
     return cast(IO[bytes], out).write
-
-
-def _id_range(reader: Reader, session: int | None) -> tuple[int, int]:
-    sql = "SELECT coalesce(min(id), 1), coalesce(max(id), 0) FROM events"
-    args: tuple[Any, ...] = ()
-    if session is not None:
-        sql += " WHERE session_id = ?"
-        args = (session,)
-    first, last = reader.conn.execute(sql, args).fetchone()
-    return int(first), int(last)
 
 
 # --- import ------------------------------------------------------------------------------------
@@ -342,7 +320,7 @@ class _FlowControl:
             self.error = "the store writer stopped responding"
         return self.error is None
 
-    def committed(self, commit: Commit) -> None:  # runs in the writer's thread
+    def committed(self, commit: Commit) -> None:  # runs in the writer's receiver thread
         if commit.error:
             self.error = commit.error
         for _ in commit.tickets:

@@ -19,12 +19,13 @@ from typing import Any
 
 import pytest
 
-from eventtui.checking import CheckError, CheckResult, check_session, check_window, render_text
+from eventtui.checking import CheckResult, check_session, check_window, render_text
 from eventtui.cli import main
 from eventtui.config import Config, load_config
 from eventtui.model import normalise
 from eventtui.monitor import INVALID, LATE, LOW_RATE, MISSING, RECOVERED, UNPLANNED, Plan
-from eventtui.store import Reader, Submission, Writer
+from eventtui.store import NoSuchSession, Reader
+from tests.conftest import write_session
 
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("EVENTTUI_")}
 
@@ -81,10 +82,7 @@ def record(
         if errors:
             row = row._replace(valid=False, errors=json.dumps(errors))
         rows.append(row)
-    writer = Writer(db, source=source, label=label)
-    session = writer.start()
-    writer.submit(Submission(rows))
-    writer.close()
+    session = write_session(db, rows, source=source, label=label)
     # The writer stamps the session with the wall clock; the test decides what it was.
     with sqlite3.connect(db) as conn:
         if started_at is not None:
@@ -528,8 +526,8 @@ def test_invalid_events_anywhere_in_a_session_fail_it(tmp_path: Path) -> None:
     assert not result.ok
 
 
-def test_unknown_session_is_a_check_error(heartbeats: Path, tmp_path: Path) -> None:
-    with Reader(heartbeats) as reader, pytest.raises(CheckError, match="no session 7"):
+def test_unknown_session_is_the_stores_no_such_session(heartbeats: Path, tmp_path: Path) -> None:
+    with Reader(heartbeats) as reader, pytest.raises(NoSuchSession, match="no session 7"):
         check_session(reader, config_of(tmp_path, HEARTBEAT), 7, now=T0)
 
 

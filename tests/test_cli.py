@@ -7,76 +7,12 @@ import json
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
 
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
-
-
-def eventtui(
-    *args: str, input: bytes | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "eventtui", *args],
-        input=input.decode() if input is not None else None,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=ENV,
-        cwd=cwd,
-    )
-
-
-class Collect:
-    """`eventtui collect` in a subprocess, with its advertised URLs."""
-
-    def __init__(self, db: Path, *extra: str) -> None:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "eventtui",
-                "collect",
-                "--port",
-                "0",
-                "--http-port",
-                "0",
-                "--db",
-                str(db),
-                *extra,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=ENV,
-        )
-        assert self.proc.stdout is not None
-        self.first_line = self.proc.stdout.readline().strip()
-        words = self.first_line.split()
-        assert words[:2] == ["listening", "on"], self.first_line + self.proc.stderr.read()  # type: ignore[union-attr]
-        self.ws_url = words[2]
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.communicate(timeout=30)  # also closes the pipes
-
-    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
-        self.proc.send_signal(sig)
-        _, err = self.proc.communicate(timeout=30)
-        return self.proc.returncode, err
-
-
-@pytest.fixture
-def collect(tmp_path: Path) -> Iterator[Collect]:
-    c = Collect(tmp_path / "events.db")
-    yield c
-    c.close()
+from tests.conftest import Collect, eventtui
 
 
 def test_collect_prints_its_addresses_and_stops_cleanly(collect: Collect, tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from eventtui.collector import Collector
-from tests.conftest import make_config, recv_until_ack
+from tests.conftest import make_config, recv_until_ack, until
 
 # Holds the store's write lock in a process of its own until its stdin closes.
 _HOLD_LOCK = """
@@ -103,12 +103,6 @@ def stored_ids(db: Path) -> list[str]:
         return [row[0] for row in conn.execute("SELECT message_id FROM events ORDER BY id")]
 
 
-async def wait_for(condition: Any, timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
-
-
 async def replies_until_closed(ws: ClientConnection, timeout: float = 30.0) -> list[dict[str, Any]]:
     replies = []
     async with asyncio.timeout(timeout):
@@ -156,16 +150,16 @@ async def test_a_lock_held_past_the_bound_loses_frame_2_and_no_ack_covers_it(
     (client,) = c.websocket.clients  # type: ignore[union-attr]
     with lock_held(db) as holder:
         await ws.send(frame(2, events=10))
-        await wait_for(lambda: client.frames == 2)
+        await until(lambda: client.frames == 2, 20.0)
         await ws.send(frame(3))
-        await wait_for(lambda: client.frames == 3)
+        await until(lambda: client.frames == 3, 20.0)
         replies = []
         async with asyncio.timeout(20):
             while not any("error" in r for r in replies):
                 replies.append(json.loads(await ws.recv()))
         holder.release()  # frame 3's transaction, waiting for the lock, now commits
     replies += await replies_until_closed(ws)
-    await wait_for(lambda: "3-0" in stored_ids(db))
+    await until(lambda: "3-0" in stored_ids(db), 20.0)
 
     assert ws.close_code == 1011
     assert all(ack < 2 for ack in acks(replies)), replies
@@ -189,7 +183,7 @@ async def test_a_lock_held_briefly_costs_time_not_events(
         with lock_held(db):
             for n in range(1, 4):
                 await ws.send(frame(n, events=5))
-            await wait_for(lambda: client.frames == 3)
+            await until(lambda: client.frames == 3, 20.0)
             await asyncio.sleep(0.5)  # the hold itself: the writer retries meanwhile
             assert client.acked == 0
         replies = await recv_until_ack(ws, 3, timeout=20)

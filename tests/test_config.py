@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-import resource
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,8 @@ from eventtui.config import (
     load_config,
     parse_duration,
 )
-from eventtui.monitor.plan import MAX_SCHEMA_BYTES
+from eventtui.plan import MAX_SCHEMA_BYTES
+from tests.conftest import eventtui
 
 EXAMPLE = Path(__file__).parent.parent / "config.example.toml"
 
@@ -188,7 +187,7 @@ def test_durations_are_finite() -> None:
 def test_known_themes_are_the_ones_the_tui_offers() -> None:
     """The core keeps its own list (it must not import Textual); this keeps it from drifting."""
     from eventtui.tui.app import EventApp
-    from eventtui.tui.feed import StaticFeed
+    from eventtui.tui.feeds import StaticFeed
 
     assert set(KNOWN_THEMES) == set(EventApp(StaticFeed([])).available_themes)
 
@@ -225,25 +224,6 @@ def test_schema_path_that_is_not_a_regular_file(tmp_path: Path) -> None:
 
 
 # --- through the real command line ------------------------------------------------------------------
-
-
-def eventtui(
-    *args: str, cwd: Path | None = None, memory: int | None = None
-) -> subprocess.CompletedProcess[str]:
-    """The CLI in a subprocess; `memory` caps its address space (a runaway read fails, not the host)."""
-
-    def limit() -> None:
-        if memory is not None:
-            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-
-    return subprocess.run(
-        [sys.executable, "-m", "eventtui", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=cwd,
-        preexec_fn=limit,
-    )
 
 
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from eventtui import filters
 from eventtui.filters import Compiled, FilterError, compile_filter
 from eventtui.model import EVENT_TYPES, decode_frame
-from eventtui.store import Reader, Submission, Writer, connect
+from eventtui.store import Reader, connect
+from tests.conftest import write_session
 
 # Two sessions of hand-made events, keyed by messageId. Each one exists to pin down a rule.
 SESSION_1 = [
@@ -81,11 +82,7 @@ ALL = {e["messageId"] for e in SESSION_1 + SESSION_2}
 def _write_session(path: Path, events: list[dict[str, object]]) -> int:
     frame = decode_frame(json.dumps(events).encode(), binary=False, client="test", received_at=1e9)
     assert not frame.refusals
-    writer = Writer(path, source="test")
-    session = writer.start()
-    writer.submit(Submission(frame.events))
-    writer.close()
-    return session
+    return write_session(path, frame.events)
 
 
 @pytest.fixture(scope="module")

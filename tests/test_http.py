@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import time
 import tracemalloc
 import urllib.request
 import zlib
@@ -29,7 +28,7 @@ from aiohttp import web
 from eventtui.collector import Collector
 from eventtui.config import Config
 from eventtui.store import EventRow, Reader
-from tests.conftest import make_config
+from tests.conftest import started_collector, until
 
 # Every test here runs in one event loop, so that most can share one collector: starting one
 # starts a writer process, and each test sees only its own rows anyway (`Listening`).
@@ -68,22 +67,18 @@ class Listening:
             return [r for r in reversed(reader.rejects(limit=1000)) if r["id"] > self.after_reject]
 
 
-async def _started(db: Path, **collector_options: Any) -> Collector:
-    c = Collector(make_config(**collector_options), db)
-    await c.start(port=0, http_port=0)
-    return c
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def shared(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Collector]:
-    c = await _started(tmp_path_factory.mktemp("http") / "events.db")
+    c = await started_collector(tmp_path_factory.mktemp("http") / "events.db", http=True)
     yield c
     await c.stop()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def shared_with_token(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Collector]:
-    c = await _started(tmp_path_factory.mktemp("http") / "events.db", token="s3cret")
+    c = await started_collector(
+        tmp_path_factory.mktemp("http") / "events.db", http=True, token="s3cret"
+    )
     yield c
     await c.stop()
 
@@ -107,7 +102,7 @@ async def start_collector(db: Path) -> AsyncIterator[StartCollector]:
     started: list[Collector] = []
 
     async def start(**collector_options: Any) -> Listening:
-        started.append(await _started(db, **collector_options))
+        started.append(await started_collector(db, http=True, **collector_options))
         return Listening(started[-1])
 
     yield start
@@ -134,14 +129,6 @@ async def post(
     async with session.post(url, data=data, headers=headers or {}) as response:
         assert response.content_type == "application/json"
         return response.status, await response.json()
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 # --- Segment-compatible endpoints -----------------------------------------------------------------
@@ -583,7 +570,7 @@ async def open_request(port: int, body: bytes) -> tuple[asyncio.StreamReader, as
 
 
 async def test_stop_lets_a_request_in_flight_finish_with_its_commit(db: Path) -> None:
-    collector = Listening(await _started(db))
+    collector = Listening(await started_collector(db, http=True))
     body = b'{"event": "in flight"}'
     reader, writer = await open_request(collector.port, body)
 
@@ -758,7 +745,7 @@ async def test_a_browser_sends_over_websocket_fetch_and_beacon(
     try:
         names = {"browser_ws", "browser_fetch", "browser_beacon"}
         try:
-            await wait_for(
+            await until(
                 lambda: (
                     browser.returncode is not None or {r.name for r in collector.events()} >= names
                 ),

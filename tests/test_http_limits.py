@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gzip
 import io
 import json
@@ -13,7 +14,7 @@ import logging
 import sqlite3
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,27 +22,16 @@ import aiohttp
 import pytest
 from websockets.asyncio.client import connect
 
-from eventtui.collector import Collector, http
+from eventtui.collector import http
 from eventtui.collector.ingest import MAX_WRITER_BACKLOG
 from eventtui.store import Reader
-from tests.conftest import make_config
-
-StartCollector = Callable[..., Awaitable[Collector]]
+from tests.conftest import StartCollector, until
 
 
 @pytest.fixture
-async def start_collector(db: Path) -> AsyncIterator[StartCollector]:
-    started: list[Collector] = []
-
-    async def start(**collector_options: Any) -> Collector:
-        c = Collector(make_config(**collector_options), db)
-        await c.start(port=0, http_port=0)
-        started.append(c)
-        return c
-
-    yield start
-    for c in started:
-        await c.stop()
+def start_collector(start_collector: StartCollector) -> StartCollector:
+    """conftest's, with the HTTP listener."""
+    return functools.partial(start_collector, http=True)
 
 
 async def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, Any]:
@@ -52,14 +42,6 @@ async def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> 
         session.post(url, data=data, headers=headers or {}) as response,
     ):
         return response.status, await response.json()
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def names(db: Path) -> list[str]:
@@ -236,7 +218,7 @@ async def test_requests_past_max_connections_with_their_body_in_get_503(
             first = asyncio.create_task(
                 session.post(f"{c.http_url}/events", data=b'{"event": "waits for its commit"}')
             )
-            await wait_for(lambda: c.http.in_flight == 1, 5, "the first request in flight")
+            await until(lambda: c.http.in_flight == 1, 5, "the first request in flight")
             async with session.post(f"{c.http_url}/events", data=b'{"event": "no"}') as response:
                 assert response.status == 503
                 assert response.headers["Retry-After"] == "1"
@@ -255,7 +237,7 @@ async def test_bodies_being_received_hold_at_most_their_budget(
     c = await start_collector(max_connections=2, max_message_bytes=1000)
     port = c.http_port or 0
     stalled = [await raw_request(port, stalled_post(b"[" + b" " * 998, 1000)) for _ in range(2)]
-    await wait_for(lambda: c.http.held_bytes == 1998, 5, "the stalled bodies' bytes")
+    await until(lambda: c.http.held_bytes == 1998, 5, "the stalled bodies' bytes")
 
     status, answer = await post(f"{c.http_url}/events", b'{"event": "over budget"}')
 
@@ -263,7 +245,7 @@ async def test_bodies_being_received_hold_at_most_their_budget(
     assert "2,000 bytes" in answer["error"]
     for _, writer in stalled:
         writer.close()
-    await wait_for(lambda: c.http.held_bytes == 0, 5, "the stalled bodies to be given up")
+    await until(lambda: c.http.held_bytes == 0, 5, "the stalled bodies to be given up")
     assert (await post(f"{c.http_url}/events", b'{"event": "fits"}'))[0] == 200
     assert names(c.db_path) == ["fits"]
 
@@ -292,7 +274,7 @@ async def test_a_body_waits_while_the_writer_is_behind_then_gets_503(
             asyncio.create_task(post(f"{c.http_url}/events", bulky_body(f"ahead{i}")))
             for i in range(6)
         ]
-        await wait_for(lambda: c.ingest.congested, 5, "the writer's backlog bound")
+        await until(lambda: c.ingest.congested, 5, "the writer's backlog bound")
         status, answer = await asyncio.wait_for(
             post(f"{c.http_url}/events", b'{"event": "late"}'), 3
         )
@@ -301,7 +283,7 @@ async def test_a_body_waits_while_the_writer_is_behind_then_gets_503(
         assert c.ingest.writer.pending_bytes < MAX_WRITER_BACKLOG + 5_000_000
     results = await asyncio.gather(*ahead)
     assert {status for status, _ in results} <= {200, 503}
-    await wait_for(lambda: not c.ingest.congested, 10, "the backlog to drain")
+    await until(lambda: not c.ingest.congested, 10, "the backlog to drain")
     assert (await post(f"{c.http_url}/events", b'{"event": "later"}'))[0] == 200
     stored = names(c.db_path)
     assert "late" not in stored
@@ -387,7 +369,7 @@ async def test_malformed_and_aborted_requests_log_one_line_each_rate_limited(
         _, writer = await raw_request(port, stalled_post(b'[{"event":', 1000))
         await asyncio.sleep(0.05)
         writer.transport.abort()
-    await wait_for(lambda: len(problems()) >= 7, 5, "a line for each")
+    await until(lambda: len(problems()) >= 7, 5, "a line for each")
 
     records = problems()
     assert len(records) == 7, [r.getMessage() for r in records]
@@ -404,7 +386,7 @@ async def test_malformed_and_aborted_requests_log_one_line_each_rate_limited(
         _, writer = await raw_request(port, stalled_post(b"[", 1000))
         await asyncio.sleep(0.01)
         writer.transport.abort()
-    await wait_for(lambda: any("more" in r.getMessage() for r in problems()), 5, "the summary line")
+    await until(lambda: any("more" in r.getMessage() for r in problems()), 5, "the summary line")
     lines = [r.getMessage() for r in problems()]
     assert len(lines) <= http.LOG_BURST + 2, lines
     assert all("Traceback" not in line for line in lines)

@@ -9,7 +9,8 @@ import pytest
 from eventtui.filters import FilterError, compile_filter
 from eventtui.matching import row_matcher
 from eventtui.model import decode_frame
-from eventtui.store import Reader, Submission, Writer
+from eventtui.store import Reader
+from tests.conftest import write_session
 
 EVENTS = (
     b'[{"event": "heartbeat", "userId": "u1", "properties": {"env": "production", "n": 5}},'
@@ -39,10 +40,7 @@ EVENTS = (
 )
 def test_python_and_sql_agree(tmp_path: Path, text: str) -> None:
     path = tmp_path / "s.db"
-    writer = Writer(path, source="test")
-    writer.start()
-    writer.submit(Submission(decode_frame(EVENTS, binary=False, client="t").events))
-    writer.close()
+    write_session(path, decode_frame(EVENTS, binary=False, client="t").events)
     compiled = compile_filter(text)
     with Reader(path) as reader:
         by_sql = {e.id for e in reader.query(compiled.where, compiled.params)}

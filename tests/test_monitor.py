@@ -48,7 +48,7 @@ from eventtui.monitor import (
     describe,
     format_duration,
 )
-from eventtui.monitor.plan import MAX_ERRORS
+from eventtui.plan import MAX_ERRORS
 
 T0 = 1_700_000_040.0  # a whole minute, so minute arithmetic in the tests reads plainly
 
@@ -115,38 +115,48 @@ def learned_states(anomalies: Sequence[Anomaly]) -> set[str]:
 def test_counters_count_totals_invalid_rate_and_histogram() -> None:
     counters = Counters()
     counters.observe("a", T0 + 1, True)
-    counters.observe_many([("a", T0 + 2, False), ("a", T0 + 70, True), ("b", T0 + 5, True)])
-    [a, b] = counters.snapshot(T0 + 75)
+    counters.observe_many([Ev("a", T0 + 2, valid=False), Ev("a", T0 + 70), Ev("b", T0 + 5)])
+    a, b = counters.get("a"), counters.get("b")
+    assert a is not None and b is not None
     assert (a.name, a.total, a.invalid, a.last_seen) == ("a", 3, 1, T0 + 70)
     # The last 60 s at T0+75 are (T0+15, T0+75]: only the event at T0+70.
-    assert a.per_minute == 1
-    assert len(a.histogram) == 30
-    assert a.histogram[-2:] == (2, 1)  # minute of T0 (two events), then this minute (one)
-    assert sum(a.histogram) == 3
-    assert (b.total, b.per_minute, b.histogram[-2]) == (1, 0, 1)
+    assert a.rate_per_minute(T0 + 75) == 1
+    histogram = a.spark(T0 + 75)
+    assert len(histogram) == 30
+    assert histogram[-2:] == [2, 1]  # minute of T0 (two events), then this minute (one)
+    assert sum(histogram) == 3
+    assert (b.total, b.rate_per_minute(T0 + 75), b.spark(T0 + 75)[-2]) == (1, 0, 1)
+    assert counters.everything.total == 4
 
 
 @pytest.mark.parametrize(("now", "expected"), [(T0 + 59.5, 60), (T0 + 60, 59), (T0 + 119, 0)])
 def test_counters_rate_is_a_sliding_minute(now: float, expected: int) -> None:
     counters = Counters()
-    counters.observe_many(("a", T0 + i, True) for i in range(60))  # one a second, T0..T0+59
-    row = counters.row("a", now)
-    assert row is not None
-    assert row.per_minute == expected
+    counters.observe_many(Ev("a", T0 + i) for i in range(60))  # one a second, T0..T0+59
+    stats = counters.get("a")
+    assert stats is not None
+    assert stats.rate_per_minute(now) == expected
 
 
 def test_counters_histogram_forgets_minutes_older_than_thirty() -> None:
     counters = Counters()
     counters.observe("a", T0, True)
     counters.observe("a", T0 + 31 * 60, True)  # same ring slot as T0's minute, 31 minutes later
-    row = counters.row("a", T0 + 31 * 60)
-    assert row is not None
-    assert sum(row.histogram) == 1
+    stats = counters.get("a")
+    assert stats is not None
+    assert sum(stats.spark(T0 + 31 * 60)) == 1
     # A straggler older than the ring still counts in the total.
     counters.observe("a", T0 - 3600, True)
-    row = counters.row("a", T0 + 31 * 60)
-    assert row is not None
-    assert (row.total, sum(row.histogram), row.last_seen) == (3, 1, T0 + 31 * 60)
+    assert (stats.total, sum(stats.spark(T0 + 31 * 60)), stats.last_seen) == (3, 1, T0 + 31 * 60)
+
+
+def test_the_monitor_counts_what_it_observes_in_bounded_counters() -> None:
+    monitor = Monitor(started_at=T0, settings=MonitorSettings(max_names=2))
+    monitor.observe_many([Ev("a", T0), Ev("b", T0 + 1), Ev("c", T0 + 2), Ev("d", T0 + 3)])
+    assert sorted(monitor.counters.names()) == ["(other names)", "a", "b"]
+    assert monitor.counters.everything.total == 4
+    # Past the cap, a name is still judged on its own (learned cadence), only counted together.
+    assert "d" in monitor.learned
 
 
 # --- declared expectations ------------------------------------------------------------------------
@@ -313,13 +323,9 @@ def test_restart_seeded_with_only_last_seen_keeps_a_missing_event_missing() -> N
     monitor.seed(last_seen={"hb": T0})
     [anomaly] = monitor.evaluate(T0 + 1000)
     assert (anomaly.state, anomaly.started_at) == (MISSING, T0 + 60)
-    row = monitor.rows(T0 + 1000)[0]
-    assert (row.name, row.state, row.counters.total, row.counters.last_seen) == (
-        "hb",
-        MISSING,
-        0,
-        T0,
-    )
+    assert monitor.state_of("hb", T0 + 1000) == MISSING
+    stats = monitor.counters.get("hb")
+    assert stats is not None and (stats.total, stats.last_seen) == (0, T0)
 
 
 def test_expectation_last_seen_seeds_a_filtered_expectation() -> None:
@@ -1089,14 +1095,14 @@ def test_anomalies_sort_most_urgent_first_and_rows_follow() -> None:
     anomalies = monitor.evaluate(T0 + 200)
     assert [a.state for a in anomalies] == [MISSING, INVALID, LATE, UNPLANNED]
     assert [a.state for a in monitor.firing(T0 + 200)] == [MISSING, INVALID]
-    rows = monitor.rows(T0 + 200)
-    assert [(r.name, r.state) for r in rows] == [
+    states = [(a.event, monitor.state_of(a.event, T0 + 200)) for a in anomalies]
+    assert states == [
         ("hb", MISSING),
         ("Order Completed", INVALID),
         ("late_one", LATE),
         ("Mystery", UNPLANNED),
     ]
-    assert rows[0].severity is Severity.FIRING
+    assert anomalies[0].severity is Severity.FIRING
     assert describe(anomalies[0], T0 + 200) == (
         "hb: missing for 2m20s (expected every 30s; missing after 1m)"
     )

@@ -23,7 +23,8 @@ from eventtui.collector import Collector
 from eventtui.collector.thread import CollectorThread
 from eventtui.config import Config, Duration, Expectation
 from eventtui.model import normalise
-from eventtui.monitor import MISSING, Monitor
+from eventtui.monitor import LATE, MISSING, Monitor
+from eventtui.monitor.factory import build_monitor
 from eventtui.replay import (
     MAX_SPEED,
     Player,
@@ -31,8 +32,7 @@ from eventtui.replay import (
     ReplayError,
     Timeline,
     fetch_rows,
-    find_session,
-    iter_observed,
+    iter_light_rows,
     load_schedule,
     next_after,
     next_speed,
@@ -41,12 +41,12 @@ from eventtui.replay import (
     resend,
     scan_anomalies,
 )
-from eventtui.store import EventRow, Reader, Submission, Writer
+from eventtui.store import EventRow, NoSuchSession, Reader, Submission, Writer
 from eventtui.tui.app import EventApp
-from eventtui.tui.feed import StoreFeed
+from eventtui.tui.feeds import StoreFeed
 from eventtui.tui.launch import run_replay
 from eventtui.tui.states import MonitorStates
-from tests.conftest import make_config
+from tests.conftest import make_config, until, write_session
 
 T0 = 1_714_000_000.0
 
@@ -375,6 +375,7 @@ def test_scan_anomalies_finds_what_a_finely_evaluated_monitor_finds() -> None:
 
 
 def _store(path: Path, offsets: list[float], *, names: list[str] | None = None) -> int:
+    # Not conftest's write_session: the message ids name the session the writer opens.
     writer = Writer(path, source="test")
     session = writer.start()
     rows = [
@@ -401,7 +402,7 @@ def test_schedule_orders_by_time_and_reads_rows_in_that_order(tmp_path: Path) ->
     _store(db, [0, 1, 2])  # another session first, so ids and session ids differ
     session = _store(db, [5, 1, 3, 3, 0])  # received out of id order (imported timestamps)
     with Reader(db) as reader:
-        span = find_session(reader, None)
+        span = reader.session(reader.resolve_session(None))
         assert span.id == session
         schedule = load_schedule(reader, span)
         assert list(schedule.times) == [T0 + x for x in (0, 1, 3, 3, 5)]
@@ -409,24 +410,19 @@ def test_schedule_orders_by_time_and_reads_rows_in_that_order(tmp_path: Path) ->
         rows = fetch_rows(reader, schedule, range(0, 5))
         assert [r.name for r in rows] == ["e4", "e1", "e2", "e3", "e0"]
         assert [r.id for r in rows] == list(schedule.ids)
-        seen = list(iter_observed(reader, schedule))
-        assert [(s.name, s.received_at) for s in seen] == [(r.name, r.received_at) for r in rows]
-        first = load_schedule(reader, find_session(reader, 1), "name = ?", ["e1"])
+        seen = list(iter_light_rows(reader, schedule))
+        assert [(s.name, s.received_at, s.valid) for s in seen] == [
+            (r.name, r.received_at, r.valid) for r in rows
+        ]
+        assert all(s.omitted == -1 and not s.properties for s in seen)
+        first = load_schedule(reader, reader.session(1), "name = ?", ["e1"])
         assert first.contiguous and len(first) == 1
         assert [r.name for r in fetch_rows(reader, first, range(1))] == ["e1"]
-        with pytest.raises(ReplayError, match="no session 9"):
-            find_session(reader, 9)
+        with pytest.raises(NoSuchSession, match="no session 9"):
+            reader.session(9)
 
 
 # --- re-send, end to end ---------------------------------------------------------------------------
-
-
-async def _wait_for(condition: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {condition}")
-        await asyncio.sleep(0.01)
 
 
 async def test_resend_to_a_second_collector_keeps_order_payloads_and_pace(tmp_path: Path) -> None:
@@ -438,7 +434,7 @@ async def test_resend_to_a_second_collector_keeps_order_payloads_and_pace(tmp_pa
     await collector.start(port=0)
     try:
         with Reader(source) as reader:
-            schedule = load_schedule(reader, find_session(reader, session))
+            schedule = load_schedule(reader, reader.session(session))
             started = time.monotonic()
             result = await resend(reader, schedule, collector.ws_url, speed=2.0, max_gap=1.0)
             elapsed = time.monotonic() - started
@@ -466,11 +462,11 @@ async def test_resend_into_the_store_it_came_from_dedupes_unless_new_ids(tmp_pat
     await collector.start(port=0)
     try:
         with Reader(db) as reader:
-            schedule = load_schedule(reader, find_session(reader, session))
+            schedule = load_schedule(reader, reader.session(session))
             same = await resend(reader, schedule, collector.ws_url, speed=MAX_SPEED)
-            await _wait_for(lambda: collector.writer.stats.duplicates >= 3)
+            await until(lambda: collector.writer.stats.duplicates >= 3)
             fresh = await resend(reader, schedule, collector.ws_url, speed=MAX_SPEED, new_ids=True)
-            await _wait_for(lambda: collector.writer.stats.events >= 3)
+            await until(lambda: collector.writer.stats.events >= 3)
     finally:
         await collector.stop()
     assert same.acked == fresh.acked == 3
@@ -486,15 +482,6 @@ async def test_resend_into_the_store_it_came_from_dedupes_unless_new_ids(tmp_pat
 
 SIZE = (160, 45)
 HEARTBEAT = Expectation(event="heartbeat", every=Duration(1), grace=Duration(1))
-
-
-async def until(condition: Any, timeout: float = 10.0, what: str = "") -> None:
-    """Wait for `condition()`, yielding to the app meanwhile; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        await asyncio.sleep(0.01)
 
 
 def replay_app(db: Path, config: Config, fake: FakeClock, **options: Any) -> EventApp:
@@ -536,7 +523,7 @@ async def test_replay_at_10x_shows_the_live_anomalies_at_the_same_moments(tmp_pa
     live_feed.session = collector.session_id
     with Reader(db) as reader:
         (session,) = reader.sessions()
-    live = MonitorStates(Monitor.from_config(config, started_at=session.started_at))
+    live = MonitorStates(build_monitor(config, started_at=session.started_at))
     app = EventApp(live_feed, states=live)
     frames = 0
     try:
@@ -605,14 +592,11 @@ def _beats() -> list[tuple[str, float]]:
 def recorded(tmp_path: Path) -> tuple[Path, list[float]]:
     """The session above, as an import (its span is its events')."""
     db = tmp_path / "events.db"
-    writer = Writer(db, source="import", label="heartbeat gap")
-    writer.start()
     rows = [
         normalise({"event": name, "properties": {"n": i}}, client="test", received_at=T0 + at)
         for i, (name, at) in enumerate(_beats())
     ]
-    writer.submit(Submission(rows))
-    writer.close()
+    write_session(db, rows, source="import", label="heartbeat gap")
     return db, [r.received_at for r in rows]
 
 
@@ -713,3 +697,54 @@ async def test_n_jumps_to_just_before_the_next_anomaly(recorded: tuple[Path, lis
         await pilot.press("n")  # nothing after it
         await until(lambda: any("No anomaly ahead" in str(n.message) for n in app._notifications))
         assert app.clock() == now
+
+
+@pytest.fixture
+def recorded_where(tmp_path: Path) -> tuple[Path, list[float]]:
+    """Heartbeats every 0.5 s for 20 s; only those up to 9.5 s say `ok=true`."""
+    db = tmp_path / "events.db"
+    rows = [
+        normalise(
+            {"event": "heartbeat", "properties": {"ok": i < 20}},
+            client="test",
+            received_at=T0 + i * 0.5,
+        )
+        for i in range(40)
+    ]
+    write_session(db, rows, source="import", label="heartbeats that stop being ok")
+    return db, [r.received_at for r in rows]
+
+
+HEALTHY_BEAT = Expectation(event="heartbeat", every=Duration(1), grace=Duration(1), where="ok=true")
+
+
+async def test_replay_judges_an_expectations_where_as_live_does(
+    recorded_where: tuple[Path, list[float]],
+) -> None:
+    """The heartbeats keep coming, but none matches `where` after 9.5 s: missing from 11.5 s."""
+    db, times = recorded_where
+    fake = FakeClock()
+    app = replay_app(db, Config(expect=(HEALTHY_BEAT,)), fake)
+    async with app.run_test(size=SIZE):
+        fake.advance(15)
+        now = await _settle(app, times)
+        states = app.states
+        assert isinstance(states, MonitorStates)
+        assert states.monitor.state_of("heartbeat", now) == MISSING
+        assert [e[:2] for e in declared(states.monitor.episodes())] == [
+            (LATE, T0 + 10.5),
+            (MISSING, T0 + 11.5),
+        ]
+
+
+async def test_next_anomaly_finds_an_expectation_whose_where_stopped_matching(
+    recorded_where: tuple[Path, list[float]],
+) -> None:
+    db, times = recorded_where
+    fake = FakeClock()
+    app = replay_app(db, Config(expect=(HEALTHY_BEAT,)), fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(app, times)
+        await pilot.press("n")
+        # Late at 10.5 s (the last matching beat at 9.5 s): lands 3 s before it.
+        await until(lambda: app.clock() == T0 + 7.5, what="the jump to 7.5 s")

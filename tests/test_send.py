@@ -201,14 +201,14 @@ async def test_a_well_behaved_peer_still_works(tmp_path: Path) -> None:
 
 
 def test_send_prints_through_the_sanitiser_without_loading_textual(tmp_path: Path) -> None:
-    """The sanitiser `send` prints through lives beside the TUI; it must not bring Textual with it."""
+    """`send` prints through the one sanitiser (`eventtui.text`), which brings no Textual with it."""
     events = tmp_path / f"a{ESC}b.jsonl"
     events.write_text('{"event": "a"}\n')
     code = (
         "import sys\n"
         "from eventtui.cli import main\n"
         f"assert main(['send', {str(events)!r}, '--url', 'ws://127.0.0.1:9']) == 2\n"
-        "assert 'eventtui.tui.sanitize' in sys.modules, 'the sanitiser was not used'\n"
+        "assert 'eventtui.text' in sys.modules, 'the sanitiser was not used'\n"
         "assert 'textual' not in sys.modules, sorted(m for m in sys.modules if 'textual' in m)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60, capture_output=True)

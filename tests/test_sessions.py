@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import secrets
 import sqlite3
 import subprocess
 import sys
@@ -18,48 +19,37 @@ from pathlib import Path
 import pytest
 
 from eventtui.model import normalise
-from eventtui.sessions import (
+from eventtui.store import NoSuchSession, Reader, Reject, Writer
+from eventtui.store.sessions import (
     SessionError,
     delete_session,
     label_session,
     prune_sessions,
-    session_summary,
 )
-from eventtui.store import Reader, Reject, Submission, Writer
+from tests.conftest import eventtui, write_session
 
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 T0 = 1_714_000_000.0
-
-
-def eventtui(
-    *args: str, stdin: int | None = subprocess.DEVNULL
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "eventtui", *args],
-        stdin=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=ENV,
-    )
 
 
 def record(path: Path, count: int, *, label: str | None = None, rejects: int = 0) -> int:
     """A finished session of `count` events (and `rejects` refusals); returns its id."""
-    writer = Writer(path, source="test", label=label)
-    session = writer.start()
+    run = secrets.token_hex(4)  # message ids of its own: none is a duplicate of another session's
     rows = [
         normalise(
-            {"event": "page_view", "messageId": f"s{session}-{i}", "properties": {"i": i}},
+            {"event": "page_view", "messageId": f"{run}-{i}", "properties": {"i": i}},
             client="test",
             received_at=T0 + i,
         )
         for i in range(count)
     ]
     refused = [Reject(T0, "test", "not valid JSON", b"nope") for _ in range(rejects)]
-    writer.submit(Submission(rows, refused))
-    writer.close()
-    return session
+    return write_session(path, rows, label=label, rejects=refused)
+
+
+def summary(path: Path, session: int) -> tuple[str | None, int, int]:
+    with Reader(path) as reader:
+        found = reader.session(session)
+    return found.label, found.events, found.rejects
 
 
 def counts(path: Path) -> dict[int, tuple[int, int]]:
@@ -103,10 +93,10 @@ def test_label_and_clear(tmp_path: Path) -> None:
     result = eventtui("sessions", "label", str(session), "bug 123: checkout ✓", "--db", str(db))
     assert result.returncode == 0, result.stderr
     assert result.stdout == f'session {session}: label set to "bug 123: checkout ✓"\n'
-    assert session_summary(db, session) == ("bug 123: checkout ✓", 1, 0)
+    assert summary(db, session) == ("bug 123: checkout ✓", 1, 0)
     # --db before the action works as well as after it.
     assert eventtui("sessions", "--db", str(db), "label", str(session), " ").returncode == 0
-    assert session_summary(db, session)[0] is None
+    assert summary(db, session)[0] is None
     missing = eventtui("sessions", "label", "42", "x", "--db", str(db))
     assert missing.returncode == 2
     assert missing.stderr == (
@@ -181,7 +171,7 @@ def test_delete_in_slices_leaves_nothing_of_the_session(tmp_path: Path) -> None:
         ).fetchone()
     assert left == (0, 0)
     assert counts(db) == {keep: (10, 0)}
-    with pytest.raises(SessionError, match="no session"):
+    with pytest.raises(NoSuchSession, match="no session"):
         label_session(db, gone, "x")
 
 
@@ -232,7 +222,7 @@ def test_pruning_most_of_a_store_gives_the_space_back(tmp_path: Path) -> None:
 
 def test_sessions_and_replay_never_import_textual() -> None:
     code = (
-        "import sys, eventtui.sessions, eventtui.replay\n"
+        "import sys, eventtui.store.sessions, eventtui.replay\n"
         "assert 'textual' not in sys.modules, sorted(m for m in sys.modules if 'textual' in m)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

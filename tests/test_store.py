@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from eventtui.model import decode_frame
-from eventtui.store import SCHEMA_VERSION, Reader, StoreError, Submission, Writer, connect
+from eventtui.store import (
+    SCHEMA_VERSION,
+    EventRow,
+    Reader,
+    StoreError,
+    Submission,
+    Writer,
+    connect,
+)
 from eventtui.store.schema import APPLICATION_ID
 
 DESIGN_COLUMNS = {
@@ -91,6 +99,30 @@ def test_writer_and_reader_round_trip(tmp_path: Path) -> None:
         (s,) = reader.sessions()
         assert (s.id, s.label, s.source, s.events) == (session, "round trip", "test", 2)
         assert s.ended_at is not None
+
+
+def test_every_read_gives_one_row_type_with_valid_a_bool(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    writer = Writer(path, source="test")
+    session = writer.start()
+    frame = decode_frame(
+        b'[{"event":"a"},{"event":"b","timestamp":"yesterday-ish"}]', binary=False, client="t"
+    )
+    writer.submit(Submission(frame.events))
+    writer.close()
+    with Reader(path) as reader:
+        reads = {
+            "events_after": reader.events_after(0),
+            "event": [reader.event(1), reader.event(2)],
+            "query": reader.query(session=session),
+            "events_in": reader.events_in([1, 2]),
+            "light_events": reader.light_events(session=session, to_id=2),
+            "pages": [row for page, _ in reader.pages() for row in page],
+        }
+    for read, rows in reads.items():
+        assert [(r[0], r[12]) for r in rows] == [(1, True), (2, False)], read
+        assert all(type(r[12]) is bool for r in rows), read
+        assert all(type(r) is EventRow for r in rows if read != "pages"), read
 
 
 def test_foreign_sqlite_file_is_refused_and_untouched(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ import pytest
 
 from eventtui.model import normalise
 from eventtui.store import Submission, Writer
-from tests.test_cli import ENV, Collect, eventtui
+from tests.conftest import ENV, Collect, eventtui
 
 T0 = 1_714_000_000.0
 

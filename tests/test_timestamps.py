@@ -21,8 +21,8 @@ import pytest
 from eventtui.model import _fast_path, decode_frame, normalise
 from eventtui.store import Submission, Writer
 from eventtui.tui.app import EventApp
-from eventtui.tui.feed import StoreFeed
-from tests.test_cli import Collect, eventtui
+from eventtui.tui.feeds import StoreFeed
+from tests.conftest import Collect, eventtui
 
 # (what a producer sends, what the error says)
 OUT_OF_RANGE: list[tuple[Any, str]] = [

@@ -13,7 +13,7 @@ import pytest
 from eventtui.filters import compile_filter
 from eventtui.model import StoredEvent, decode_frame
 from eventtui.progress import ProgressBar
-from eventtui.store import Reader, Submission, Writer
+from eventtui.store import Reader
 from eventtui.transfer import (
     CHUNK_EVENTS,
     META_KEY,
@@ -22,6 +22,7 @@ from eventtui.transfer import (
     export_events,
     import_events,
 )
+from tests.conftest import write_session
 
 T0 = 1_714_000_000.0
 
@@ -65,20 +66,12 @@ def _stored_events(received_at: float) -> list[StoredEvent]:
     return [*events, planned]
 
 
-def _write(path: Path, events: list[StoredEvent], source: str = "test") -> int:
-    writer = Writer(path, source=source)
-    session = writer.start()
-    writer.submit(Submission(events))
-    writer.close()
-    return session
-
-
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
     path = tmp_path_factory.mktemp("source") / "events.db"
-    first = _write(path, _stored_events(T0))
+    first = write_session(path, _stored_events(T0))
     plain = [e._replace(message_id=None) for e in _stored_events(T0 + 100)[:3]]
-    second = _write(path, plain)
+    second = write_session(path, plain)
     return path, first, second
 
 
@@ -114,7 +107,7 @@ def test_export_import_export_is_identical_but_for_ids(
     exported = tmp_path / "events.jsonl"
     exported.write_bytes(first)
     target = tmp_path / "copy.db"
-    _write(target, [])  # an earlier session, so ids and session ids really differ
+    write_session(target, [])  # an earlier session, so ids and session ids really differ
     result = import_events(exported, db=target, label="copy")
     assert result.complete and result.refused == []
     assert result.imported == result.events == len(first.splitlines())

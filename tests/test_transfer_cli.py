@@ -16,19 +16,15 @@ import pytest
 
 from eventtui.model import normalise
 from eventtui.store import Reader, Reject, Submission, Writer
-from tests.test_cli import Collect, eventtui
+from tests.conftest import Collect, eventtui, write_session
 
 T0 = 1_714_000_000.0
 
 
 def record(path: Path, events: list[dict[str, object]], *, label: str, rejects: int = 0) -> int:
-    writer = Writer(path, source="test", label=label)
-    session = writer.start()
     rows = [normalise(e, client="ws:test", received_at=T0 + i * 0.01) for i, e in enumerate(events)]
     refused = [Reject(T0, "ws:test", "not valid JSON", b"{oops") for _ in range(rejects)]
-    writer.submit(Submission(rows, refused))
-    writer.close()
-    return session
+    return write_session(path, rows, label=label, rejects=refused)
 
 
 def checkout(i: int, **more: object) -> dict[str, object]:

@@ -31,20 +31,12 @@ from eventtui.config import CollectorConfig, Config
 from eventtui.model import normalise
 from eventtui.store import Commit, Reader, Submission, Writer
 from eventtui.tui.app import EventApp
-from eventtui.tui.feed import StoreFeed
+from eventtui.tui.feeds import StoreFeed
 from eventtui.tui.screens.help import HelpScreen
 from eventtui.tui.widgets.payload import copy_text
+from tests.conftest import until
 
 SIZE = (160, 45)
-
-
-async def until(condition: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:
-    """Wait until `condition()` is true, yielding to the app meanwhile; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        await asyncio.sleep(0.01)
 
 
 def event(name: str, **properties: Any) -> dict[str, Any]:
@@ -376,8 +368,7 @@ def test_open_on_a_missing_store_says_so(tmp_path: Path) -> None:
 
 def test_demo_traffic_shows_every_kind_of_event(tmp_path: Path) -> None:
     """The demo app through a real collector: valid, invalid, refused, and a heartbeat that stops."""
-    from eventtui.demo import DemoTraffic
-    from eventtui.tui.launch import demo_config
+    from eventtui.demo import DemoTraffic, demo_config
 
     config = demo_config(Config(collector=CollectorConfig(port=0)))
     path = tmp_path / "demo.db"
@@ -449,7 +440,7 @@ async def test_keys_typed_in_one_burst_all_reach_the_filter() -> None:
     """A fast typist (or a paste) sends "/plan=pro⏎" before any repaint: no key may go astray."""
     from textual import events
 
-    from eventtui.tui.feed import StaticFeed
+    from eventtui.tui.feeds import StaticFeed
 
     feed = StaticFeed([_row(1, "a", '{"plan":"pro"}')])
     app = EventApp(feed)
@@ -471,7 +462,7 @@ async def test_keys_typed_in_one_burst_all_reach_the_filter() -> None:
 
 
 async def test_hostile_names_cannot_run_actions_or_break_the_layout() -> None:
-    from eventtui.tui.feed import StaticFeed
+    from eventtui.tui.feeds import StaticFeed
 
     rows = [
         _row(1, "[@click=app.quit]click me[/]", '{"[b]k":"[@click=app.quit]v"}'),
@@ -513,11 +504,12 @@ async def test_large_payloads_are_read_when_shown(tmp_path: Path) -> None:
     try:
         async with app.run_test(size=SIZE) as pilot:
             await until(lambda: len(app.stream.rows) == 1)
-            from eventtui.tui.feed import SlimRow
-
-            assert isinstance(app.stream.rows[0], SlimRow)
+            assert app.stream.rows[0].omitted > 100_000  # the payload stayed in the store
             await pilot.press("up")
-            await until(lambda: not isinstance(app.payload.row, SlimRow), what="the full event")
+            await until(
+                lambda: app.payload.row is not None and not app.payload.row.omitted,
+                what="the full event",
+            )
             assert '"blob"' in app.payload.rendered_text
             await pilot.press("c")
             assert len(app.clipboard) > 100_000

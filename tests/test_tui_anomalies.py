@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -21,11 +21,13 @@ from textual.widgets import Static
 from eventtui.config import CollectorConfig, Config, Duration, Expectation, UIConfig, load_config
 from eventtui.model import normalise
 from eventtui.monitor import Episode, Monitor
+from eventtui.monitor.factory import build_monitor
 from eventtui.store import Commit, Submission, Writer
 from eventtui.tui.app import EventApp
-from eventtui.tui.feed import StoreFeed
+from eventtui.tui.feeds import StoreFeed
 from eventtui.tui.screens.anomalies import AnomaliesScreen, episode_keys
 from eventtui.tui.states import MonitorStates
+from tests.conftest import until
 
 SIZE = (140, 40)
 START = 1_767_268_800.0  # 2026-01-01 12:00:00 UTC
@@ -38,13 +40,7 @@ grace = "30s"
 """
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")
 
 
 class FakeClock:
@@ -64,15 +60,6 @@ class BellCountingApp(EventApp):
 
     def bell(self) -> None:
         self.rings += 1
-
-
-async def until(condition: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:
-    """Wait until `condition()` is true, yielding to the app meanwhile; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        await asyncio.sleep(0.01)
 
 
 Emit = Callable[..., Awaitable[None]]
@@ -115,7 +102,7 @@ def make_app(
     config_path = tmp_path / "eventtui.toml"
     config_path.write_text(toml)
     config = load_config(config_path)
-    states = MonitorStates(Monitor.from_config(config, started_at=clock()))
+    states = MonitorStates(build_monitor(config, started_at=clock()))
     feed = StoreFeed(tmp_path / "events.db", mode="open", poll_interval=0.05, clock=clock)
     return app_class(feed, clock=clock, states=states, bell=config.ui.bell)
 

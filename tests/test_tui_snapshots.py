@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import pytest
 from textual.pilot import Pilot
 
+from eventtui.monitor.counters import Counters
 from eventtui.store import EventRow
 from eventtui.tui.app import EventApp
-from eventtui.tui.counters import NO_STATE, StateMark
-from eventtui.tui.feed import StaticFeed
+from eventtui.tui.feeds import StaticFeed
 from eventtui.tui.messages import FeedStatus
+from eventtui.tui.states import NO_STATE, StateMark
 
 NOW = 1_767_268_800.0  # 2026-01-01 12:00:00 UTC
 STATUS = FeedStatus(
@@ -34,13 +35,7 @@ STATUS = FeedStatus(
 )
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")
 
 
 def row(
@@ -107,8 +102,11 @@ class FixedStates:
         "sign_up": StateMark("learning", "·", 0, "muted"),
     }
 
+    def __init__(self) -> None:
+        self.counters = Counters()
+
     def observe_many(self, events: Iterable[Any]) -> None:
-        pass
+        self.counters.observe_many(events)
 
     def state_of(self, name: str, now: float) -> StateMark:
         return self.STATES.get(name, NO_STATE)

@@ -13,10 +13,12 @@ from hypothesis import strategies as st
 from rich.cells import cell_len
 from rich.console import Console
 
-from eventtui.tui.counters import OTHER, Counters, sparkline
+from eventtui.monitor.counters import OTHER, Counters
+from eventtui.text import UNSAFE, clean
 from eventtui.tui.jsonview import DISPLAY_LIMITS, to_json, to_text
 from eventtui.tui.rows import age, name_style, summarize
-from eventtui.tui.sanitize import UNSAFE, clean, clean_text, fit, padded, shown
+from eventtui.tui.sanitize import clean_text, fit, padded, shown
+from eventtui.tui.widgets.counters import ordered, sparkline
 
 HOSTILE = (
     "[@click=app.quit]",
@@ -216,8 +218,8 @@ class _E:
 def test_counters_total_rate_spark_and_last_seen() -> None:
     counters = Counters()
     now = 1_000_000.0
-    counters.observe([_E("a", now - 120 + i) for i in range(10)])  # two minutes ago
-    counters.observe([_E("a", now - 5), _E("a", now - 1, valid=False), _E("b", now - 3)])
+    counters.observe_many([_E("a", now - 120 + i) for i in range(10)])  # two minutes ago
+    counters.observe_many([_E("a", now - 5), _E("a", now - 1, valid=False), _E("b", now - 3)])
     stats = counters.by_name["a"]
     assert stats.total == 12 and stats.invalid == 1
     assert stats.last_seen == now - 1
@@ -229,13 +231,13 @@ def test_counters_total_rate_spark_and_last_seen() -> None:
 
 def test_counters_cap_names_from_clients() -> None:
     counters = Counters(max_names=10)
-    counters.observe([_E(f"n{i}", 1.0) for i in range(1000)])
+    counters.observe_many([_E(f"n{i}", 1.0) for i in range(1000)])
     assert len(counters.by_name) == 11
     assert counters.by_name[OTHER].total == 990
 
 
 def test_counters_order_puts_states_first_then_the_sort_key() -> None:
-    from eventtui.tui.counters import NO_STATE, StateMark
+    from eventtui.tui.states import NO_STATE, StateMark
 
     class States:
         def observe_many(self, events: object) -> None: ...
@@ -247,10 +249,10 @@ def test_counters_order_puts_states_first_then_the_sort_key() -> None:
 
     counters = Counters()
     now = 100.0
-    counters.observe([_E("busy", now - 1) for _ in range(5)] + [_E("a_slow", now - 2)])
-    rows = counters.ordered("rate", now, States(), ["quiet"])
+    counters.observe_many([_E("busy", now - 1) for _ in range(5)] + [_E("a_slow", now - 2)])
+    rows = ordered(counters, "rate", now, States(), ["quiet"])
     assert [s.name for s, _ in rows] == ["quiet", "busy", "a_slow"]
-    rows = counters.ordered("name", now, States(), ["quiet"])
+    rows = ordered(counters, "name", now, States(), ["quiet"])
     assert [s.name for s, _ in rows] == ["quiet", "a_slow", "busy"]
 
 
@@ -281,8 +283,10 @@ def test_monitor_states_show_a_quiet_expected_event_once_and_loudly() -> None:
     assert states.alerts(start + 41) == []  # said once per episode
 
     counters = Counters()
-    counters.observe([_E("busy", start + 39) for _ in range(50)] + [_E("heartbeat", start + 1)])
-    order = [s.name for s, _ in counters.ordered("rate", start + 40, states)]
+    counters.observe_many(
+        [_E("busy", start + 39) for _ in range(50)] + [_E("heartbeat", start + 1)]
+    )
+    order = [s.name for s, _ in ordered(counters, "rate", start + 40, states)]
     assert order == ["heartbeat", "busy"]
 
 

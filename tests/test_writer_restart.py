@@ -32,17 +32,8 @@ from eventtui.collector import Collector
 from eventtui.collector.thread import CollectorThread
 from eventtui.store import Reader
 from eventtui.tui.app import EventApp
-from eventtui.tui.feed import StoreFeed
-from tests.conftest import make_config, recv_until_ack
-from tests.test_cli import Collect
-
-
-async def until(condition: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        await asyncio.sleep(0.01)
+from eventtui.tui.feeds import StoreFeed
+from tests.conftest import Collect, make_config, recv_until_ack, until
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:

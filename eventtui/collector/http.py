@@ -1,4 +1,4 @@
-"""The HTTP listener: Segment-compatible endpoints for existing SDKs (DESIGN.md, "HTTP ingestion").
+"""The HTTP listener: Segment-compatible endpoints for existing SDKs (README.md, "From an analytics SDK").
 
 Owns the HTTP side of the collector: routes, body limits (including gzip), timeouts, CORS for
 allowed origins, and turning each body into one `Ingest` frame whose commit it waits for before

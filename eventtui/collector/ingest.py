@@ -1,7 +1,7 @@
 """The one path every received frame takes after its transport: decode, check, store, wait.
 
 The websocket and HTTP listeners both hand raw bodies here. `Ingest` decodes them (model), runs
-the tracking-plan check when one is configured, submits rows to the writer thread, and resolves
+the tracking-plan check when one is configured, submits rows to the store's writer (a process of its own), and resolves
 each submission when the transaction holding it has committed, in the event loop that submitted it.
 
 May import: model, store (writer API).
@@ -131,7 +131,7 @@ class Ingest:
         await self.store(DecodedFrame([], []), client="")
 
     def _on_commit(self, commit: Commit) -> None:
-        # Writer thread: hop to the event loop once per transaction, not once per frame.
+        # The writer's receiver thread: hop to the event loop once per transaction, not per frame.
         if not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self._dispatch, commit)
 

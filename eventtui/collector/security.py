@@ -1,7 +1,7 @@
 """Who may talk to the collector: Origin, Host and token checks shared by both listeners.
 
 A web page on any site can open a websocket to localhost, and DNS rebinding can point a foreign name
-at 127.0.0.1; these checks are what stops that (DESIGN.md, "Security and safety defaults").
+at 127.0.0.1; these checks are what stops that (README.md, "Wire protocol"; docs/ARCHITECTURE.md).
 
 May import: config.
 """

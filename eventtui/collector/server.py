@@ -1,10 +1,10 @@
-"""The collector: the writer thread, the websocket listener and the HTTP listener, started together.
+"""The collector: the store's writer, the websocket listener and the HTTP listener, started together.
 
 `Collector` is what `collect`, `watch` and `demo` run. It opens a session in the store, binds the
 listeners, and on `stop` shuts down in the order that loses nothing: stop accepting, stop reading,
 commit, send the final acks, close the connections, end the session.
 
-May import: config, store, collector.*, monitor (the tracking-plan check).
+May import: config, store, collector.*, plan (the tracking-plan check, through validation).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ class Collector:
 
     async def _prune(self, retention: float) -> None:
         """[store] retention: delete sessions that ended long ago, once we are listening."""
-        from eventtui.sessions import prune_sessions
+        from eventtui.store.sessions import prune_sessions
 
         try:
             pruned = await asyncio.to_thread(prune_sessions, self.db_path, retention)

@@ -1,9 +1,9 @@
 """Tracking-plan validation at ingest: an event that breaks its schema is stored with `valid = 0`.
 
-The plan itself (schemas, the fast path, messages) lives in `monitor.plan`; this only turns its
+The plan itself (schemas, the fast path, messages) lives in `eventtui.plan`; this only turns its
 verdict into the stored event's `valid` and `errors` columns.
 
-May import: model, monitor.plan.
+May import: config, model, plan.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import msgspec
 
 from eventtui.config import Config
 from eventtui.model import EventRefused, StoredEvent
-from eventtui.monitor.plan import Plan
+from eventtui.plan import Plan
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(list[str]).decode

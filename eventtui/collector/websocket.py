@@ -1,4 +1,4 @@
-"""The websocket listener: frames in, `{"error"}` and `{"ack": N}` out (DESIGN.md, "Wire protocol").
+"""The websocket listener: frames in, `{"error"}` and `{"ack": N}` out (README.md, "Wire protocol").
 
 Each complete message is decoded and handed to `Ingest` as websockets parses it, inside the
 connection's `data_received` (see `_Connection`); an acker task per connection sends, after each

@@ -10,12 +10,16 @@ same anomaly episodes with the same start times.
 After a restart, `seed` it from the store's history so states carry on instead of starting over:
 what it needs is plain data (see `Monitor.seed`).
 
-Parts: `counters` (the counters panel), `expectations` (declared `[[expect]]` rules), `learned`
-(cadence learned per event), `plan` (JSON Schema checks at ingest, invalid/unplanned states),
-`anomaly` (states, severities, episodes).
+Parts: `counters` (the bounded per-name counters the TUI's counters panel reads from
+`Monitor.counters`), `expectations` (declared `[[expect]]` rules), `learned`
+(cadence learned per event), `plan_watch` (invalid and unplanned events as states; the plan
+itself, shared with the collector, is `eventtui.plan`), `anomaly` (states, severities, episodes),
+and `factory.build_monitor`, the one way viewers (watch, open, replay, check) get a Monitor for a
+config.
 
-Pure: no IO (beyond `Plan` reading schema files when built), no asyncio, no threads, no sqlite,
-no Textual. May import: eventtui.config, jsonschema, msgspec.
+Pure: no IO (beyond the factory building a `Plan`, which reads schema files), no asyncio, no
+threads, no Textual. May import: eventtui.config, eventtui.plan, eventtui.filters and
+eventtui.matching (the factory: `where` judged on an in-memory row, never the store), msgspec.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from eventtui.config import Config, Expectation
+from eventtui.config import Expectation
 from eventtui.monitor.anomaly import (
     INVALID,
     LATE,
@@ -48,7 +52,7 @@ from eventtui.monitor.anomaly import (
     format_duration,
     worst_state,
 )
-from eventtui.monitor.counters import HISTORY_MINUTES, CounterRow, Counters
+from eventtui.monitor.counters import MAX_NAMES, OTHER, Counters, NameStats
 from eventtui.monitor.expectations import (
     DEFAULT_RECOVERED_FOR,
     ExpectationError,
@@ -56,15 +60,18 @@ from eventtui.monitor.expectations import (
     Matcher,
 )
 from eventtui.monitor.learned import LearnedCadence, LearnedSettings
-from eventtui.monitor.plan import DEFAULT_PLAN_WINDOW, Plan, PlanError, PlanWatch
+from eventtui.monitor.plan_watch import DEFAULT_PLAN_WINDOW, PlanWatch
+from eventtui.plan import Plan, PlanError
 
 __all__ = [
     "INVALID",
     "LATE",
     "LEARNING",
     "LOW_RATE",
+    "MAX_NAMES",
     "MISSING",
     "OK",
+    "OTHER",
     "QUIET",
     "RATE_DROP",
     "RATE_SPIKE",
@@ -73,7 +80,6 @@ __all__ = [
     "STATE_ORDER",
     "UNPLANNED",
     "Anomaly",
-    "CounterRow",
     "Counters",
     "Episode",
     "ExpectationError",
@@ -83,12 +89,12 @@ __all__ = [
     "Matcher",
     "Monitor",
     "MonitorSettings",
+    "NameStats",
     "ObservedEvent",
     "Plan",
     "PlanError",
     "PlanWatch",
     "Severity",
-    "StatusRow",
     "describe",
     "format_duration",
 ]
@@ -114,22 +120,8 @@ class MonitorSettings:
     # How long an invalid or unplanned event keeps its name flagged (`eventtui check --window`).
     plan_window: float = DEFAULT_PLAN_WINDOW
     learned: LearnedSettings = field(default_factory=LearnedSettings)
-
-
-@dataclass(frozen=True, slots=True)
-class StatusRow:
-    """A counters-panel line: the numbers and the state column."""
-
-    counters: CounterRow
-    state: str
-
-    @property
-    def name(self) -> str:
-        return self.counters.name
-
-    @property
-    def severity(self) -> Severity:
-        return SEVERITY[self.state]
+    # Names counted one by one; past this, the counters put the rest under `OTHER`.
+    max_names: int = MAX_NAMES
 
 
 class Monitor:
@@ -152,7 +144,7 @@ class Monitor:
         self.settings = settings or MonitorSettings()
         self.started_at = started_at
         self.plan = plan
-        self.counters = Counters()
+        self.counters = Counters(self.settings.max_names)
         self.learned = LearnedCadence(self.settings.learned)
         self.plan_watch = PlanWatch(plan, window=self.settings.plan_window)
         self.trackers: list[ExpectationTracker] = []
@@ -182,27 +174,6 @@ class Monitor:
         self._stale = True
         self._current: list[Anomaly] = []
         self._by_name: dict[str, list[Anomaly]] = {}
-
-    @classmethod
-    def from_config(
-        cls,
-        config: Config,
-        *,
-        started_at: float,
-        plan: Plan | None = None,
-        compile_where: Callable[[str], Matcher] | None = None,
-        settings: MonitorSettings | None = None,
-    ) -> Monitor:
-        """A monitor for `config`'s expectations and plan (read from its files unless given)."""
-        if plan is None and (config.plan.events or config.plan.strict):
-            plan = Plan.from_config(config)
-        return cls(
-            config.expect,
-            started_at=started_at,
-            plan=plan,
-            compile_where=compile_where,
-            settings=settings,
-        )
 
     def declared(self, name: str) -> bool:
         return name in self._declared
@@ -312,19 +283,6 @@ class Monitor:
         if name in self._declared:
             return OK
         return self.learned.state_of(name, self._now) or OK
-
-    def rows(self, now: float) -> list[StatusRow]:
-        """Every name seen or expected, with its counters and state; most urgent first, then by name."""
-        self.evaluate(now)
-        names = set(self.counters.names()) | set(self._declared)
-        rows = []
-        for name in names:
-            counters = self.counters.row(name, now) or CounterRow(
-                name, 0, 0, 0, None, (0,) * HISTORY_MINUTES
-            )
-            rows.append(StatusRow(counters, self.state_of(name, now)))
-        rows.sort(key=lambda row: (STATE_RANK[row.state], row.name))
-        return rows
 
     def episodes(self) -> list[Episode]:
         """The history of anomaly episodes (open ones have `ended_at` None), oldest first."""

@@ -1,134 +1,178 @@
-"""Per-event-name counters: total, invalid, last seen, events in the last minute, a 30-minute sparkline.
+"""Per-event-name counters: total, invalid, last seen, rate per minute, a 30-minute trend; bounded.
 
-Owns the numbers of the counters panel. `observe` runs for every event at ingest rates (tens of
+Owns the numbers of the counters panel; the `Monitor` holds one `Counters` and feeds it every event
+it observes, and the TUI reads it from there. `observe` runs for every event at ingest rates (tens of
 thousands per second), so it is O(1) and allocation-free after a name's first event: each name keeps
-two small ring buffers (60 one-second buckets, 30 one-minute buckets) stamped with the second or
-minute they hold, so a stale bucket is recognised and reset without ever sweeping the ring.
+two small ring buffers (seconds and minutes) stamped with the second or minute they hold, so a stale
+bucket is recognised and reset without ever sweeping the ring.
 
-Pure: time is the events' own `received_at` and the `now` passed to `snapshot`; no clock, no IO,
-no Textual.
+The number of names is capped, because names come from clients: past `max_names` the rest are
+counted together under `OTHER`, so a client inventing a name per event cannot grow memory without
+bound. `everything` counts the whole stream (events per second).
+
+Pure: time is the events' own `received_at` and the `now` passed in; no clock, no IO, no Textual.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
-RATE_WINDOW_SECONDS: Final = 60
-HISTORY_MINUTES: Final = 30
-
-
-@dataclass(frozen=True, slots=True)
-class CounterRow:
-    """One line of the counters panel."""
-
-    name: str
-    total: int
-    invalid: int
-    # Events received in the last 60 seconds, i.e. the rate per minute right now.
-    per_minute: int
-    last_seen: float | None
-    # Events per minute over the last HISTORY_MINUTES minutes, oldest first; the last is this minute.
-    histogram: tuple[int, ...]
+SPARK_MINUTES: Final = 30
+RATE_SECONDS: Final = 60
+MAX_NAMES: Final = 2_000
+OTHER: Final = "(other names)"
 
 
-class _Count:
-    __slots__ = (
-        "invalid",
-        "last_seen",
-        "min_counts",
-        "min_stamps",
-        "sec_counts",
-        "sec_stamps",
-        "total",
-    )
+class _Ring:
+    """Counts per time slot (second or minute) over a sliding window, O(1) per add."""
 
-    def __init__(self) -> None:
+    __slots__ = ("counts", "size", "stamps")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.counts = [0] * size
+        self.stamps = [-1] * size
+
+    def add(self, slot: int, n: int = 1) -> None:
+        i = slot % self.size
+        stamp = self.stamps[i]
+        if stamp == slot:
+            self.counts[i] += n
+        elif stamp < slot:
+            self.stamps[i] = slot
+            self.counts[i] = n
+        # else: older than the window this bucket now holds; it only ever counts in `total`.
+
+    def window(self, newest: int, length: int) -> list[int]:
+        """Counts of the `length` slots ending at `newest`, oldest first."""
+        out = []
+        for slot in range(newest - length + 1, newest + 1):
+            i = slot % self.size
+            out.append(self.counts[i] if self.stamps[i] == slot else 0)
+        return out
+
+    def total(self, first: int, last: int) -> int:
+        return sum(
+            self.counts[slot % self.size]
+            for slot in range(first, last + 1)
+            if self.stamps[slot % self.size] == slot
+        )
+
+
+class NameStats:
+    """One name's counts. `last_seen` is 0.0 until an event (or a seed) says otherwise."""
+
+    __slots__ = ("invalid", "last_seen", "minutes", "name", "seconds", "total")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
         self.total = 0
         self.invalid = 0
-        self.last_seen: float | None = None
-        self.sec_counts = [0] * RATE_WINDOW_SECONDS
-        self.sec_stamps = [-1] * RATE_WINDOW_SECONDS
-        self.min_counts = [0] * HISTORY_MINUTES
-        self.min_stamps = [-1] * HISTORY_MINUTES
+        self.last_seen = 0.0
+        self.seconds = _Ring(RATE_SECONDS + 2)
+        self.minutes = _Ring(SPARK_MINUTES + 1)
+
+    def add(self, at: float, valid: bool) -> None:
+        self.total += 1
+        if not valid:
+            self.invalid += 1
+        if at > self.last_seen:
+            self.last_seen = at
+        second = int(at)
+        self.seconds.add(second)
+        self.minutes.add(second // 60)
+
+    def rate_per_minute(self, now: float) -> int:
+        """Events in the last 60 seconds."""
+        second = int(now)
+        return self.seconds.total(second - RATE_SECONDS + 1, second)
+
+    def spark(self, now: float, buckets: int = SPARK_MINUTES) -> list[int]:
+        """Events per minute over the last `buckets` minutes, oldest first."""
+        return self.minutes.window(int(now) // 60, min(buckets, SPARK_MINUTES))
 
 
 class Counters:
-    """Counters for every event name seen (see the module docstring)."""
+    """All names' `NameStats`, plus the whole stream's (`everything`) for events per second."""
 
-    def __init__(self) -> None:
-        self._by_name: dict[str, _Count] = {}
+    def __init__(self, max_names: int = MAX_NAMES) -> None:
+        self.max_names = max_names
+        self.by_name: dict[str, NameStats] = {}
+        self.everything = NameStats("")
+        # Bumped on every change, so a panel repaints only when something moved.
+        self.version = 0
 
     def __len__(self) -> int:
-        return len(self._by_name)
+        return len(self.by_name)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._by_name
+        return name in self.by_name
 
     def names(self) -> Iterator[str]:
-        return iter(self._by_name)
+        return iter(self.by_name)
+
+    def get(self, name: str) -> NameStats | None:
+        return self.by_name.get(name)
 
     def observe(self, name: str, at: float, valid: bool = True) -> None:
-        count = self._by_name.get(name)
-        if count is None:
-            count = self._by_name[name] = _Count()
-        count.total += 1
-        if not valid:
-            count.invalid += 1
-        if count.last_seen is None or at > count.last_seen:
-            count.last_seen = at
-        second = int(at)
-        _bump(count.sec_stamps, count.sec_counts, second, RATE_WINDOW_SECONDS)
-        _bump(count.min_stamps, count.min_counts, second // 60, HISTORY_MINUTES)
+        """Count one event."""
+        stats = self.by_name.get(name)
+        if stats is None:
+            stats = self._new(name)
+        stats.add(at, valid)
+        self.everything.add(at, valid)
+        self.version += 1
 
-    def observe_many(self, items: Iterable[tuple[str, float, bool]]) -> None:
+    def observe_many(self, events: Iterable[Any]) -> None:
+        """Count events (anything with `.name`, `.received_at`, `.valid`)."""
         observe = self.observe
-        for name, at, valid in items:
-            observe(name, at, valid)
+        for event in events:
+            observe(event.name, event.received_at, event.valid)
+
+    def _new(self, name: str) -> NameStats:
+        if len(self.by_name) >= self.max_names:
+            other = self.by_name.get(OTHER)
+            if other is None:
+                other = self.by_name[OTHER] = NameStats(OTHER)
+            return other
+        stats = self.by_name[name] = NameStats(name)
+        return stats
 
     def note_last_seen(self, name: str, at: float) -> None:
         """Remember when a name was last seen without counting an event (seeding after a restart)."""
-        count = self._by_name.get(name)
-        if count is None:
-            count = self._by_name[name] = _Count()
-        if count.last_seen is None or at > count.last_seen:
-            count.last_seen = at
+        stats = self.by_name.get(name) or self._new(name)
+        if at > stats.last_seen:
+            stats.last_seen = at
+            self.version += 1
 
-    def row(self, name: str, now: float) -> CounterRow | None:
-        count = self._by_name.get(name)
-        return None if count is None else _row(name, count, now)
+    def seed(
+        self,
+        name: str,
+        total: int,
+        invalid: int,
+        last_seen: float,
+        minutes: Iterable[tuple[int, int]] = (),
+        seconds: Iterable[tuple[int, int]] = (),
+    ) -> None:
+        """Start a name from counts read from the store (attaching to a store that has history)."""
+        stats = self.by_name.get(name) or self._new(name)
+        stats.total += total
+        stats.invalid += invalid
+        stats.last_seen = max(stats.last_seen, last_seen)
+        everything = self.everything
+        everything.total += total
+        everything.invalid += invalid
+        everything.last_seen = max(everything.last_seen, last_seen)
+        for minute, count in minutes:
+            stats.minutes.add(minute, count)
+            everything.minutes.add(minute, count)
+        for second, count in seconds:
+            stats.seconds.add(second, count)
+            everything.seconds.add(second, count)
+        self.version += 1
 
-    def snapshot(self, now: float) -> list[CounterRow]:
-        """Every name's row as of `now`, sorted by name."""
-        return [_row(name, self._by_name[name], now) for name in sorted(self._by_name)]
-
-
-def _row(name: str, count: _Count, now: float) -> CounterRow:
-    second = int(now)
-    oldest = second - RATE_WINDOW_SECONDS
-    per_minute = sum(
-        n
-        for n, stamp in zip(count.sec_counts, count.sec_stamps, strict=True)
-        if oldest < stamp <= second
-    )
-    minute = second // 60
-    stamps = count.min_stamps
-    counts = count.min_counts
-    histogram = tuple(
-        counts[m % HISTORY_MINUTES] if stamps[m % HISTORY_MINUTES] == m else 0
-        for m in range(minute - HISTORY_MINUTES + 1, minute + 1)
-    )
-    return CounterRow(name, count.total, count.invalid, per_minute, count.last_seen, histogram)
-
-
-def _bump(stamps: list[int], counts: list[int], key: int, size: int) -> None:
-    """Count one arrival in the ring slot of `key` (a second or a minute since the epoch)."""
-    slot = key % size
-    stamp = stamps[slot]
-    if stamp == key:
-        counts[slot] += 1
-    elif stamp < key:
-        stamps[slot] = key
-        counts[slot] = 1
-    # else: older than the ring holds (a late straggler); it counts in the totals only.
+    def events_per_second(self, now: float, window: int = 5) -> float:
+        """Average over the last `window` whole seconds (the current one is still filling)."""
+        second = int(now) - 1
+        return self.everything.seconds.total(second - window + 1, second) / window

@@ -1,6 +1,6 @@
 """The store's schema, its migrations, and opening a file safely.
 
-The schema is a public contract (DESIGN.md, "Store"): users query it with `sqlite3` or Datasette.
+The schema is a public contract (README.md, "The store"): users query it with `sqlite3` or Datasette.
 `PRAGMA application_id` marks a file as ours; a file that is not ours, or is corrupt, or was written
 by a newer eventtui, is refused with a clear error and never modified.
 
@@ -108,17 +108,22 @@ def connect(path: Path, *, create: bool, read_only: bool = False) -> sqlite3.Con
     return _connect(path, create=create, read_only=read_only)[0]
 
 
-def connect_for_reading(path: Path) -> tuple[sqlite3.Connection, str]:
-    """`connect(path, create=False, read_only=True)`, and the URI it opened (for ATTACH)."""
-    return _connect(path, create=False, read_only=True)
+def connect_for_reading(path: Path, *, detect_types: int = 0) -> tuple[sqlite3.Connection, str]:
+    """`connect(path, create=False, read_only=True)`, and the URI it opened (for ATTACH).
+
+    `detect_types` is sqlite3's (a reader names a column converter in a column's alias).
+    """
+    return _connect(path, create=False, read_only=True, detect_types=detect_types)
 
 
-def _connect(path: Path, *, create: bool, read_only: bool) -> tuple[sqlite3.Connection, str]:
+def _connect(
+    path: Path, *, create: bool, read_only: bool, detect_types: int = 0
+) -> tuple[sqlite3.Connection, str]:
     _check_file(path, create=create)
     if create:
         path.parent.mkdir(parents=True, exist_ok=True)
     uri = path.absolute().as_uri()
-    conn = _open(uri, path)
+    conn = _open(uri, path, detect_types)
     try:
         try:
             _check_ours(conn, path)
@@ -126,7 +131,7 @@ def _connect(path: Path, *, create: bool, read_only: bool) -> tuple[sqlite3.Conn
             conn.close()
             if not read_only:
                 raise StoreError(f"{path}: cannot write to the store: {exc.reason}") from None
-            conn, uri = _open_read_only(path, exc.reason)
+            conn, uri = _open_read_only(path, exc.reason, detect_types)
         conn.execute("PRAGMA busy_timeout = 10000")
         if create:
             conn.execute("PRAGMA journal_mode = WAL")
@@ -141,18 +146,25 @@ def _connect(path: Path, *, create: bool, read_only: bool) -> tuple[sqlite3.Conn
     return conn, uri
 
 
-def _open(uri: str, path: Path) -> sqlite3.Connection:
-    # Always a URI, so that ATTACH on this connection takes one too (sessions.export_store).
+def _open(uri: str, path: Path, detect_types: int = 0) -> sqlite3.Connection:
+    # Always a URI, so that ATTACH on this connection takes one too (store.sessions.export_store).
     try:
         return sqlite3.connect(
-            uri, uri=True, isolation_level=None, check_same_thread=True, timeout=10.0
+            uri,
+            uri=True,
+            isolation_level=None,
+            check_same_thread=True,
+            timeout=10.0,
+            detect_types=detect_types,
         )
     except sqlite3.Error as exc:
         why = _unwritable(path) if not path.exists() else None
         raise StoreError(f"{path}: cannot open store ({why or exc})") from None
 
 
-def _open_read_only(path: Path, reason: str) -> tuple[sqlite3.Connection, str]:
+def _open_read_only(
+    path: Path, reason: str, detect_types: int = 0
+) -> tuple[sqlite3.Connection, str]:
     """A store this process cannot write beside, opened read-only, or StoreError saying why not.
 
     SQLite reads a WAL-mode store without write access when its -wal and -shm files exist, or
@@ -164,7 +176,7 @@ def _open_read_only(path: Path, reason: str) -> tuple[sqlite3.Connection, str]:
     starts writing it later (its owner, from elsewhere) is not seen by this connection.
     """
     uri = path.absolute().as_uri() + "?mode=ro"
-    conn = _open(uri, path)
+    conn = _open(uri, path, detect_types)
     try:
         _check_ours(conn, path)
         return conn, uri
@@ -187,7 +199,7 @@ def _open_read_only(path: Path, reason: str) -> tuple[sqlite3.Connection, str]:
             " files to a folder you can write, or open it once where it can be written"
         )
     uri += "&immutable=1"
-    conn = _open(uri, path)
+    conn = _open(uri, path, detect_types)
     try:
         _check_ours(conn, path)
     except BaseException:

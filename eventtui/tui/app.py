@@ -24,8 +24,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
-from eventtui.tui.counters import SORT_KEYS, Counters, StateSource
-from eventtui.tui.feed import Feed, SlimRow
+from eventtui.filters import FilterError, compile_filter
+from eventtui.monitor.counters import Counters
+from eventtui.tui.feeds import SEEK_SECONDS, Feed, Playback
 from eventtui.tui.messages import (
     CountsSeeded,
     EventLoaded,
@@ -38,12 +39,11 @@ from eventtui.tui.messages import (
     HistoryLoaded,
     TimeReached,
 )
-from eventtui.tui.replay import SEEK_SECONDS, Playback
 from eventtui.tui.sanitize import clean_text
 from eventtui.tui.screens.anomalies import AnomaliesScreen, EpisodeSource
 from eventtui.tui.screens.help import HelpScreen
-from eventtui.tui.states import FIRING_TOAST
-from eventtui.tui.widgets.counters import CountersPanel
+from eventtui.tui.states import FIRING_TOAST, StateSource
+from eventtui.tui.widgets.counters import SORT_KEYS, CountersPanel, ordered
 from eventtui.tui.widgets.filter_bar import FilterBar
 from eventtui.tui.widgets.payload import PayloadPane, copy_text
 from eventtui.tui.widgets.status import StatusBar
@@ -55,7 +55,7 @@ COUNTERS_INTERVAL: Final = 0.25
 # While following, the payload pane shows the newest event, at a pace a reader can take in.
 FOLLOW_PAYLOAD_INTERVAL: Final = 0.5
 # States are judged (and toasts raised) at this pace: twice a second, so a deadline shows within a
-# second of passing, as DESIGN promises, even with the paint tick's own lag.
+# second of passing, even with the paint tick's own lag.
 STATES_INTERVAL: Final = 0.5
 _SIMPLE_NAME: Final = re.compile(r"[A-Za-z0-9_.:/-]+")
 
@@ -131,7 +131,7 @@ class EventApp(App[None]):
         self.feed = feed
         self.playback = feed if isinstance(feed, Playback) else None
         # Live: the wall clock. Replay: the virtual time up to which the feed has delivered every
-        # event (see tui/replay.py) — never the replay clock's own reading, which runs ahead.
+        # event (see tui/feeds/replay.py) — never the replay clock's own reading, which runs ahead.
         self.feed_time = self.playback.started_at if self.playback is not None else 0.0
         self.clock: Callable[[], float] = clock or (
             self._delivered_time if self.playback is not None else time.time
@@ -141,12 +141,12 @@ class EventApp(App[None]):
         self.states = (
             states if states is not None else (states_factory() if states_factory else None)
         )
-        self.playback = feed if isinstance(feed, Playback) else None
+        # Counted here only when no monitor counts them (previews and UI tests).
+        self._own_counters = Counters()
         self.expected = tuple(expected)
         self.stream_rows = stream_rows
         self.paint_interval = paint_interval
         self.notice = notice
-        self.counters = Counters()
         self.sort_key = SORT_KEYS[0]
         self.filter_text = ""
         self._compiled: tuple[str | None, tuple[Any, ...]] = (None, ())
@@ -164,6 +164,11 @@ class EventApp(App[None]):
         self._alerts_at = 0.0
         if theme:
             self.theme = theme
+
+    @property
+    def counters(self) -> Counters:
+        """The per-name counters: the monitor's, when there is one."""
+        return self.states.counters if self.states is not None else self._own_counters
 
     # --- layout ----------------------------------------------------------------------------------
 
@@ -238,9 +243,10 @@ class EventApp(App[None]):
     def on_events_committed(self, message: EventsCommitted) -> None:
         try:
             rows = message.rows
-            self.counters.observe(rows)
             if self.states is not None:
-                self.states.observe_many(rows)
+                self.states.observe_many(rows)  # the monitor counts them too
+            else:
+                self._own_counters.observe_many(rows)
             if message.generation == self.generation:
                 self._stream.add(message.shown)
             if message.through is not None:
@@ -281,7 +287,7 @@ class EventApp(App[None]):
 
     def on_feed_restarted(self, message: FeedRestarted) -> None:
         self.feed_time = message.at
-        self.counters = Counters()
+        self._own_counters = Counters()
         if self.states_factory is not None:
             self.states = self.states_factory()
         self.generation += 1
@@ -340,7 +346,7 @@ class EventApp(App[None]):
         if self.states is not None:
             extra.extend(self.states.names())
         self._counters_panel.show(
-            self.counters.ordered(self.sort_key, now, self.states, extra), now
+            ordered(self.counters, self.sort_key, now, self.states, extra), now
         )
 
     def _raise_alerts(self, now: float) -> bool:
@@ -364,7 +370,7 @@ class EventApp(App[None]):
             label = "newest · ↑ to select" if not stream.paused else "newest before pause"
         self._payload_stale = False
         self._payload.show(row, label)
-        if isinstance(row, SlimRow):
+        if row is not None and row.omitted:
             self.feed.request_event(row.id)
 
     def _update_stream_title(self) -> None:
@@ -405,11 +411,6 @@ class EventApp(App[None]):
         where: str | None = None
         params: tuple[Any, ...] = ()
         if text:
-            try:
-                from eventtui.filters import FilterError, compile_filter
-            except ImportError:
-                self.filter_bar.show_error("filtering is not available in this build")
-                return False
             try:
                 compiled = compile_filter(text)
             except FilterError as exc:
@@ -480,7 +481,7 @@ class EventApp(App[None]):
         if row is None:
             self.notify("No event to copy yet.", severity="warning")
             return
-        if isinstance(row, SlimRow):
+        if row.omitted:
             self.notify("Still reading that event from the store; try again.", severity="warning")
             return
         text = copy_text(row)

@@ -6,7 +6,7 @@ display form caps depth, string length and total size; the copy form caps nothin
 valid JSON. Strings are JSON-encoded first and then cleaned with JSON escapes, so control and
 bidi characters appear as ``\\u001b`` and the copy decodes to the same value.
 
-May import: rich, tui.sanitize.
+May import: rich, text (the sanitiser).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, Final
 from rich.style import Style
 from rich.text import Text
 
-from eventtui.tui.sanitize import clean
+from eventtui.text import clean
 
 _END: Final = object()
 

@@ -1,11 +1,11 @@
-"""Wiring for `eventtui watch`, `demo` and `open`: the one place collector, store, monitor and UI meet.
+"""Wiring for `eventtui watch`, `demo`, `open` and `replay`: where collector, store, monitor and UI meet.
 
 watch: the collector runs on its own thread and loop (`CollectorThread`), so ingest never waits on
 the UI; the writer's commit signal wakes the feed at once. open: the feed polls a store another
 process writes. Quitting the app stops the collector in the order that loses nothing (commit, ack,
 end the session) before these functions return.
 
-Errors are raised (PortInUse, StoreError, ConfigError ...) for `cli.py` to turn into one line.
+Errors are raised (PortInUse, StoreError, ConfigError ...) for the CLI to turn into one line.
 """
 
 from __future__ import annotations
@@ -17,17 +17,17 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
 
 import msgspec
 
-from eventtui.config import Config, Duration, Expectation
-from eventtui.store import Writer
+from eventtui.config import Config
+from eventtui.demo import demo_config
+from eventtui.monitor import Episode
+from eventtui.monitor.factory import build_monitor
+from eventtui.store import Reader, Writer
 from eventtui.tui.app import EventApp
-from eventtui.tui.feed import StoreFeed
+from eventtui.tui.feeds import StoreFeed
 from eventtui.tui.states import MonitorStates
-
-DEMO_EXPECTATION: Final = Expectation(event="heartbeat", every=Duration(10), grace=Duration(10))
 
 
 @dataclass(frozen=True)
@@ -83,13 +83,9 @@ def _logs_held() -> Iterator[None]:
             root.handle(record)
 
 
-def _monitor(config: Config, started_at: float) -> MonitorStates:
-    from eventtui.matching import row_matcher
-    from eventtui.monitor import Monitor
-
-    return MonitorStates(
-        Monitor.from_config(config, started_at=started_at, compile_where=row_matcher)
-    )
+def monitor_states(config: Config, started_at: float) -> MonitorStates:
+    """The app's monitor (the one factory's, `where` judged row by row), as the panel shows it."""
+    return MonitorStates(build_monitor(config, started_at=started_at))
 
 
 def run_watch(
@@ -147,7 +143,7 @@ def run_watch(
     app = EventApp(
         feed,
         clock=clock,
-        states=_monitor(config, clock()),
+        states=monitor_states(config, clock()),
         notice=notice,
         theme=config.ui.theme,
         tune_gc=tune_gc,
@@ -174,15 +170,13 @@ def run_watch(
 
 def run_open(config: Config, path: Path, *, clock: Callable[[], float] = time.time) -> int:
     """The TUI on an existing store, following it live. Raises StoreError if it cannot be read."""
-    from eventtui.store import Reader
-
     with Reader(path):  # fail here, with one clear line, rather than inside the UI
         pass
     feed = StoreFeed(path, mode="open")
     app = EventApp(
         feed,
         clock=clock,
-        states=_monitor(config, clock()),
+        states=monitor_states(config, clock()),
         theme=config.ui.theme,
         tune_gc=True,
         bell=config.ui.bell,
@@ -190,42 +184,6 @@ def run_open(config: Config, path: Path, *, clock: Callable[[], float] = time.ti
     with _logs_held():
         app.run()
     return app.return_code or 0
-
-
-def demo_config(config: Config) -> Config:
-    """The user's config plus what the demo shows off: an expected heartbeat and a small plan."""
-    from eventtui.config import PlanConfig, PlanEvent
-
-    expect = config.expect
-    if not any(e.event == "heartbeat" for e in expect):
-        expect = (*expect, DEMO_EXPECTATION)
-    events = dict(config.plan.events)
-    events.setdefault("checkout_completed", PlanEvent(schema=CHECKOUT_SCHEMA))
-    events.setdefault("sign_up", PlanEvent(schema=SIGN_UP_SCHEMA))
-    plan = PlanConfig(strict=config.plan.strict, events=events)
-    return msgspec.structs.replace(config, expect=expect, plan=plan)
-
-
-# The draft is named, as a tracking plan's schema files should: the rules never depend on a default.
-_DRAFT: Final = "https://json-schema.org/draft/2020-12/schema"
-CHECKOUT_SCHEMA: Final[dict[str, Any]] = {
-    "$schema": _DRAFT,
-    "type": "object",
-    "required": ["plan", "cart_total", "currency"],
-    "properties": {
-        "plan": {"enum": ["free", "pro", "team"]},
-        "cart_total": {"type": "number", "minimum": 0},
-        "currency": {"type": "string", "minLength": 3, "maxLength": 3},
-        "coupon": {"type": ["string", "null"]},
-        "items": {"type": "integer", "minimum": 1},
-    },
-}
-SIGN_UP_SCHEMA: Final[dict[str, Any]] = {
-    "$schema": _DRAFT,
-    "type": "object",
-    "required": ["method"],
-    "properties": {"method": {"enum": ["email", "google", "github"]}},
-}
 
 
 def run_replay(
@@ -240,16 +198,14 @@ def run_replay(
     tune_gc: bool = True,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> int:
-    """A stored session in the TUI on a virtual clock. Raises ReplayError, StoreError, UsageError.
+    """A stored session in the TUI on a virtual clock. Raises ReplayError, StoreError (NoSuchSession).
 
     `filter_text` limits what is replayed (the monitor then judges only those events, as the
     user asked); the `/` filter inside the app only narrows the stream.
     """
     from eventtui.filters import FilterError, compile_filter
-    from eventtui.monitor import Monitor
-    from eventtui.replay import ReplayClock, ReplayError, find_session, load_schedule
-    from eventtui.store import Reader
-    from eventtui.tui.replay import ReplayFeed
+    from eventtui.replay import ReplayClock, ReplayError, load_schedule, session_anomalies
+    from eventtui.tui.feeds import ReplayFeed
 
     try:
         compiled = compile_filter(filter_text) if filter_text.strip() else None
@@ -257,7 +213,7 @@ def run_replay(
         raise ReplayError(f"--filter: {exc}") from None
     where, params = (compiled.where, compiled.params) if compiled else ("1", ())
     with Reader(path) as reader:
-        span = find_session(reader, session)
+        span = reader.session(reader.resolve_session(session))
         schedule = load_schedule(reader, span, where, params)
     if not len(schedule):
         raise ReplayError(f"session {span.id} has no events to replay")
@@ -268,9 +224,14 @@ def run_replay(
 
     def monitor() -> MonitorStates:
         # Started when the session started: an expected event is due from then, as it was live.
-        return MonitorStates(Monitor.from_config(config, started_at=timeline.start))
+        return monitor_states(config, timeline.start)
 
-    feed = ReplayFeed(path, schedule, clock, monitor=lambda: monitor().monitor)
+    def find_anomalies(reader: Reader) -> list[Episode]:
+        return session_anomalies(
+            reader, schedule, config, started_at=timeline.start, end=timeline.end
+        )
+
+    feed = ReplayFeed(path, schedule, clock, find_anomalies=find_anomalies)
     label = f"session {span.id}" + (f" ({span.label})" if span.label else "")
     app = EventApp(
         feed,  # the app's clock is then the time the feed has delivered events up to

@@ -3,7 +3,7 @@
 Pure formatting over `EventRow`s, shared by the stream and the counters. Every string from the
 event goes through `sanitize` before it is returned.
 
-May import: rich (styles), msgspec, store (EventRow), tui.sanitize.
+May import: rich (styles), msgspec, store (EventRow), text.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Final
 import msgspec
 from rich.style import Style
 
-from eventtui.tui.sanitize import clean
+from eventtui.text import clean
 
 # Distinct hues readable on dark and light themes; a name keeps its colour across runs because
 # the index comes from crc32, not Python's per-process salted hash().

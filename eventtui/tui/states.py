@@ -1,25 +1,58 @@
-"""MonitorStates: the monitor's anomaly states as the counters panel shows them.
+"""MonitorStates: the monitor's counters and anomaly states as the counters panel shows them.
 
-Adapts `eventtui.monitor.Monitor` to the panel's `StateSource` seam: a word, a symbol and a tone
-for each state (colour is never the only signal), one toast per new anomaly episode, and the
-episode history in the order the anomalies view lists it.
+Adapts `eventtui.monitor.Monitor` to the panel's `StateSource` seam: the monitor's `Counters`, a
+word, a symbol and a tone for each state (`StateMark`: colour is never the only signal), one toast
+per new anomaly episode, and the episode history in the order the anomalies view lists it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Final, Literal
+from dataclasses import dataclass
+from typing import Any, Final, Literal, Protocol
 
 from eventtui.monitor import (
     OK,
     SEVERITY,
+    Counters,
     Episode,
     Monitor,
     Severity,
     describe,
 )
 from eventtui.monitor.anomaly import STATE_RANK, SYMBOLS
-from eventtui.tui.counters import NO_STATE, StateMark
+
+
+@dataclass(frozen=True)
+class StateMark:
+    """How the counters panel shows one name's state: a word, a symbol, and how bad it is."""
+
+    label: str
+    symbol: str
+    severity: int  # 0 fine or unknown; higher sorts first and draws the eye
+    tone: str  # "ok", "muted", "info", "warning", "error": the panel maps it to theme colours
+    rank: int = 0  # among equal severities, lower sorts first (missing before invalid)
+
+
+NO_STATE: Final = StateMark("", "", 0, "ok")
+
+
+class StateSource(Protocol):
+    """What the counters panel needs from the monitor: fed every event, asked per name."""
+
+    @property
+    def counters(self) -> Counters:
+        """The per-name counts of every event fed in (the monitor's own)."""
+        ...
+
+    def observe_many(self, events: Iterable[Any]) -> None: ...
+
+    def state_of(self, name: str, now: float) -> StateMark: ...
+
+    def names(self) -> Iterable[str]:
+        """Names the source knows of without having seen them (declared expectations)."""
+        ...
+
 
 _TONES: Final = {
     Severity.FIRING: "error",
@@ -46,6 +79,10 @@ class MonitorStates:
         self.monitor = monitor
         self._announced: set[tuple[str, str, float, str | None]] = set()
         self._marks: dict[str, StateMark] = {}
+
+    @property
+    def counters(self) -> Counters:
+        return self.monitor.counters
 
     def observe_many(self, events: Iterable[Any]) -> None:
         self.monitor.observe_many(events)

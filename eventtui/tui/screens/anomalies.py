@@ -10,7 +10,7 @@ order changed) or the width did; the cursor stays on the episode it was on.
 
 Event names, filters and details reach the screen through the one sanitiser, as `Text`.
 
-May import: textual, rich, eventtui.monitor (types and formatting), eventtui.tui.counters
+May import: textual, rich, eventtui.monitor (types and formatting), eventtui.tui.states
 (`StateMark`), eventtui.tui.sanitize.
 """
 
@@ -30,8 +30,8 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
 from eventtui.monitor import Episode, format_duration
-from eventtui.tui.counters import StateMark
 from eventtui.tui.sanitize import clean_text
+from eventtui.tui.states import StateMark
 
 REFRESH_INTERVAL: Final = 1.0
 ONGOING: Final = "ongoing"

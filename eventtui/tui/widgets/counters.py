@@ -8,8 +8,9 @@ The first line is a header that does not scroll.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar, Final
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final
 
 from rich.segment import Segment
 from rich.text import Text
@@ -20,9 +21,13 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from eventtui.tui.counters import SPARK_MINUTES, NameStats, StateMark, sparkline
+from eventtui.monitor.counters import SPARK_MINUTES, Counters, NameStats
 from eventtui.tui.rows import age, name_style
 from eventtui.tui.sanitize import padded
+from eventtui.tui.states import NO_STATE, StateMark, StateSource
+
+SORT_KEYS: Final = ("rate", "total", "last seen", "name")
+SPARK_BLOCKS: Final = " ▁▂▃▄▅▆▇█"
 
 _TOTAL: Final = 8
 _RATE: Final = 6
@@ -30,6 +35,45 @@ _AGE: Final = 5
 _STATE: Final = 10
 # mark, spaces between columns, and the fixed columns: what is left is shared by name and trend.
 _FIXED: Final = 2 + 5 + _TOTAL + _RATE + _AGE + _STATE
+
+
+def ordered(
+    counters: Counters,
+    sort_key: str,
+    now: float,
+    states: StateSource | None = None,
+    extra_names: Iterable[str] = (),
+) -> list[tuple[NameStats, StateMark]]:
+    """Rows for the panel: firing states first (worst first), then by `sort_key`."""
+    rows = list(counters.by_name.values())
+    known = counters.by_name.keys()
+    rows.extend(NameStats(name) for name in extra_names if name not in known)
+    marks = [states.state_of(s.name, now) if states else NO_STATE for s in rows]
+    rates = {id(s): s.rate_per_minute(now) for s in rows} if sort_key == "rate" else {}
+
+    def key(pair: tuple[NameStats, StateMark]) -> tuple[Any, ...]:
+        stats, mark = pair
+        first = (-mark.severity, mark.rank)
+        if sort_key == "name":
+            return (*first, stats.name.casefold())
+        if sort_key == "total":
+            return (*first, -stats.total, stats.name)
+        if sort_key == "last seen":
+            return (*first, -stats.last_seen, stats.name)
+        return (*first, -rates[id(stats)], -stats.last_seen, stats.name)
+
+    return sorted(zip(rows, marks, strict=True), key=key)
+
+
+def sparkline(counts: Sequence[int]) -> str:
+    """One character per count, scaled to the largest; zero stays blank so quiet time reads as gap."""
+    top = max(counts, default=0)
+    if top <= 0:
+        return " " * len(counts)
+    steps = len(SPARK_BLOCKS) - 1
+    return "".join(
+        SPARK_BLOCKS[0] if c <= 0 else SPARK_BLOCKS[max(1, round(c / top * steps))] for c in counts
+    )
 
 
 def _compact(n: float) -> str:
@@ -78,12 +122,11 @@ class CountersPanel(ScrollView, can_focus=True):
     }
     """
 
+    @dataclass(eq=False)
     class NameChosen(Message):
         """Enter on a name: show only that name in the stream."""
 
-        def __init__(self, name: str) -> None:
-            super().__init__()
-            self.name = name
+        name: str
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)

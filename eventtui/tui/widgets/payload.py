@@ -14,7 +14,6 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from eventtui.store import EventRow
-from eventtui.tui.feed import SlimRow
 from eventtui.tui.jsonview import JsonStyles, to_json, to_text
 from eventtui.tui.rows import clock_time
 from eventtui.tui.sanitize import clean_text
@@ -78,7 +77,7 @@ class PayloadPane(VerticalScroll, can_focus=True):
     @property
     def waiting_for(self) -> int | None:
         """The id of a large event being read from the store, if any."""
-        return self.row.id if isinstance(self.row, SlimRow) else None
+        return self.row.id if self.row is not None and self.row.omitted else None
 
     @property
     def rendered_text(self) -> str:
@@ -86,8 +85,13 @@ class PayloadPane(VerticalScroll, can_focus=True):
         return self._text.plain
 
     def show(self, row: EventRow | None, label: str = "") -> None:
-        same = row is not None and self.row is not None and row.id == self.row.id
-        if same and label == self.label and type(row) is type(self.row):
+        # The same event, as whole as before (a large one arrives whole after its slim row).
+        same = (
+            row is not None
+            and self.row is not None
+            and (row.id, row.omitted) == (self.row.id, self.row.omitted)
+        )
+        if same and label == self.label:
             return
         self.row = row
         self.label = label
@@ -110,10 +114,7 @@ class PayloadPane(VerticalScroll, can_focus=True):
             head.append(" · user ", muted)
             head.append_text(clean_text(row.user_id or row.anonymous_id or "", max_chars=120))
         head.append(f" · session {row.session_id}\n", muted)
-        try:
-            errors = row.error_list() if row.errors else []
-        except ValueError:
-            errors = [row.errors or ""]
+        errors = row.error_list()
         if not row.valid or errors:
             error_style = style_of("payload-pane--error")
             head.append("✗ invalid\n" if not errors else "", error_style)
@@ -121,8 +122,8 @@ class PayloadPane(VerticalScroll, can_focus=True):
                 head.append("✗ ", error_style)
                 head.append_text(clean_text(str(error), style=error_style, max_chars=500))
                 head.append("\n")
-        if isinstance(row, SlimRow):
-            head.append(f"\nreading {row.full_size:,} bytes from the store…", muted)
+        if row.omitted:
+            head.append(f"\nreading {row.omitted:,} bytes from the store…", muted)
             return head
         styles = JsonStyles(
             key=style_of("payload-pane--key"),

@@ -8,8 +8,9 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from eventtui.text import clean
 from eventtui.tui.messages import FeedStatus
-from eventtui.tui.sanitize import clean, clean_text
+from eventtui.tui.sanitize import clean_text
 
 
 def human_bytes(n: int) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import ClassVar, Final
 
 from rich.segment import Segment
@@ -29,7 +30,6 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from eventtui.store import EventRow
-from eventtui.tui.feed import SlimRow
 from eventtui.tui.rows import clock_time, name_style, summarize
 from eventtui.tui.sanitize import fit, padded
 
@@ -73,20 +73,18 @@ class EventStream(ScrollView, can_focus=True):
     }
     """
 
+    @dataclass(eq=False)
     class CursorMoved(Message):
         """The selected row changed; `row` is None when the stream follows the newest row."""
 
-        def __init__(self, stream: EventStream, row: EventRow | None) -> None:
-            super().__init__()
-            self.stream = stream
-            self.row = row
+        stream: EventStream
+        row: EventRow | None
 
+    @dataclass(eq=False)
     class Opened(Message):
         """Enter on a row: the user wants its payload."""
 
-        def __init__(self, row: EventRow) -> None:
-            super().__init__()
-            self.row = row
+        row: EventRow
 
     def __init__(self, max_rows: int = 10_000, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -380,8 +378,8 @@ class EventStream(ScrollView, can_focus=True):
         used = len(time_text) + 3 + name_cells + user_cells + 2
         rest = width - used
         if rest > 0:
-            if isinstance(row, SlimRow) and not row.properties:
-                summary = f"{{… {row.full_size:,} bytes}}"
+            if row.omitted and not row.properties:
+                summary = f"{{… {row.omitted:,} bytes}}"
             else:
                 summary = summarize(row.properties, rest + 1)
             summary_style = base + style_of("event-stream--summary") + cursor

@@ -5,13 +5,14 @@ is virtual time, so ages, rates and the monitor's anomaly states appear at the s
 moments they did live. The app's "now" is not the replay clock's reading but the time the feed
 has delivered every event up to (`through` on each batch, `TimeReached` between them): a monitor
 asked about a moment before it has seen that moment's events would invent late and missing
-episodes (after a seek back, or at high speed when a heartbeat lands exactly on its deadline). Pacing is `eventtui.replay`'s (Timeline, ReplayClock,
-Player); this module only runs it on the feed thread and takes the user's commands.
+episodes (after a seek back, or at high speed when a heartbeat lands exactly on its deadline).
+Pacing is `eventtui.replay`'s (Timeline, ReplayClock, Player); this module only runs it on the
+feed thread and takes the user's commands.
 
 Threads: the feed thread owns its Reader and calls `Player.due`; the UI thread's commands (pause,
 speed, seek) change the clock. Both hold `_lock` while they touch clock or player, briefly.
 
-May import: replay, store, tui.feed, tui.messages.
+May import: replay, store, tui.feeds.base, tui.messages.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
-import msgspec
-
+from eventtui.monitor import Episode
 from eventtui.replay import (
     PAGE_ROWS,
     Player,
@@ -31,13 +31,11 @@ from eventtui.replay import (
     Schedule,
     fetch_rows,
     format_speed,
-    iter_observed,
     next_after,
     next_speed,
-    scan_anomalies,
 )
 from eventtui.store import EventRow, Reader
-from eventtui.tui.feed import FilterRequest, Post, ReadingFeed, slim
+from eventtui.tui.feeds.base import FilterRequest, Post, ReadingFeed, slim
 from eventtui.tui.messages import (
     EventsCommitted,
     FeedNotice,
@@ -72,7 +70,8 @@ class Playback(Protocol):
 
 
 class ReplayFeed(ReadingFeed):
-    """See the module docstring. `monitor` makes a fresh monitor for the "next anomaly" scan."""
+    """See the module docstring. `find_anomalies` gives the session's anomaly episodes, read on the
+    feed thread with its Reader, for the "next anomaly" key."""
 
     mode = "replay"
     doing = "replaying"
@@ -83,7 +82,7 @@ class ReplayFeed(ReadingFeed):
         schedule: Schedule,
         clock: ReplayClock,
         *,
-        monitor: Callable[[], Any] | None = None,
+        find_anomalies: Callable[[Reader], list[Episode]] | None = None,
         history_limit: int = 10_000,
     ) -> None:
         super().__init__(path, max_in_flight=3)
@@ -91,7 +90,7 @@ class ReplayFeed(ReadingFeed):
         self.clock = clock
         self.started_at = clock.timeline.start
         self.player = Player(schedule.times, clock)
-        self.monitor = monitor
+        self.find_anomalies = find_anomalies
         self.history_limit = history_limit
         self._restart = False
         self._find_anomaly = False
@@ -168,8 +167,7 @@ class ReplayFeed(ReadingFeed):
             post(EventsCommitted(shown, matching, self._generation, self._credit, through))
 
     def _matching(self, reader: Reader, ids: Sequence[int]) -> list[EventRow]:
-        where = f"id IN (SELECT value FROM json_each(?)) AND ({self._where})"
-        return reader.query(where, [msgspec.json.encode(list(ids)).decode(), *self._params])
+        return reader.matching_in(ids, self._where or "1", self._params)
 
     def _load_history(self, reader: Reader, post: Post, request: FilterRequest) -> None:
         with self._lock:
@@ -185,17 +183,13 @@ class ReplayFeed(ReadingFeed):
         post(HistoryLoaded([slim(r) for r in rows], request.generation))
 
     def _seek_to_anomaly(self, reader: Reader, post: Post) -> None:
-        if self.monitor is None:
+        if self.find_anomalies is None:
             post(FeedNotice("No monitor configured for this replay.", "warning"))
             return
         if self._anomaly_times is None:
-            # Once per replay: a headless monitor run over the whole session (fast: names and
-            # times only), so "next" knows what comes without playing it.
-            episodes = scan_anomalies(
-                self.monitor(),
-                iter_observed(reader, self.schedule),
-                end=self.clock.timeline.end,
-            )
+            # Once per replay: a headless monitor run over the whole session (fast: no payloads),
+            # so "next" knows what comes without playing it.
+            episodes = self.find_anomalies(reader)
             self._anomaly_times = sorted(e.started_at for e in episodes if e.severity >= 2)
         with self._lock:
             target = next_after(self._anomaly_times, self.clock.now(), lead=ANOMALY_LEAD)

@@ -1,12 +1,10 @@
-"""The tracking plan: JSON Schema checks of event properties, and the anomalies they give viewers.
+"""The tracking plan: JSON Schema checks of event properties, used by the collector and the monitor.
 
-Owns two things:
-
-- `Plan`, built once from `[plan]` in the config: the collector calls `plan.check(name,
-  properties_json)` for every event at ingest and stores the event with ``valid = 0`` and the
-  returned one-line errors when the list is not empty. `plan.is_unplanned(name)` says whether a name
-  is missing from a ``strict`` plan (a warning, not an invalid event).
-- `PlanWatch`, the viewer side: invalid and unplanned events as anomaly states per event name.
+`Plan` is built once from `[plan]` in the config: the collector calls `plan.check(name,
+properties_json)` for every event at ingest (`collector/validation.py`) and stores the event with
+``valid = 0`` and the returned one-line errors when the list is not empty. `plan.is_unplanned(name)`
+says whether a name is missing from a ``strict`` plan (a warning, not an invalid event); the
+monitor's `PlanWatch` (`monitor/plan_watch.py`) turns both into anomaly states for viewers.
 
 Validation is on the ingest path, so its cost is designed, not hoped for. jsonschema alone costs
 about 80 µs for a 10-property event, four times what decoding the event costs; so each schema is
@@ -64,20 +62,12 @@ from referencing.exceptions import Unresolvable
 from referencing.jsonschema import specification_with
 
 from eventtui.config import Config, ConfigError, PlanConfig, PlanEvent, file_kind
-from eventtui.monitor.anomaly import (
-    INVALID,
-    UNPLANNED,
-    Anomaly,
-    Episode,
-    EpisodeLog,
-)
 
 MAX_ERRORS: Final = 10
 MAX_ERROR_CHARS: Final = 300
 # Cached results of the slow path, keyed by (name, properties JSON). Cleared when full: the cache is
 # for a producer repeating one payload, not a store of history.
 CACHE_ENTRIES: Final = 2048
-DEFAULT_PLAN_WINDOW: Final = 15 * 60.0
 # The most a schema file (named in the config or by a "$ref") may hold. Schemas are pages, not
 # data; the bound is what makes a reference to something endless a clear error. README and
 # config.example.toml say it.
@@ -585,76 +575,3 @@ def _subschemas(node: dict[str, Any]) -> Iterator[tuple[str, Any]]:
 def _declares_id(node: dict[str, Any]) -> bool:
     # "id" in drafts up to 4, "$id" since; fastjsonschema reads either in every draft.
     return isinstance(node.get("$id"), str) or isinstance(node.get("id"), str)
-
-
-# --- the viewer side -------------------------------------------------------------------------------
-
-
-class _Run:
-    """A run of invalid (or unplanned) events of one name, each within `window` of the previous."""
-
-    __slots__ = ("count", "last", "log", "since")
-
-    def __init__(self, log: EpisodeLog, at: float) -> None:
-        self.log = log
-        self.since = at
-        self.last = at
-        self.count = 0
-
-
-class PlanWatch:
-    """Invalid and unplanned events as anomalies, per event name.
-
-    A name is **invalid** (firing) from its first invalid event until `window` (15 minutes by
-    default, as `eventtui check --window`) has passed without another, and **unplanned** (a
-    warning) likewise while events of a name a strict plan does not list keep arriving.
-    """
-
-    def __init__(self, plan: Plan | None = None, *, window: float = DEFAULT_PLAN_WINDOW) -> None:
-        self.plan = plan
-        self.window = window
-        self.strict = plan is not None and plan.strict
-        self._runs: dict[tuple[str, str], _Run] = {}
-
-    def observe(self, name: str, at: float, valid: bool) -> None:
-        if not valid:
-            self._mark(INVALID, name, at)
-        if self.plan is not None and self.plan.is_unplanned(name):
-            self._mark(UNPLANNED, name, at)
-
-    def _mark(self, state: str, name: str, at: float) -> None:
-        run = self._runs.get((state, name))
-        if run is None:
-            run = self._runs[(state, name)] = _Run(EpisodeLog("plan", name), at)
-        elif at >= run.last + self.window:
-            run.log.close(state, run.since, run.last + self.window, _episode_detail(state))
-            run.since = at
-            run.count = 0
-        run.count += 1
-        run.last = max(run.last, at)
-        run.log.open(state, run.since, _episode_detail(state))
-
-    def evaluate(self, now: float) -> list[Anomaly]:
-        out = []
-        for (state, name), run in self._runs.items():
-            if now < run.last + self.window:
-                out.append(Anomaly("plan", name, state, run.since, _live_detail(state, run.count)))
-            else:
-                run.log.close(state, run.since, run.last + self.window, _episode_detail(state))
-        return out
-
-    def episodes(self) -> list[Episode]:
-        return [e for run in self._runs.values() for e in run.log.episodes()]
-
-
-def _episode_detail(state: str) -> str:
-    if state == INVALID:
-        return "events break their tracking-plan schema"
-    return "not in the tracking plan"
-
-
-def _live_detail(state: str, count: int) -> str:
-    plural = "" if count == 1 else "s"
-    if state == INVALID:
-        return f"{count} invalid event{plural}"
-    return f"not in the tracking plan ({count} event{plural})"

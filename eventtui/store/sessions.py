@@ -11,7 +11,7 @@ Deletes go in slices of `DELETE_SLICE` rows, one short transaction each, so a co
 the same store is never kept waiting for long (its commit, and so its acks, wait for the lock); the
 session row goes last, so an interrupted delete is finished by running it again.
 
-May import: sqlite3, store.
+May import: sqlite3, store.schema, store.reader, store.rows.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
-from eventtui.store import Reader, StoreError, connect
-from eventtui.store.reader import EVENT_COLUMNS
-from eventtui.store.schema import is_store_file
+from eventtui.store.reader import Reader, no_session
+from eventtui.store.rows import EVENT_COLUMNS
+from eventtui.store.schema import StoreError, connect, is_store_file
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ _REJECT_COLUMNS: Final = "id, session_id, received_at, client, reason, raw"
 _SESSION_COLUMNS: Final = "id, label, started_at, ended_at, source, meta"
 
 
-class SessionError(ValueError):
+class SessionError(StoreError):
     """A session operation that cannot be done as asked; one sentence naming the session."""
 
 
@@ -81,22 +81,9 @@ def label_session(path: Path, session: int, label: str | None) -> None:
     try:
         cur = conn.execute("UPDATE sessions SET label = ? WHERE id = ?", (text or None, session))
         if cur.rowcount == 0:
-            raise SessionError(_no_session(path, session))
+            raise no_session(path, session)
     finally:
         conn.close()
-
-
-def session_summary(path: Path, session: int) -> tuple[str | None, int, int]:
-    """(label, events, rejects) of a session, for a confirmation question."""
-    with Reader(path) as reader:
-        row = reader.conn.execute(
-            "SELECT label, (SELECT count(*) FROM events WHERE session_id = s.id),"
-            " (SELECT count(*) FROM rejects WHERE session_id = s.id) FROM sessions s WHERE id = ?",
-            (session,),
-        ).fetchone()
-    if row is None:
-        raise SessionError(_no_session(path, session))
-    return row[0], int(row[1]), int(row[2])
 
 
 def delete_session(path: Path, session: int) -> Deleted:
@@ -111,7 +98,7 @@ def delete_session(path: Path, session: int) -> Deleted:
             (session,),
         ).fetchone()
         if row is None:
-            raise SessionError(_no_session(path, session))
+            raise no_session(path, session)
         ended_at, newest = row
         if ended_at is None and newest == session:
             raise SessionError(
@@ -235,10 +222,7 @@ def export_store(
             sessions = [s.id for s in reader.sessions()]
         else:
             for sid in sessions:
-                if not reader.conn.execute(
-                    "SELECT 1 FROM sessions WHERE id = ?", (sid,)
-                ).fetchone():
-                    raise SessionError(_no_session(source, sid))
+                reader.resolve_session(sid)  # NoSuchSession
     partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
     try:
         events, rejects = _copy(source, source_uri, partial, sessions, where, params, progress)
@@ -340,7 +324,3 @@ def _move_into_place(partial: Path, target: Path) -> None:
         if target.exists():
             raise SessionError(f"{target}: already exists; pass --force to replace it") from None
         os.replace(partial, target)
-
-
-def _no_session(path: Path, session: int) -> str:
-    return f"no session {session} in {path} (`eventtui sessions` lists them)"

@@ -1,0 +1,49 @@
+"""`check`: expectations and the tracking plan judged once; exit 1 when something is firing.
+
+May import: checking, store, cli.common, cli.output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from eventtui.cli.common import EXIT_OK, EXIT_PROBLEMS, UsageError, db_path
+from eventtui.cli.output import clean
+from eventtui.config import Config
+from eventtui.store import Reader
+
+
+def cmd_check(args: argparse.Namespace, config: Config) -> int:
+    from eventtui.checking import CheckError, check_session, check_window, parse_window, render_text
+
+    now = time.time()
+    try:
+        window = parse_window(args.window)
+        with Reader(db_path(args, config)) as reader:
+            if args.session is not None:
+                result = check_session(reader, config, args.session, now=now)
+            else:
+                result = check_window(reader, config, window=window, now=now)
+    except CheckError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        print(json.dumps(result.as_json()))
+    else:
+        out = sys.stdout
+        color = out.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+        encoding = out.encoding or "ascii"
+        try:
+            "✖◷✗▼✓".encode(encoding)
+            unicode = True
+        except (UnicodeEncodeError, LookupError):
+            unicode = False
+        text = render_text(result, clean=clean, color=color, unicode=unicode)
+        if not unicode:
+            # An event name this terminal cannot show is escaped, not a crash halfway through.
+            text = text.encode(encoding, "backslashreplace").decode(encoding)
+        out.write(text)
+    return EXIT_OK if result.ok else EXIT_PROBLEMS

@@ -1,0 +1,239 @@
+"""The `eventtui` command line's grammar: every command, its arguments and their checks.
+
+The whole surface in one place (README.md, "Commands"); each command's handler lives in the
+module of its family (`COMMANDS` in `eventtui.cli`). A bad argument is one line and exit 2.
+
+May import: config, cli.common, cli.output.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from eventtui import __version__
+from eventtui.cli.common import EXIT_USAGE
+from eventtui.cli.output import clean
+from eventtui.config import DEFAULT_PORT, host_problem, port_problem
+from eventtui.store import MAX_INT64  # a session id or a limit past it cannot even be asked about
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, as for every other exit 2 (README, "Commands"); `--help` shows the usage.
+        self.exit(EXIT_USAGE, f"eventtui: error: {clean(message)}\n")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    problem = port_problem(port)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return port
+
+
+def _host(text: str) -> str:
+    problem = host_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def _session_id(text: str) -> int:
+    """A session id: what `eventtui sessions` lists (a positive integer SQLite can hold)."""
+    try:
+        session = int(text)
+    except ValueError:
+        session = 0
+    if not 1 <= session <= MAX_INT64:
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a session id (`eventtui sessions` lists them)"
+        )
+    return session
+
+
+def _limit(text: str) -> int:
+    try:
+        limit = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if limit < 0:
+        raise argparse.ArgumentTypeError(f"{limit} is not 0 (all) or a positive number")
+    if limit > MAX_INT64:
+        raise argparse.ArgumentTypeError(f"{limit} is too large (0 means all)")
+    return limit
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db", metavar="PATH", help="store file (default: $EVENTTUI_DB or the per-user data file)"
+    )
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config file (default: $EVENTTUI_CONFIG or ./eventtui.toml)",
+    )
+
+
+def _listen(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", type=_host, help="address to listen on (default 127.0.0.1; 0.0.0.0: every one)"
+    )
+    parser.add_argument(
+        "--port", type=_port, help=f"websocket port (default {DEFAULT_PORT}; 0 picks a free one)"
+    )
+    parser.add_argument(
+        "--http-port", type=_port, help="HTTP port (default: the websocket port + 1)"
+    )
+
+
+def _common_after_action(parser: argparse.ArgumentParser) -> None:
+    """--db and --config after a sub-action (`sessions delete 3 --db x`); absent, they leave the
+    values given before the action alone."""
+    parser.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="store file")
+    parser.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="config file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="eventtui", description="Watch product-analytics events live in the terminal."
+    )
+    parser.add_argument("--version", action="version", version=f"eventtui {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    for name, help_ in (
+        ("watch", "collector + TUI in one process (the default)"),
+        ("demo", "watch, plus a built-in app sending realistic demo traffic"),
+        ("collect", "headless collector"),
+    ):
+        p = sub.add_parser(name, help=help_, description=help_)
+        _common(p)
+        _listen(p)
+        p.add_argument("--label", help="label for this session")
+
+    p = sub.add_parser("open", help="TUI on an existing store, following it live")
+    _common(p)
+
+    p = sub.add_parser("send", help="send JSON events to a collector and wait for the acks")
+    _common(p)
+    p.add_argument(
+        "file", nargs="?", default="-", help="JSON events, one per line or arrays (default: stdin)"
+    )
+    p.add_argument("--url", help=f"collector websocket URL (default ws://127.0.0.1:{DEFAULT_PORT})")
+
+    p = sub.add_parser(
+        "sessions",
+        help="list recorded sessions; label or delete one",
+        description="List recorded sessions (without an ACTION), or label or delete one.",
+    )
+    _common(p)
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    a = actions.add_parser("label", help="set a session's label (empty text clears it)")
+    _common_after_action(a)
+    a.add_argument("session", type=_session_id, metavar="SESSION")
+    a.add_argument("label", metavar="TEXT")
+    a = actions.add_parser("delete", help="delete a session, its events and its rejects")
+    _common_after_action(a)
+    a.add_argument("session", type=_session_id, metavar="SESSION")
+    a.add_argument(
+        "--yes", action="store_true", help="do not ask (required when stdin is not a terminal)"
+    )
+
+    p = sub.add_parser(
+        "export",
+        help="write a session's events as JSON Lines, or as a store file of its own",
+        description="Write a session's events as JSON Lines (one event per line; `import` reads"
+        " it back), or with --format sqlite as a standalone store file that every command opens"
+        " with --db.",
+    )
+    _common(p)
+    p.add_argument(
+        "session", nargs="?", metavar="SESSION", help='session id (default: the newest; "all")'
+    )
+    p.add_argument(
+        "--filter", metavar="Q", help="only matching events (one starting with -: --filter=-Q)"
+    )
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="write to FILE (default: stdout; sqlite needs one)"
+    )
+    p.add_argument("--format", choices=("jsonl", "sqlite"), default="jsonl", help="default jsonl")
+    p.add_argument("--force", action="store_true", help="replace FILE if it exists")
+
+    p = sub.add_parser(
+        "import",
+        help="load JSON Lines (ours, or plain event objects) as a new session",
+        description="Load JSON Lines (an export, or plain event objects) or a JSON array as a new"
+        " session. Exit 1 when some lines were refused (they are listed, and kept in the"
+        " session's rejects), 2 when the input cannot be read or holds no events.",
+    )
+    _common(p)
+    p.add_argument("file", metavar="FILE", help="the file to load (- for stdin)")
+    p.add_argument("--label", help="session label (default: the file name)")
+
+    p = sub.add_parser(
+        "replay",
+        help="replay a session in the TUI, or re-send it to a collector (--to-url)",
+        description="Replay a recorded session in the TUI on a virtual clock, or with --to-url"
+        " re-send it headless to a collector at the recorded pace.",
+    )
+    _common(p)
+    p.add_argument(
+        "session",
+        nargs="?",
+        type=_session_id,
+        metavar="SESSION",
+        help="session id (default: the newest)",
+    )
+    p.add_argument("--speed", default="1", help="0.1 to 100 (times the recorded pace), or max")
+    p.add_argument("--max-gap", metavar="D", help="play silences longer than D (5s, 1m, ...) as D")
+    p.add_argument(
+        "--filter",
+        metavar="Q",
+        help="replay only matching events (one starting with -: --filter=-Q)",
+    )
+    p.add_argument("--to-url", metavar="URL", help="re-send to this collector instead (ws://...)")
+    p.add_argument(
+        "--new-ids",
+        action="store_true",
+        help="with --to-url: suffix each messageId, so the store the session came from stores"
+        " the events again instead of counting them as duplicates",
+    )
+
+    p = sub.add_parser("query", help="print matching stored events")
+    _common(p)
+    p.add_argument(
+        "filter", nargs="*", help="filter (see README; a filter starting with - follows --)"
+    )
+    p.add_argument("--session", type=_session_id, help="only this session")
+    p.add_argument(
+        "--limit",
+        type=_limit,
+        default=100,
+        help="at most N events, newest last (default 100; 0 for all)",
+    )
+    p.add_argument("--json", action="store_true", help="JSON Lines, one event per line")
+
+    p = sub.add_parser(
+        "check",
+        help="evaluate expectations and the tracking plan; exit 1 when something is firing",
+        description="Evaluate expectations and the tracking plan now (over the last --window) or"
+        " over one recorded session. Exit 0 ok, 1 an anomaly is firing (missing, low rate,"
+        " invalid events), 2 error.",
+    )
+    _common(p)
+    p.add_argument("--json", action="store_true", help="one JSON object (see README)")
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--window", metavar="D", help="plan violations over the last D (default 15m; 30s, 1h, ...)"
+    )
+    scope.add_argument(
+        "--session",
+        type=_session_id,
+        metavar="S",
+        help="check recorded session S on its own clock",
+    )
+    return parser

@@ -1,0 +1,140 @@
+"""What a read of the store gives back: one row type for a stored event, one for a session.
+
+`EventRow` is built in one place (`event_rows` from the cursor's tuples of `ROW_SELECT`,
+`light_rows` from those of `LIGHT_SELECT`), so every viewer sees the same shape: `valid` is a
+bool, and `omitted` says whether the payload stayed in the store. `SessionRow` is a session with
+its counts.
+
+May import: sqlite3 (a column converter), model (the event object rebuilt from columns).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, NamedTuple
+
+from eventtui.model import payload_of
+
+# The `events` table's columns, in order: the schema's contract (a copy between stores uses it).
+EVENT_COLUMNS: Final = (
+    "id, session_id, received_at, sent_at, name, type, user_id, anonymous_id, message_id, client,"
+    " properties, context, valid, errors, extra"
+)
+# `valid` as a bool, converted by sqlite3 itself while it builds the row (a connection opened with
+# `DETECT_TYPES`): converting it in Python cost 6% of export throughput (benchmarks/query.py).
+DETECT_TYPES: Final = sqlite3.PARSE_COLNAMES
+_VALID_CONVERTER: Final = "eventtui_valid"
+sqlite3.register_converter(_VALID_CONVERTER, lambda stored: stored != b"0")
+_VALID_AS_BOOL: Final = f'valid AS "valid [{_VALID_CONVERTER}]"'
+# A whole row: the columns, and 0 for `omitted`.
+ROW_SELECT: Final = EVENT_COLUMNS.replace(" valid,", f" {_VALID_AS_BOOL},") + ", 0"
+# What a reader that only counts and judges events needs (the monitor, `check`): the rest of the
+# row stays in the store. Six columns, the row filled in Python: 1.3 us a row where selecting all
+# sixteen (constants for the payload) cost 2.4 us (benchmarks/replay.py).
+LIGHT_SELECT: Final = f"id, session_id, received_at, name, {_VALID_AS_BOOL}, errors"
+
+
+class EventRow(NamedTuple):
+    """A stored event as viewers see it.
+
+    A NamedTuple, built straight from the cursor's tuples: at 30k events/s the TUI feed spent
+    4.3 us per row building a frozen dataclass, 2.1 us for this.
+    """
+
+    id: int
+    session_id: int
+    received_at: float
+    sent_at: float | None
+    name: str
+    type: str
+    user_id: str | None
+    anonymous_id: str | None
+    message_id: str | None
+    client: str | None
+    properties: str
+    context: str
+    valid: bool
+    errors: str | None
+    extra: str | None
+    # Bytes of payload (properties, context, extra) left in the store: 0 when the row is whole;
+    # -1 for a light row (`light_rows`: only id, session_id, received_at, name, valid and errors
+    # were read; the rest is empty); else a large payload the TUI's stream keeps out of memory
+    # (the payload pane asks for the whole row when it shows it).
+    omitted: int = 0
+
+    def payload(self) -> dict[str, Any]:
+        """The event object as the producer sent it."""
+        return payload_of(self)
+
+    def error_list(self) -> list[str]:
+        """The validation errors; text that is not a JSON list (a hand-edited store) as one error."""
+        if not self.errors:
+            return []
+        try:
+            found = json.loads(self.errors)
+        except ValueError:
+            return [self.errors]
+        return [str(e) for e in found] if isinstance(found, list) else [str(found)]
+
+
+_new_row = tuple.__new__
+
+
+def event_row(values: Sequence[Any]) -> EventRow:
+    """One row of `ROW_SELECT` (read with `DETECT_TYPES`) as an `EventRow`."""
+    # tuple.__new__ skips the NamedTuple's keyword handling: the columns come in field order.
+    return _new_row(EventRow, values)
+
+
+def event_rows(values: Iterable[Sequence[Any]]) -> list[EventRow]:
+    return [_new_row(EventRow, v) for v in values]
+
+
+def light_rows(values: Iterable[Sequence[Any]]) -> list[EventRow]:
+    """Rows of `LIGHT_SELECT` as `EventRow`s without their payload (`omitted` -1)."""
+    return [
+        _new_row(EventRow, (i, s, at, None, n, "", None, None, None, None, "", "", v, e, None, -1))
+        for i, s, at, n, v, e in values
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """A session and what it holds."""
+
+    id: int
+    label: str | None
+    started_at: float
+    ended_at: float | None
+    source: str
+    meta: dict[str, Any]
+    events: int
+    rejects: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "label": self.label,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "source": self.source,
+            "events": self.events,
+            "rejects": self.rejects,
+            "duplicates": self.meta.get("duplicates", 0),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NameCounts:
+    """One event name's counts in a span of the store, so counters start true on attach."""
+
+    name: str
+    total: int
+    invalid: int
+    last_seen: float
+    # (epoch minute, count) for the sparkline window; (epoch second, count) for the rate window.
+    minutes: Sequence[tuple[int, int]] = ()
+    seconds: Sequence[tuple[int, int]] = ()

@@ -1,0 +1,170 @@
+"""StoreFeed: tails a store, so the app shows committed events as they arrive.
+
+Rows with ``id > cursor``, woken at once by the writer's commit signal when the collector runs in
+this process (`on_commit`), else by a short poll (`eventtui open`). On attach it paints the newest
+history first, then seeds the counters from the store's counts (`CountsSeeded`).
+
+May import: store (Reader), tui.feeds.base, tui.messages.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Final
+
+from eventtui.store import Commit, EventRow, NameCounts, Reader
+from eventtui.tui.feeds.base import FilterRequest, Post, ReadingFeed, slim
+from eventtui.tui.messages import (
+    CountsSeeded,
+    EventsCommitted,
+    FeedStatus,
+    FeedStatusRead,
+    HistoryLoaded,
+)
+
+STATUS_INTERVAL: Final = 1.0
+
+
+class StoreFeed(ReadingFeed):
+    """Tails a store (see the module docstring).
+
+    `session`: the first session the stream and counters cover (watch: the session it is
+    collecting; open: the latest one). `live`: the collector's `health()` when collecting here.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        mode: str = "open",
+        session: int | None = None,
+        live: Callable[[], dict[str, Any]] | None = None,
+        poll_interval: float = 0.25,
+        history_limit: int = 10_000,
+        batch_limit: int = 5_000,
+        min_interval: float = 1 / 30,
+        max_in_flight: int = 3,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(path, max_in_flight)
+        self.mode = mode
+        self.session = session
+        self.live = live
+        self.poll_interval = poll_interval
+        self.history_limit = history_limit
+        self.batch_limit = batch_limit
+        self.min_interval = min_interval
+        self.clock = clock
+        self.cursor = 0
+
+    # --- called from other threads -----------------------------------------------------------
+
+    def on_commit(self, commit: Commit) -> None:
+        """A commit listener (the writer's receiver thread): wake the feed now, not at the next poll."""
+        if commit.inserted:
+            self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # --- the feed thread -----------------------------------------------------------------------
+
+    def _run(self, reader: Reader, post: Post) -> None:
+        if self.session is None:
+            self.session = reader.latest_session_id()
+        self.cursor = reader.last_event_id()
+        # History first: the stream paints at once; counting a big store takes longer.
+        self._load_history(reader, post, FilterRequest(None, (), 0))
+        stored = reader.count_events()
+        recounted = self.clock()
+        seeds = self._seeds(reader)
+        if seeds:
+            post(CountsSeeded(seeds))
+        status_at = 0.0
+        while not self._stopped.is_set():
+            self._serve_requests(reader, post)
+            rows = reader.events_after(self.cursor, self.batch_limit)
+            if rows:
+                stored += len(rows)
+                self._post_rows(reader, post, rows)
+            now = self.clock()
+            if now - recounted > 30:
+                # Retention may delete rows; a periodic count keeps the total honest.
+                stored, recounted = reader.count_events(), now
+            if now - status_at >= 1.0 or (rows and now - status_at >= 0.5):
+                status_at = now
+                post(FeedStatusRead(self._status(reader, stored)))
+            if len(rows) == self.batch_limit:
+                continue  # behind: read on without waiting
+            # A short pause lets commits pile up into one batch; then sleep until woken.
+            if self._stopped.wait(self.min_interval):
+                break
+            # The status (clients, store size) refreshes each second even when no rows come.
+            self._wake.wait(min(self.poll_interval, STATUS_INTERVAL))
+            self._wake.clear()
+
+    def _post_rows(self, reader: Reader, post: Post, rows: list[EventRow]) -> None:
+        first, last = rows[0].id, rows[-1].id
+        matching: list[EventRow] | None = None
+        if self._where is not None:
+            matching = reader.query(self._where, self._params, from_id=first, to_id=last)
+        self.cursor = last
+        shown = rows if matching is None else matching
+        # Only the newest history_limit rows can stay in the stream, so only they are slimmed;
+        # older ones in a big batch are only counted, then dropped with the message.
+        keep_from = max(0, len(shown) - self.history_limit)
+        slimmed = [slim(r) for r in shown[keep_from:]]
+        if matching is None:
+            rows = rows[:keep_from] + slimmed
+        else:
+            matching = slimmed
+        if self._take_credit():
+            post(EventsCommitted(rows, matching, self._generation, self._credit))
+
+    def _load_history(self, reader: Reader, post: Post, request: FilterRequest) -> None:
+        rows = reader.query(
+            "1" if request.where is None else request.where,
+            request.params,
+            from_session=self.session,
+            to_id=self.cursor,
+            newest_first=True,
+            limit=self.history_limit,
+        )
+        rows.reverse()
+        post(HistoryLoaded([slim(r) for r in rows], request.generation))
+
+    def _seeds(self, reader: Reader) -> list[NameCounts]:
+        """Counts per name since `session`, up to `cursor`, so counters are true from the start.
+
+        Bounded by `cursor` (where the tail begins): rows committed while this runs arrive through
+        `events_after` and must not be counted twice.
+        """
+        if self.session is None:
+            return []
+        return reader.name_counts(from_session=self.session, to_id=self.cursor, now=self.clock())
+
+    def _status(self, reader: Reader, stored: int) -> FeedStatus:
+        base = FeedStatus(
+            mode=self.mode,
+            collecting=False,
+            session=reader.latest_session_id() if self.live is None else self.session,
+            stored=stored,
+            size_bytes=reader.size_bytes(),
+            store_name=self.path.name,
+        )
+        if self.live is None:
+            return replace(base, refused=reader.count_rejects(from_session=self.session or 0))
+        health = self.live()
+        addresses = tuple(a for a in (health.get("websocket"), health.get("http")) if a)
+        return replace(
+            base,
+            collecting=True,
+            addresses=addresses,
+            clients=int(health.get("clients", 0)),
+            session=int(health.get("session", 0)) or self.session,
+            refused=int(health.get("rejects", 0)),
+            problem=str(health.get("error", "")),
+        )
