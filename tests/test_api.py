@@ -4,7 +4,11 @@ waits woken by the commit, timeout diagnoses with near misses, summaries, bad in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import shutil
+import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+from aiohttp import web
 
 from eventtui.collector import Collector
 from tests.conftest import started_collector, until
@@ -309,3 +314,106 @@ async def test_stopping_answers_an_open_wait_at_once(
     assert time.monotonic() - started < 5
     status, body = await wait
     assert status == 503 and body["error"] == "the collector is stopping"
+
+
+# --- a real browser: the page sends, the test (and the page itself) await through /api/wait -------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+PAGE = """<!doctype html>
+<meta charset="utf-8">
+<title>eventtui test API from a browser</title>
+<script>
+const params = new URLSearchParams(location.search);
+const wsUrl = params.get("ws"), httpUrl = params.get("http"), after = params.get("after");
+const say = (m) => console.log("eventtui-test: " + m);
+
+async function main() {
+  // README's WebSocket snippet
+  const ws = new WebSocket(wsUrl);
+  ws.onmessage = (m) => console.log("eventtui:", m.data);
+  ws.onopen = () => ws.send(JSON.stringify({ event: "Signed Up", userId: "user-1", properties: { plan: "pro" } }));
+
+  // README's fetch snippet
+  await fetch(httpUrl + "/events", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify([{ event: "Signed Up" }, { event: "Plan Chosen", properties: { plan: "pro" } }]),
+  });
+
+  // The page awaits the websocket's event itself, through the test API (what a Playwright
+  // test's page.evaluate would do), and reports what it got.
+  const filter = encodeURIComponent('name:"Signed Up" plan=pro');
+  const response = await fetch(`${httpUrl}/api/wait?filter=${filter}&after=${after}&timeout=20s`);
+  const answer = await response.json();
+  say("wait answered " + response.status);
+  navigator.sendBeacon(httpUrl + "/v1/track", JSON.stringify({
+    event: "page_saw",
+    properties: { status: response.status, users: answer.events.map((e) => e.userId) },
+  }));
+}
+main().catch((e) => say("failed: " + e));
+</script>
+"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+async def test_a_browser_page_sends_and_the_test_awaits_through_the_api(
+    api: Api, tmp_path: Path
+) -> None:
+    assert CHROMIUM is not None
+    after = await api.cursor()
+
+    async def page(_request: web.Request) -> web.Response:
+        return web.Response(text=PAGE, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    site = web.AppRunner(app, access_log=None)
+    await site.setup()
+    await web.TCPSite(site, "127.0.0.1", 0).start()
+    port = site.addresses[0][1]
+    # localhost vs 127.0.0.1: the page is cross-origin to the collector, as a dev server would be.
+    url = f"http://localhost:{port}/?ws={api.collector.ws_url}&http={api.url}&after={after}"
+    log_path = tmp_path / "chromium.log"
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--enable-logging=stderr",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
+    with log_path.open("wb") as log:
+        browser = await asyncio.create_subprocess_exec(
+            CHROMIUM, *flags, url, stdout=log, stderr=log, start_new_session=True
+        )
+    try:
+        status, body = await api.get(
+            "/api/wait", filter='name:"Signed Up"', after=after, count=2, timeout="30s"
+        )
+        console = log_path.read_text(errors="replace")
+        assert status == 200, f"{body.get('error')}\n{console}"
+        assert sorted(str(e.get("userId")) for e in body["events"]) == ["None", "user-1"]
+        status, body = await api.get(
+            "/api/wait", filter="name:page_saw", after=after, timeout="30s"
+        )
+        assert status == 200, f"{body.get('error')}\n{log_path.read_text(errors='replace')}"
+        # The page read its own wait's answer (CORS), committed by then: a 200 with its event.
+        assert body["events"][0]["properties"] == {"status": 200, "users": ["user-1"]}
+        status, body = await api.get("/api/events", filter='name:"Plan Chosen"', after=after)
+        assert [e["properties"] for e in body["events"]] == [{"plan": "pro"}]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(browser.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(browser.wait(), 10)
+        except TimeoutError:
+            os.killpg(browser.pid, signal.SIGKILL)
+            await browser.wait()
+        await site.cleanup()

@@ -32,8 +32,9 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
         *args,
     )
 
+
 # The code under test in these suites: it tracks over HTTP, as an app would.
-APP = '''
+APP = """
 import json
 import urllib.request
 
@@ -45,13 +46,13 @@ def track(url, *events):
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
-'''
+"""
 
 
 def test_a_passing_suite(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         app=APP,
-        test_suite='''
+        test_suite="""
 import pytest
 from app import track
 
@@ -104,7 +105,7 @@ def test_no_event_and_all_valid(eventtui, eventtui_collector):
     track(eventtui_collector.http_url, {"event": "late", "timestamp": "yesterday-ish"})
     with pytest.raises(AssertionError, match="1 events broke the tracking plan"):
         eventtui.assert_all_valid()
-''',
+""",
     )
     result = run(pytester)
     result.assert_outcomes(passed=6)
@@ -113,7 +114,7 @@ def test_no_event_and_all_valid(eventtui, eventtui_collector):
 def test_a_failing_wait_says_what_came_instead(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         app=APP,
-        test_fails='''
+        test_fails="""
 from app import track
 
 
@@ -123,7 +124,7 @@ def test_signup_is_tracked(eventtui, eventtui_collector):
           {"event": "Sign Up", "properties": {"plan": "pro"}},
           {"event": "page_view", "properties": {"path": "/welcome"}})
     eventtui.wait_for("name:signup", properties={"plan": "pro"}, timeout=0.3)
-''',
+""",
     )
     result = run(pytester)
     result.assert_outcomes(failed=1)
@@ -135,7 +136,7 @@ def test_signup_is_tracked(eventtui, eventtui_collector):
             "E *   #* 'signup': properties.plan is 'free', wanted 'pro'",
             "E *   #* 'Sign Up': name 'Sign Up' ≠ 'signup' (it differs in separators)",
             "E * Events since the test began (3):",
-            "E *   #* 'page_view' {\"path\":\"/welcome\"}",
+            'E *   #* \'page_view\' {"path":"/welcome"}',
             "E * Store: */events.db (eventtui open --db *",
         ]
     )
@@ -146,7 +147,7 @@ def test_signup_is_tracked(eventtui, eventtui_collector):
 def test_xdist_workers_each_get_their_own_collector(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         app=APP,
-        test_parallel='''
+        test_parallel="""
 import json
 import os
 import pytest
@@ -163,7 +164,7 @@ def test_isolated(n, eventtui, eventtui_collector, tmp_path_factory):
               "url": eventtui_collector.http_url, "db": str(eventtui_collector.db)}
     with open(os.environ["RECORD"], "a") as f:
         f.write(json.dumps(record) + "\\n")
-''',
+""",
     )
     record = pytester.path / "record.jsonl"
     pytester._monkeypatch.setenv("RECORD", str(record))
@@ -186,7 +187,7 @@ def test_eventtui_url_uses_a_running_collector(pytester: pytest.Pytester, tmp_pa
         http_url = collect.first_line.split()[4]
         pytester.makepyfile(
             app=APP,
-            test_remote='''
+            test_remote="""
 from app import track
 
 
@@ -196,7 +197,7 @@ def test_remote(eventtui, eventtui_collector):
     track(eventtui_collector.http_url, {"event": "remote", "properties": {"ok": True}})
     eventtui.wait_for("name:remote", properties={"ok": True})
     eventtui.wait_for("name:nothing", timeout=0.1)
-''',
+""",
         )
         result = run(pytester, f"--eventtui-url={http_url}")
         result.assert_outcomes(failed=1)
