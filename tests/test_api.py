@@ -325,7 +325,7 @@ PAGE = """<!doctype html>
 <title>eventtui test API from a browser</title>
 <script>
 const params = new URLSearchParams(location.search);
-const wsUrl = params.get("ws"), httpUrl = params.get("http"), after = params.get("after");
+const wsUrl = params.get("ws"), httpUrl = params.get("http");
 const say = (m) => console.log("eventtui-test: " + m);
 
 async function main() {
@@ -341,11 +341,9 @@ async function main() {
     body: JSON.stringify([{ event: "Signed Up" }, { event: "Plan Chosen", properties: { plan: "pro" } }]),
   });
 
-  // The page awaits the websocket's event itself, through the test API (what a Playwright
+  // The page awaits the websocket's event itself with README's fetch call (what a Playwright
   // test's page.evaluate would do), and reports what it got.
-  const filter = encodeURIComponent('name:"Signed Up" plan=pro');
-  const response = await fetch(`${httpUrl}/api/wait?filter=${filter}&after=${after}&timeout=20s`);
-  const answer = await response.json();
+  /*README_WAIT*/
   say("wait answered " + response.status);
   navigator.sendBeacon(httpUrl + "/v1/track", JSON.stringify({
     event: "page_saw",
@@ -357,15 +355,31 @@ main().catch((e) => say("failed: " + e));
 """
 
 
+def page_with_readme_wait() -> str:
+    """PAGE, awaiting its event with the README's `fetch` call (pointed at this collector)."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("### From any test runner: the HTTP API\n", 1)[1]
+    block = section.split("```js\n", 1)[1].split("```", 1)[0]
+    for old, new in (
+        ("const after = 120;", 'const after = Number(params.get("after"));'),
+        ('fetch("http://127.0.0.1:8766/api/wait?"', 'fetch(httpUrl + "/api/wait?"'),
+        ('timeout: "5s"', 'timeout: "20s"'),
+    ):
+        assert old in block
+        block = block.replace(old, new)
+    return PAGE.replace("/*README_WAIT*/", block)
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
 async def test_a_browser_page_sends_and_the_test_awaits_through_the_api(
     api: Api, tmp_path: Path
 ) -> None:
     assert CHROMIUM is not None
     after = await api.cursor()
+    html = page_with_readme_wait()
 
     async def page(_request: web.Request) -> web.Response:
-        return web.Response(text=PAGE, content_type="text/html")
+        return web.Response(text=html, content_type="text/html")
 
     app = web.Application()
     app.router.add_get("/", page)

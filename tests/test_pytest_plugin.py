@@ -208,3 +208,51 @@ def test_remote(eventtui, eventtui_collector):
             assert [r.name for r in reader.query()] == ["remote"]
     finally:
         collect.close()
+
+
+# --- README.md's example, as written -----------------------------------------------------------
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def readme_example() -> str:
+    text = README.read_text()
+    section = text.split("## Assert on tracking in tests\n", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def readme_failure() -> list[str]:
+    """The failure the README shows, as patterns for its lines (the store's path left open)."""
+    section = README.read_text().split("## Assert on tracking in tests\n", 1)[1]
+    block = section.split("the test fails with:\n\n```\n", 1)[1].split("```", 1)[0]
+    patterns = []
+    for line in block.splitlines():
+        assert line.startswith("E   ")
+        line = line[4:].replace("[", "[[]")
+        if line.startswith("Store: "):
+            line = "Store: */events.db (eventtui open --db *; this test's events have id > 0)"
+        patterns.append("E  *" + line)
+    return patterns
+
+
+def test_the_readme_example_passes_as_written(pytester: pytest.Pytester) -> None:
+    code = readme_example()
+    assert code.startswith("# test_tracking.py")
+    pytester.makepyfile(test_tracking=code)
+    run(pytester).assert_outcomes(passed=1)
+
+
+def test_the_readme_example_fails_as_the_readme_says(pytester: pytest.Pytester) -> None:
+    code = readme_example()
+    # The app sends the wrong plan; the wait is shortened (the README's takes the default 5 s).
+    for old, new in (
+        ('plan="pro")', 'plan="free")'),
+        ('"cart": {"total": 98}})', '"cart": {"total": 98}}, timeout=0.5)'),
+    ):
+        assert old in code
+        code = code.replace(old, new)
+    pytester.makepyfile(test_tracking=code)
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    expected = [line.replace("waited 5 s", "waited 0.5 s") for line in readme_failure()]
+    result.stdout.fnmatch_lines(expected)

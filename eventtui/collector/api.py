@@ -198,10 +198,11 @@ class TestApi:
         diagnosis = await self._read(lambda r: _diagnose(r, text, wait, after))
         matched = len(wait.found)
         arrived = diagnosis["arrived"]
+        misses = len(diagnosis["near_misses"])
         problem = (
             f"timed out after {waited:.3g} s: {matched} of {count} event{'s' * (count != 1)}"
             f" matching {text!r} after event {after} ({arrived} event{'s' * (arrived != 1)}"
-            f" arrived since; {len(diagnosis['near_misses'])} near misses)"
+            f" arrived since; {misses} near miss{'es' * (misses != 1)})"
         )
         return _json(
             408,
