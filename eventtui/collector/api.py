@@ -227,7 +227,7 @@ class TestApi:
         def read(reader: Reader) -> dict[str, Any]:
             high = reader.last_event_id()
             names = reader.names_after(after, high)
-            violations = reader.query("valid = 0", from_id=after + 1, to_id=high, limit=LISTED)
+            violations = reader.invalid_after(after, to_id=high, limit=LISTED)
             refused, refusals = reader.rejects_after(rejects_after, LISTED)
             return {
                 "after": after,
@@ -356,9 +356,7 @@ def _diagnose(reader: Reader, text: str, wait: _Wait, after: int) -> dict[str, A
             if misses and min(misses) < SIMILAR_RATIO:
                 continue
             rank, events = (1, _SIMILAR_NAME_EVENTS) if misses else (0, _SAME_NAME_EVENTS)
-            rows = reader.query(
-                "name = ?", (name,), from_id=after + 1, to_id=high, limit=events, newest_first=True
-            )
+            rows = reader.newest_named(name, after=after, to_id=high, limit=events)
             take(rows, rank, min(misses, default=1.0))
     else:
         rows = reader.query(from_id=after + 1, to_id=high, limit=_RECENT_EVENTS, newest_first=True)

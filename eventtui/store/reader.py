@@ -423,6 +423,16 @@ class Reader:
             )
         ]
 
+    def newest_named(self, name: str, *, after: int, to_id: int, limit: int) -> list[EventRow]:
+        """The newest `limit` events of `name` with `after` < id <= `to_id`, newest first."""
+        return self.query(
+            "name = ?", (name,), from_id=after + 1, to_id=to_id, limit=limit, newest_first=True
+        )
+
+    def invalid_after(self, after: int, *, to_id: int, limit: int) -> list[EventRow]:
+        """The first `limit` events that broke the tracking plan with `after` < id <= `to_id`."""
+        return self.query("valid = 0", from_id=after + 1, to_id=to_id, limit=limit)
+
     def rejects_after(self, after: int, limit: int = 100) -> tuple[int, list[dict[str, Any]]]:
         """How many rejects have id > `after`, and the first `limit` of them, oldest first."""
         total = self.conn.execute("SELECT count(*) FROM rejects WHERE id > ?", (after,))
