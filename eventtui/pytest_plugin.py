@@ -329,7 +329,9 @@ class EventView:
         """Fail if an event matching `filter` (and `properties`) has arrived since the test
         began, or arrives within `within` seconds."""
         __tracebackhide__ = True
-        status, body = self._long_poll(_server_filter(filter, properties), 1, within, self.after)
+        server = _server_filter(filter, properties)
+        deadline = time.monotonic() + within
+        status, body = self._long_poll(server, 1, within, self.after)
         while status == 200:
             events = [Event(e) for e in body["events"]]
             bad = [e for e in events if properties is None or deep_match(e.properties, properties)]
@@ -338,9 +340,8 @@ class EventView:
                     f"an event matching {_awaited(filter, properties)} arrived, and none should"
                     " have:\n" + _listing(bad, len(bad)) + self._store_line()
                 )
-            status, body = self._long_poll(
-                _server_filter(filter, properties), 1, within, body["last_id"]
-            )
+            left = max(deadline - time.monotonic(), 0.001)
+            status, body = self._long_poll(server, 1, left, body["last_id"])
 
     def assert_all_valid(self) -> None:
         """Fail if an event broke the tracking plan, or the collector refused anything, since the
