@@ -431,3 +431,19 @@ async def test_a_browser_page_sends_and_the_test_awaits_through_the_api(
             os.killpg(browser.pid, signal.SIGKILL)
             await browser.wait()
         await site.cleanup()
+
+
+async def test_a_wait_from_long_ago_is_diagnosed_on_its_newest_events(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eventtui.collector import api as test_api
+
+    monkeypatch.setattr(test_api, "DIAGNOSED_EVENTS", 2)
+    after = await api.cursor()
+    await api.send(*({"event": "old", "properties": {"i": i}} for i in range(5)))
+    status, body = await api.get("/api/wait", filter="name:olds", after=after, timeout="0.05")
+    assert status == 408
+    assert body["diagnosed_after"] == after + 3
+    assert body["arrived"] == 2 and body["names"] == {"old": 2}
+    assert [m["event"]["properties"]["i"] for m in body["near_misses"]] == [4]
+    assert body["near_misses"][0]["alike"] == 1

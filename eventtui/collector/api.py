@@ -50,6 +50,8 @@ MAX_COUNT: Final = 10_000
 DEFAULT_TIMEOUT: Final = 5.0
 MAX_TIMEOUT: Final = 300.0
 NEAR_MISSES: Final = 5
+# A timed-out wait is diagnosed from at most this many of the newest ids after its cursor.
+DIAGNOSED_EVENTS: Final = 100_000
 LISTED: Final = 20  # refusals and plan violations listed in a summary
 # Where near misses are looked for: at most this many distinct names since the cursor, this many
 # events of a name that meets the filter's name terms, of a similar name, or (a filter without a
@@ -339,6 +341,8 @@ def _diagnose(reader: Reader, text: str, wait: _Wait, after: int) -> dict[str, A
     """What arrived since `after` instead, and the nearest misses: events of the name the filter
     wants with other properties, and events of similar names, each with why it did not match."""
     high = max(reader.last_event_id(), after)
+    # A wait from long ago (after=0 on a large store) is diagnosed on its newest events only.
+    after = max(after, high - DIAGNOSED_EVENTS)
     names = reader.names_after(after, high)
     explainer = Explainer(text)
     wanted = explainer.wanted_names()
@@ -376,6 +380,7 @@ def _diagnose(reader: Reader, text: str, wait: _Wait, after: int) -> dict[str, A
             near[tuple(why)] = {"why": why, "alike": 0, "event": _exported([row])[0]}
     return {
         "arrived": sum(n for _, n, _ in names),
+        "diagnosed_after": after,
         "names": {name: n for name, n, _ in names[:_NAMES_LOOKED_AT]},
         "near_misses": list(near.values()),
         "last_id": high,
