@@ -7,6 +7,8 @@ import json
 from typing import Any, NamedTuple
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from eventtui.explain import Explainer, name_likeness
 from eventtui.filters import FilterError, Group, Not, Term, parse_filter
@@ -162,3 +164,27 @@ def test_similar_names(text: str, name: str, alike: bool) -> None:
     term = parse_filter(text)
     assert isinstance(term, Term)
     assert (name_likeness(term, name) >= 0.8) is alike
+
+
+FRAGMENTS = st.sampled_from(
+    [
+        " ", " ", " ", "OR", "AND", "(", ")", "-", '"', "sign", "name:", "name:sign*", "plan",
+        "=", "!=", "<", ">=", "~", "free", "pro", "98", "1.2", "true", "null", "has:", "user:",
+        "u1", "type:", "page", "track", "session:1", "invalid", "cart.total", "context.app.version",
+        "flag", "n", "é", "*",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.lists(FRAGMENTS, max_size=14).map("".join))
+def test_reasons_agree_with_the_filter_on_any_filter(text: str) -> None:
+    try:
+        explainer = Explainer(text)
+    except FilterError:
+        return
+    matches = row_matcher(text)
+    for event in EVENTS:
+        reasons = explainer.reasons(event)
+        assert (reasons == []) == matches(event), (text, event.name, reasons)
+        assert all(reason and "\n" not in reason for reason in reasons)
