@@ -247,7 +247,10 @@ def test_the_readme_example_fails_as_the_readme_says(pytester: pytest.Pytester) 
     # The app sends the wrong plan; the wait is shortened (the README's takes the default 5 s).
     for old, new in (
         ('plan="pro")', 'plan="free")'),
-        ('"cart": {"total": 98}})', '"cart": {"total": 98}}, timeout=0.5)'),
+        (
+            'properties={"plan": "pro", "cart": {"total": 98}}',
+            'properties={"plan": "pro", "cart": {"total": 98}}, timeout=0.5',
+        ),
     ):
         assert old in code
         code = code.replace(old, new)
