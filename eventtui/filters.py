@@ -41,10 +41,20 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Generic, TypeVar
 
-__all__ = ["Compiled", "FilterError", "compile_filter"]
+__all__ = [
+    "Compiled",
+    "FilterError",
+    "Group",
+    "Node",
+    "Not",
+    "Term",
+    "compile_filter",
+    "parse_filter",
+]
 
 # Mirrors eventtui.model.EVENT_TYPES (this module imports nothing from eventtui); a test keeps
 # the two equal.
@@ -104,8 +114,63 @@ def compile_filter(text: str) -> Compiled:
             term=extra.text,
             position=extra.start,
         )
-    where, params = _Parser(tokens).parse()
+    where, params = _Parser(tokens, _SQL_BUILD).parse()
     return Compiled(where, tuple(params))
+
+
+# --- the filter as a tree (to explain why an event does not match) --------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """One term of a filter, as written and as understood.
+
+    `kind`: "word" (the name contains `value`), "text" (quoted: anywhere in the payload),
+    "invalid", "name" (an exact name), "glob" (a name glob), "has", "user", "session", "type", or
+    "compare" (a property or context path `op` `value`). `text` is the term's source, itself a
+    filter of one term. For "has" and "compare", `column` is "properties" or "context" and `path`
+    the keys below it. `literal`: the value was quoted (always a string).
+    """
+
+    text: str
+    kind: str
+    value: str = ""
+    op: str = ""
+    column: str = ""
+    path: tuple[str, ...] = ()
+    literal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Terms joined by `op`, "AND" or "OR"."""
+
+    op: str
+    parts: tuple[Node, ...]
+
+    @property
+    def text(self) -> str:
+        return "(" + f" {self.op} ".join(p.text for p in self.parts) + ")"
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    part: Node
+
+    @property
+    def text(self) -> str:
+        return "-" + self.part.text
+
+
+Node = Term | Group | Not
+
+
+def parse_filter(text: str) -> Node | None:
+    """The filter as a tree of terms (None for an empty filter); raises FilterError as
+    `compile_filter` does. The tree means what the SQL means: each `Term.text` compiles alone."""
+    compile_filter(text)  # the same checks, the same errors
+    tokens = _tokenize(text)
+    return _Parser(tokens, _TREE_BUILD).parse() if tokens else None
 
 
 # --- lexing ------------------------------------------------------------------------------------
@@ -191,16 +256,27 @@ def _read_term(text: str, start: int) -> tuple[_Token, int]:
 
 # A compiled fragment: SQL text and its parameters, in order.
 _Sql = tuple[str, list[object]]
+_T = TypeVar("_T")
 
 
-class _Parser:
+@dataclass(frozen=True, slots=True)
+class _Build(Generic[_T]):
+    """What the parser builds from a term, from terms joined by " AND " or " OR ", from a negation."""
+
+    term: Callable[[_Token], _T]
+    join: Callable[[str, list[_T]], _T]
+    negate: Callable[[_T], _T]
+
+
+class _Parser(Generic[_T]):
     """Recursive descent: or_expr := and_expr (OR and_expr)*; and_expr := unary+; unary := -? primary."""
 
-    def __init__(self, tokens: list[_Token]) -> None:
+    def __init__(self, tokens: list[_Token], build: _Build[_T]) -> None:
         self.tokens = tokens
+        self.build = build
         self.i = 0
 
-    def parse(self) -> _Sql:
+    def parse(self) -> _T:
         sql = self._or_expr(depth=0)
         extra = self._peek()
         if extra is not None:  # only a ')' can stop an or_expr early
@@ -215,15 +291,15 @@ class _Parser:
         self.i += 1
         return token
 
-    def _or_expr(self, depth: int) -> _Sql:
+    def _or_expr(self, depth: int) -> _T:
         parts = [self._and_expr(depth)]
         while (token := self._peek()) is not None and token.kind == "OR":
             self._take()
             parts.append(self._and_expr(depth, after=token))
-        return _join(" OR ", parts)
+        return parts[0] if len(parts) == 1 else self.build.join(" OR ", parts)
 
-    def _and_expr(self, depth: int, after: _Token | None = None) -> _Sql:
-        parts: list[_Sql] = []
+    def _and_expr(self, depth: int, after: _Token | None = None) -> _T:
+        parts: list[_T] = []
         while (token := self._peek()) is not None and token.kind not in ("OR", ")"):
             if token.kind == "AND":
                 self._take()
@@ -238,23 +314,20 @@ class _Parser:
             if stop.kind == "OR":
                 raise _error(stop, "OR needs a term on each side")
             raise _error(stop, "this ')' closes nothing")
-        return _join(" AND ", parts)
+        return parts[0] if len(parts) == 1 else self.build.join(" AND ", parts)
 
-    def _unary(self, depth: int) -> _Sql:
+    def _unary(self, depth: int) -> _T:
         token = self._take()
         if token.kind == "-":
             nxt = self._peek()
             if nxt is None or nxt.kind not in ("term", "("):
                 raise _error(token, "'-' must be followed by the term it negates")
-            sql, params = self._primary(self._take(), depth)
-            # coalesce: a missing property makes a comparison NULL, and NOT NULL would drop the
-            # event; `-plan=pro` must keep events that have no plan.
-            return f"NOT coalesce({sql}, 0)", params
+            return self.build.negate(self._primary(self._take(), depth))
         return self._primary(token, depth)
 
-    def _primary(self, token: _Token, depth: int) -> _Sql:
+    def _primary(self, token: _Token, depth: int) -> _T:
         if token.kind == "term":
-            return _compile_term(token)
+            return self.build.term(token)
         if token.kind != "(":
             raise _error(token, f"unexpected {token.text!r}")
         if depth >= MAX_NESTING:
@@ -272,10 +345,45 @@ class _Parser:
         return sql
 
 
+def _describe_term(token: _Token) -> Term:
+    """A term as `Term` (the token compiled already, so it is known to be well formed)."""
+    chars = token.chars
+    found = _find_operator(chars)
+    text = "".join(c for c, _ in chars)
+    if found is None:
+        if token.quoted(0, len(chars)):
+            return Term(token.text, "text", text, literal=True)
+        return Term(token.text, "invalid" if text == "invalid" else "word", text)
+    at, op = found
+    key, value = chars[:at], chars[at + len(op) :]
+    literal = token.quoted(at + len(op), len(chars))
+    value_text = "".join(c for c, _ in value)
+    if op == ":":
+        field = "".join(c for c, _ in key)
+        if field == "name":
+            glob = any(c in "*?" and not quoted for c, quoted in value)
+            return Term(token.text, "glob" if glob else "name", value_text, literal=literal)
+        if field == "has":
+            column, names = _path(token, value)
+            return Term(token.text, "has", column=column, path=tuple(names))
+        return Term(token.text, field, value_text, literal=literal)
+    column, names = _path(token, key)
+    return Term(token.text, "compare", value_text, op, column, tuple(names), literal)
+
+
+def _tree_join(op: str, parts: list[Node]) -> Node:
+    return Group(op.strip(), tuple(parts))
+
+
 def _join(op: str, parts: list[_Sql]) -> _Sql:
-    if len(parts) == 1:
-        return parts[0]
     return "(" + op.join(sql for sql, _ in parts) + ")", [p for _, params in parts for p in params]
+
+
+def _negate(part: _Sql) -> _Sql:
+    # coalesce: a missing property makes a comparison NULL, and NOT NULL would drop the event;
+    # `-plan=pro` must keep events that have no plan.
+    sql, params = part
+    return f"NOT coalesce({sql}, 0)", params
 
 
 def _error(token: _Token, reason: str) -> FilterError:
@@ -381,6 +489,13 @@ def _glob_pattern(value: tuple[tuple[str, bool], ...]) -> str:
 
 def _json_path(token: _Token, chars: tuple[tuple[str, bool], ...]) -> tuple[str, str]:
     """The column and SQLite JSON path for `cart.total`, `properties.cart.total`, `context.ip`."""
+    column, names = _path(token, chars)
+    # SQLite matches a quoted path label against the key as stored, escapes included.
+    return column, "$" + "".join(f'."{_json_escaped(name)}"' for name in names)
+
+
+def _path(token: _Token, chars: tuple[tuple[str, bool], ...]) -> tuple[str, list[str]]:
+    """The column and the keys below it for `cart.total`, `properties.cart.total`, `context.ip`."""
     segments: list[list[tuple[str, bool]]] = [[]]
     for ch, quoted in chars:
         if ch == "." and not quoted:
@@ -392,15 +507,12 @@ def _json_path(token: _Token, chars: tuple[tuple[str, bool], ...]) -> tuple[str,
     first = segments[0]
     if len(segments) > 1 and not any(q for _, q in first) and names[0] in ("properties", "context"):
         column, names = names[0], names[1:]
-    labels = []
     for name in names:
         if not name:
             raise _error(token, "a property path has an empty part (two dots, or a dot at an end)")
         if '"' in name or "\x00" in name:
             raise _error(token, "a property name with a double quote or NUL cannot be addressed")
-        # SQLite matches a quoted path label against the key as stored, escapes included.
-        labels.append(f'."{_json_escaped(name)}"')
-    return column, "$" + "".join(labels)
+    return column, names
 
 
 def _compile_comparison(
@@ -460,3 +572,7 @@ def _contains(text: str) -> str:
 def _json_escaped(text: str) -> str:
     """`text` as it appears inside a stored JSON string (the store's encoder escapes the same way)."""
     return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+_SQL_BUILD: Final[_Build[_Sql]] = _Build(_compile_term, _join, _negate)
+_TREE_BUILD: Final[_Build[Node]] = _Build(_describe_term, _tree_join, Not)

@@ -54,12 +54,12 @@ from eventtui.model import (
     EventRefused,
     StoredEvent,
     decode_frame,
-    event_object,
     normalise,
 )
 from eventtui.store import Commit, Reader, Reject, StoreError, Submission, Writer
+from eventtui.store.rows import META_KEY
+from eventtui.store.rows import export_line as _export_line
 
-META_KEY: Final = "eventtui"
 IMPORT_CLIENT: Final = "import"
 # The writer's transaction size: one submission fills one transaction.
 CHUNK_EVENTS: Final = 5000
@@ -103,58 +103,6 @@ def export_events(
     if progress is not None:
         progress(written, 1.0)
     return written
-
-
-def _export_line(
-    id_: int,
-    session_id: int,
-    received_at: float,
-    sent_at: float | None,
-    name: str,
-    type_: str,
-    user_id: str | None,
-    anonymous_id: str | None,
-    message_id: str | None,
-    client: str | None,
-    properties: str,
-    context: str,
-    valid: bool,
-    errors: str | None,
-    extra: str | None,
-    omitted: int,
-) -> bytes:
-    """One stored row (an `EventRow`'s fields, in order) as a line of the export format."""
-    # Unpacked, not read by attribute: a NamedTuple's attribute access costs more than the call.
-    obj = event_object(
-        name=name,
-        type_=type_,
-        properties=None,
-        context=None,
-        user_id=user_id,
-        anonymous_id=anonymous_id,
-        message_id=message_id,
-        sent_at=sent_at,
-        extra=extra,
-    )
-    # event_object would decode properties and context only to have them encoded again; the
-    # stored JSON is what the encoder writes, so it is spliced in raw (about 2x the throughput).
-    if properties:
-        obj["properties"] = msgspec.Raw(properties)
-    if context:
-        obj["context"] = msgspec.Raw(context)
-    meta: dict[str, Any] = {
-        "id": id_,
-        "session_id": session_id,
-        "received_at": received_at,
-        "sent_at": sent_at,
-        "client": client,
-        "valid": valid,
-        "errors": msgspec.Raw(errors) if errors else None,
-    }
-    if META_KEY in obj:
-        meta["shadowed"] = obj[META_KEY]
-    obj[META_KEY] = meta
-    return _encoder.encode(obj) + b"\n"
 
 
 def _writer(out: IO[bytes] | IO[str]) -> Callable[[bytes], object]:

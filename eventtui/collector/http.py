@@ -12,6 +12,7 @@ event sent over HTTP is decoded, refused and stored exactly as one sent over a w
 | `POST /v1/batch`, `/v1/b` | `{"batch": [...]}` |
 | `POST /events` | an event object, an array of them, or JSON Lines |
 | `GET /health` | — (the collector's health as JSON; 503 while events cannot be stored) |
+| `GET /api/{cursor,events,wait,summary}` | — (the test API, `collector.api`) |
 
 Every answer is JSON: `{"ok": true, "accepted": N, "refused": [{"error", "index"}]}` after the
 commit; 400 when nothing was accepted, 403 for a foreign Host or Origin or a wrong token, 408 for
@@ -32,7 +33,7 @@ What one client can take is bounded, so that no client can stall the others:
 - the log: malformed, aborted and refused requests are one line each, `LOG_BURST` lines at most
   every `LOG_WINDOW_SECONDS` (then one line counting the rest); never a traceback.
 
-May import: aiohttp, msgspec, model, config, collector.ingest, collector.security.
+May import: aiohttp, msgspec, model, config, collector.ingest, collector.security, collector.api.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
 
+from eventtui.collector.api import TestApi
 from eventtui.collector.ingest import MAX_WRITER_BACKLOG, Ingest
 from eventtui.collector.security import check_host, check_origin, check_single, check_token
 from eventtui.config import CollectorConfig
@@ -108,7 +110,7 @@ _CORS_HEADERS: Final = {
 }
 _ROUTES_HELP: Final = (
     "POST /v1/{track,page,identify,screen,group,alias,batch} (or their first letter),"
-    " POST /events, GET /health"
+    " POST /events, GET /health, GET /api/{cursor,events,wait,summary}"
 )
 _RETRY: Final = {"Retry-After": "1"}
 _IDENTITY: Final = ("identity", "")
@@ -171,6 +173,7 @@ class HttpListener:
             self._drained.set()
         ingest.congestion_listeners.append(self._on_congestion)
         self._problems: _ProblemLog | None = None
+        self.api = TestApi(ingest.writer, ingest.loop, config.max_connections)
 
     async def start(self, host: str, port: int) -> int:
         """Bind and listen; returns the bound port. Raises OSError if the port is taken."""
@@ -180,6 +183,7 @@ class HttpListener:
             (f"/v1/{{call:(?:{calls})}}", "POST", self._segment),
             ("/events", "POST", self._events),
             ("/health", "GET", self._health),
+            *((path, "GET", handler) for path, handler in self.api.routes()),
         ):
             app.router.add_route(method, path, handler)
             app.router.add_route("OPTIONS", path, _preflight)
@@ -204,6 +208,7 @@ class HttpListener:
 
     async def stop(self) -> None:
         """Stop accepting; requests already in flight get their commit and their answer."""
+        await self.api.close()  # open waits are answered now, not at their timeout
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

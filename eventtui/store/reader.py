@@ -406,6 +406,43 @@ class Reader:
         args.append(limit)
         return [dict(r) for r in self.db.query(sql, args)]
 
+    # --- since a cursor (the HTTP test API: what arrived since a test began) ---------------------
+
+    def last_reject_id(self) -> int:
+        return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM rejects").fetchone()[0])
+
+    def names_after(self, after: int, to_id: int = MAX_INT64) -> list[tuple[str, int, int]]:
+        """(name, events, invalid events) for the events with `after` < id <= `to_id`, by name
+        (a rowid range: what a test sent since its cursor, not the whole store)."""
+        return [
+            (name, count, invalid or 0)
+            for name, count, invalid in self.conn.execute(
+                "SELECT name, count(*), sum(valid = 0) FROM events NOT INDEXED"
+                " WHERE id > ? AND id <= ? GROUP BY name ORDER BY name",
+                (after, to_id),
+            )
+        ]
+
+    def newest_named(self, name: str, *, after: int, to_id: int, limit: int) -> list[EventRow]:
+        """The newest `limit` events of `name` with `after` < id <= `to_id`, newest first."""
+        return self.query(
+            "name = ?", (name,), from_id=after + 1, to_id=to_id, limit=limit, newest_first=True
+        )
+
+    def invalid_after(self, after: int, *, to_id: int, limit: int) -> list[EventRow]:
+        """The first `limit` events that broke the tracking plan with `after` < id <= `to_id`."""
+        return self.query("valid = 0", from_id=after + 1, to_id=to_id, limit=limit)
+
+    def rejects_after(self, after: int, limit: int = 100) -> tuple[int, list[dict[str, Any]]]:
+        """How many rejects have id > `after`, and the first `limit` of them, oldest first."""
+        total = self.conn.execute("SELECT count(*) FROM rejects WHERE id > ?", (after,))
+        rows = self.db.query(
+            "SELECT id, session_id, received_at, client, reason, raw FROM rejects"
+            " WHERE id > ? ORDER BY id LIMIT ?",
+            (after, limit),
+        )
+        return int(total.fetchone()[0]), [dict(r) for r in rows]
+
     def count_rejects(self, *, from_session: int = 0) -> int:
         """Refused inputs recorded in `from_session` and later sessions."""
         return int(
