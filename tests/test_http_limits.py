@@ -147,11 +147,17 @@ async def test_a_large_gzip_batch_is_decoded_without_stalling_the_loop(
     c = await start_collector()
     body = gzip.compress(tiny_events(290_000))  # 4 MB inflated: about a second of decoding
 
+    start = time.monotonic()
     with LoopStalls() as stalls:
         status, answer = await post(f"{c.http_url}/events", body, {"Content-Encoding": "gzip"})
+    elapsed = time.monotonic() - start
 
     assert (status, answer["accepted"]) == (200, 290_000)
-    assert stalls.worst < 0.5, f"the event loop stalled for {stalls.worst:.2f}s"
+    # Decoded on the loop, the stall is nearly the whole request; in a thread it is the GIL's
+    # share. Relative to the request's time, because a loaded machine stretches both.
+    assert stalls.worst < max(0.5, 0.4 * elapsed), (
+        f"the event loop stalled for {stalls.worst:.2f}s of {elapsed:.2f}s"
+    )
 
 
 # --- stalled bodies and slow headers cannot lock HTTP out -----------------------------------------
