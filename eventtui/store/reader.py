@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Final, Literal, overload
 
 import msgspec
-import sqlite_utils
 
 from eventtui.store.rows import (
     DETECT_TYPES,
@@ -77,7 +76,6 @@ class Reader:
         self.conn: sqlite3.Connection
         self.conn, self.uri = connect_for_reading(path, detect_types=DETECT_TYPES)
         self.conn.execute("PRAGMA query_only = ON")
-        self.db = sqlite_utils.Database(self.conn)
 
     def close(self) -> None:
         self.conn.close()
@@ -404,7 +402,7 @@ class Reader:
             args.append(session)
         sql += " ORDER BY id DESC LIMIT ?"
         args.append(limit)
-        return [dict(r) for r in self.db.query(sql, args)]
+        return _dicts(self.conn.execute(sql, args))
 
     # --- since a cursor (the HTTP test API: what arrived since a test began) ---------------------
 
@@ -436,12 +434,12 @@ class Reader:
     def rejects_after(self, after: int, limit: int = 100) -> tuple[int, list[dict[str, Any]]]:
         """How many rejects have id > `after`, and the first `limit` of them, oldest first."""
         total = self.conn.execute("SELECT count(*) FROM rejects WHERE id > ?", (after,))
-        rows = self.db.query(
+        rows = self.conn.execute(
             "SELECT id, session_id, received_at, client, reason, raw FROM rejects"
             " WHERE id > ? ORDER BY id LIMIT ?",
             (after, limit),
         )
-        return int(total.fetchone()[0]), [dict(r) for r in rows]
+        return int(total.fetchone()[0]), _dicts(rows)
 
     def count_rejects(self, *, from_session: int = 0) -> int:
         """Refused inputs recorded in `from_session` and later sessions."""
@@ -483,3 +481,9 @@ def _bounds(
     clauses.append("id <= ?")
     args.append(to_id)
     return clauses, args
+
+
+def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    """Rows as dicts keyed by column name (sqlite-utils' `query`, without importing it: ~0.2 s)."""
+    columns = [column[0] for column in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor]

@@ -21,7 +21,6 @@ from pathlib import Path
 import msgspec
 
 from eventtui.config import Config
-from eventtui.demo import demo_config
 from eventtui.monitor import Episode
 from eventtui.monitor.factory import build_monitor
 from eventtui.store import Reader, Writer
@@ -103,6 +102,9 @@ def run_watch(
     from eventtui.collector.thread import CollectorThread
 
     if demo:
+        # The demo module (and the websocket client it sends with) loads only for the demo.
+        from eventtui.demo import demo_config
+
         config = demo_config(config)
 
     def start(config: Config) -> tuple[Collector, StoreFeed, CollectorThread]:
@@ -218,6 +220,8 @@ def run_replay(
     if not len(schedule):
         raise ReplayError(f"session {span.id} has no events to replay")
     if span.source == "demo":
+        from eventtui.demo import demo_config
+
         config = demo_config(config)  # its expected heartbeat goes quiet in the replay too
     timeline = schedule.timeline(max_gap=max_gap, whole_session=True)
     clock = ReplayClock(timeline, speed=speed, monotonic=monotonic)  # tests pass a fake one
