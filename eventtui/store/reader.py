@@ -52,6 +52,11 @@ _SESSION_SQL: Final = (
     " (SELECT count(*) FROM rejects r WHERE r.session_id = s.id)"
     " FROM sessions s"
 )
+# The same from the rollups (schema 3): a row per name of the session, not per event.
+_SESSION_SQL_ROLLUPS: Final = _SESSION_SQL.replace(
+    "(SELECT count(*) FROM events e WHERE e.session_id = s.id)",
+    "(SELECT coalesce(sum(t.events), 0) FROM name_totals t WHERE t.session_id = s.id)",
+)
 _encode_ids = msgspec.json.Encoder().encode
 # SQLite's integers: an id past this cannot even be asked about.
 MAX_INT64: Final = 2**63 - 1
@@ -76,6 +81,11 @@ class Reader:
         self.conn: sqlite3.Connection
         self.conn, self.uri = connect_for_reading(path, detect_types=DETECT_TYPES)
         self.conn.execute("PRAGMA query_only = ON")
+        # A store written before schema 3 has no rollups (viewers never migrate a store): it is
+        # read with the aggregates over events that the rollups replace.
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        self.rollups = version >= 3
+        self._session_sql = _SESSION_SQL_ROLLUPS if self.rollups else _SESSION_SQL
 
     def close(self) -> None:
         self.conn.close()
@@ -92,15 +102,22 @@ class Reader:
         return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
 
     def count_events(self) -> int:
-        # max(id) is O(log n) where count(*) scans; ids only grow, so they agree unless rows
-        # were deleted (retention), where count(*) stays the honest answer.
-        return int(self.conn.execute("SELECT count(*) FROM events").fetchone()[0])
+        # The rollups' sum: a row per session and name, where count(*) reads every event.
+        sql = (
+            "SELECT coalesce(sum(events), 0) FROM name_totals"
+            if self.rollups
+            else "SELECT count(*) FROM events"
+        )
+        return int(self.conn.execute(sql).fetchone()[0])
 
     def size_bytes(self) -> int:
         return store_size(self.path)
 
     def event_names(self) -> list[str]:
-        """Every distinct event name, sorted (a skip-scan of the name index)."""
+        """Every distinct event name, sorted (from the rollups, or a skip-scan of the name index)."""
+        if self.rollups:
+            sql = "SELECT DISTINCT name FROM name_totals ORDER BY name"
+            return [name for (name,) in self.conn.execute(sql)]
         return [name for (name,) in self.conn.execute(_NAMES_SQL)]
 
     # --- events ----------------------------------------------------------------------------------
@@ -304,8 +321,15 @@ class Reader:
         """Counts per name of the events of `from_session` and later, up to id `to_id`: totals, and
         per minute and per second for the counters' windows ending at `now`.
 
-        Aggregates over the documented schema; the (name, received_at) index serves them.
+        From the rollups where the store has them: their rows minus the few events after `to_id`
+        (committed since the caller's cursor), all read in one snapshot.
         """
+        if self.rollups:
+            self.conn.execute("BEGIN")
+            try:
+                return self._name_counts_from_rollups(from_session, to_id, now)
+            finally:
+                self.conn.execute("COMMIT")
         totals = self.conn.execute(
             "SELECT name, count(*), sum(valid = 0), max(received_at) FROM events"
             " WHERE session_id >= ? AND id <= ? GROUP BY name",
@@ -334,14 +358,69 @@ class Reader:
             for name, total, invalid, last in totals
         ]
 
+    def _name_counts_from_rollups(
+        self, from_session: int, to_id: int, now: float
+    ) -> list[NameCounts]:
+        totals: dict[str, list[Any]] = {
+            name: [events, invalid, last]
+            for name, events, invalid, last in self.conn.execute(
+                "SELECT name, sum(events), sum(invalid), max(last_at) FROM name_totals"
+                " WHERE session_id >= ? GROUP BY name",
+                (from_session,),
+            )
+        }
+        if not totals:
+            return []
+        first_minute = int((now - 31 * 60) // 60)
+        minutes: dict[str, dict[int, int]] = {}
+        for name, minute, count in self.conn.execute(
+            "SELECT name, minute, sum(events) FROM name_minutes"
+            " WHERE minute >= ? AND session_id >= ? GROUP BY 1, 2",
+            (first_minute, from_session),
+        ):
+            minutes.setdefault(name, {})[minute] = count
+        # Committed after the caller's cursor: counted by the rollups, not yet by the caller.
+        # (A name's last_at may already be one of these: it is only ever moved on by them.)
+        for name, minute, count, invalid in self.conn.execute(
+            "SELECT name, CAST(received_at / 60 AS INTEGER), count(*), sum(valid = 0) FROM events"
+            " WHERE id > ? AND session_id >= ? GROUP BY 1, 2",
+            (to_id, from_session),
+        ):
+            totals[name][0] -= count
+            totals[name][1] -= invalid
+            if minute >= first_minute:
+                minutes[name][minute] -= count
+        seconds: dict[str, list[tuple[int, int]]] = {}
+        for name, second, count in self.conn.execute(
+            "SELECT e.name, CAST(e.received_at AS INTEGER), count(*)"
+            " FROM (SELECT DISTINCT name FROM name_totals WHERE session_id >= ?) AS n"
+            " JOIN events AS e INDEXED BY events_name_received"
+            " ON e.name = n.name AND e.received_at > ?"
+            " WHERE e.session_id >= ? AND e.id <= ? GROUP BY 1, 2",
+            (from_session, now - 61, from_session, to_id),
+        ):
+            seconds.setdefault(name, []).append((int(second), count))
+        return [
+            NameCounts(
+                name,
+                total,
+                invalid,
+                last,
+                [(m, n) for m, n in sorted(minutes.get(name, {}).items()) if n],
+                seconds.get(name, ()),
+            )
+            for name, (total, invalid, last) in sorted(totals.items())
+            if total
+        ]
+
     # --- sessions --------------------------------------------------------------------------------
 
     def sessions(self) -> list[SessionRow]:
-        return [_session(r) for r in self.conn.execute(f"{_SESSION_SQL} ORDER BY s.id")]
+        return [_session(r) for r in self.conn.execute(f"{self._session_sql} ORDER BY s.id")]
 
     def session(self, session: int) -> SessionRow:
         """One session and its counts; raises NoSuchSession."""
-        row = self.conn.execute(f"{_SESSION_SQL} WHERE s.id = ?", (session,)).fetchone()
+        row = self.conn.execute(f"{self._session_sql} WHERE s.id = ?", (session,)).fetchone()
         if row is None:
             raise no_session(self.path, session)
         return _session(row)

@@ -17,13 +17,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from eventtui.store import rollups
+
 if TYPE_CHECKING:
     # Imported at run time only by `_migrate`: see there.
     import sqlite_utils
 
 # "EvTU": marks a SQLite file as an eventtui store.
 APPLICATION_ID: Final = 0x45765455
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 _SCHEMA_V1: Final = """
 CREATE TABLE sessions (
@@ -72,10 +74,18 @@ _SCHEMA_V2: Final = """
 CREATE INDEX events_name_id ON events(name, id);
 """
 
+# Version 3: per-session rollups (name_totals, name_minutes) that the writer keeps in the same
+# transaction as the events, so that viewers' counters, trends and totals cost what the number of
+# names costs, not the number of events (store/rollups.py). Built from the events on migration.
+
+# A migration's progress: (rows done, fraction done). Only the long ones report it.
+Progress = Callable[[int, float | None], None]
+
 # MIGRATIONS[n] takes a store at version n to n + 1. Version 0 is an empty file.
-MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [
-    lambda db: _run_script(db, _SCHEMA_V1),
-    lambda db: _run_script(db, _SCHEMA_V2),
+MIGRATIONS: Final[list[Callable[[sqlite_utils.Database, Progress | None], None]]] = [
+    lambda db, _: _run_script(db, _SCHEMA_V1),
+    lambda db, _: _run_script(db, _SCHEMA_V2),
+    lambda db, progress: rollups.build(db.conn, progress),
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -100,14 +110,17 @@ def default_db_path() -> Path:
     return Path(data_home) / "eventtui" / "events.db"
 
 
-def connect(path: Path, *, create: bool, read_only: bool = False) -> sqlite3.Connection:
+def connect(
+    path: Path, *, create: bool, read_only: bool = False, progress: Progress | None = None
+) -> sqlite3.Connection:
     """Open (and when `create`, make or migrate) a store; raise StoreError if it is not usable.
 
     `read_only` is for viewers: a store in a place this process cannot write beside (a read-only
     mount, another user's folder) is then opened read-only (`_open_read_only`). The connection
-    is in autocommit mode: callers open short explicit transactions.
+    is in autocommit mode: callers open short explicit transactions. `progress` hears how a long
+    migration goes.
     """
-    return _connect(path, create=create, read_only=read_only)[0]
+    return _connect(path, create=create, read_only=read_only, progress=progress)[0]
 
 
 def connect_for_reading(path: Path, *, detect_types: int = 0) -> tuple[sqlite3.Connection, str]:
@@ -119,7 +132,12 @@ def connect_for_reading(path: Path, *, detect_types: int = 0) -> tuple[sqlite3.C
 
 
 def _connect(
-    path: Path, *, create: bool, read_only: bool, detect_types: int = 0
+    path: Path,
+    *,
+    create: bool,
+    read_only: bool,
+    detect_types: int = 0,
+    progress: Progress | None = None,
 ) -> tuple[sqlite3.Connection, str]:
     _check_file(path, create=create)
     if create:
@@ -137,7 +155,7 @@ def _connect(
         conn.execute("PRAGMA busy_timeout = 10000")
         if create:
             conn.execute("PRAGMA journal_mode = WAL")
-            _migrate(conn, path)
+            _migrate(conn, path, progress)
         # WAL + NORMAL: a commit survives a crash of this process (kill -9); a power cut may lose
         # the last transactions. FULL would fsync every commit, for every ack.
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -308,7 +326,7 @@ def _check_ours(conn: sqlite3.Connection, path: Path) -> None:
         )
 
 
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+def _migrate(conn: sqlite3.Connection, path: Path, progress: Progress | None) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version == SCHEMA_VERSION:
         return
@@ -320,7 +338,7 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         conn.execute("BEGIN IMMEDIATE")
         version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have won
         for step in range(version, SCHEMA_VERSION):
-            MIGRATIONS[step](db)
+            MIGRATIONS[step](db, progress)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         conn.execute("COMMIT")

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
+from eventtui.store import rollups
 from eventtui.store.reader import Reader, no_session
 from eventtui.store.rows import EVENT_COLUMNS
 from eventtui.store.schema import StoreError, connect, is_store_file
@@ -115,6 +116,7 @@ def _delete(conn: sqlite3.Connection, sessions: Sequence[int]) -> Deleted:
     for session in sessions:
         events += _delete_slices(conn, "events", session)
         rejects += _delete_slices(conn, "rejects", session)
+        rollups.delete_session(conn, session)
         conn.execute("DELETE FROM sessions WHERE id = ?", (session,))
     return Deleted(len(sessions), events, rejects)
 
@@ -295,6 +297,7 @@ def _copy(
             events += cur.rowcount
             if progress is not None:
                 progress(events, (high - first + 1) / (last - first + 1))
+        rollups.add_range(conn, 1)  # the new file's own: every event in it was just copied
         rejects = conn.execute(
             f"INSERT INTO main.rejects ({_REJECT_COLUMNS}) SELECT {_REJECT_COLUMNS}"
             f" FROM src.rejects WHERE {in_sessions}",
