@@ -18,6 +18,7 @@ with the rollups a collector keeps) and reused between runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import query  # benchmarks/query.py: the same store
@@ -39,6 +41,8 @@ NAMES = tuple(query.NAMES)
 POLL = 0.02
 STILL = 2.0
 LIMIT = 60.0
+# A server of its own: other tmux users on the machine neither see nor stop these sessions.
+TMUX = ("tmux", "-L", "eventtui-bench-open")
 
 
 def store(events: int, cache: Path) -> tuple[Path, Path]:
@@ -66,9 +70,20 @@ def toolong(cache: Path) -> Path:
     return tl
 
 
+@contextlib.contextmanager
+def tmux_server() -> Iterator[None]:
+    """Keep the benchmark's tmux server up: it exits with its last session, and a command started
+    while it exits fails ("server exited unexpectedly")."""
+    subprocess.run([*TMUX, "new", "-d", "-s", "keep", "sleep 86400"], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run([*TMUX, "kill-server"], capture_output=True)
+
+
 def capture(session: str) -> str:
     return subprocess.run(
-        ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True
+        [*TMUX, "capture-pane", "-p", "-t", session], capture_output=True, text=True
     ).stdout
 
 
@@ -77,7 +92,7 @@ def measure(command: list[str]) -> tuple[float, float]:
     session = f"bench-open-{os.getpid()}"
     start = time.perf_counter()
     subprocess.run(
-        ["tmux", "new", "-d", "-s", session, "-x", "160", "-y", "45", *command], check=True
+        [*TMUX, "new", "-d", "-s", session, "-x", "160", "-y", "45", *command], check=True
     )
     first = None
     last_screen, last_change = "", 0.0
@@ -95,7 +110,7 @@ def measure(command: list[str]) -> tuple[float, float]:
                 break
             time.sleep(POLL)
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run([*TMUX, "kill-session", "-t", session], capture_output=True)
     if first is None:
         raise SystemExit(
             f"no rows on screen within {LIMIT:.0f} s: {' '.join(command)}\n{last_screen}"
@@ -137,6 +152,11 @@ def main() -> None:
     if shutil.which("tmux") is None:
         raise SystemExit("tmux is needed: apt-get install tmux")
     tl = toolong(args.cache)
+    with tmux_server():
+        run(args, tl)
+
+
+def run(args: argparse.Namespace, tl: Path) -> None:
     print(f"load average {os.getloadavg()[0]:.1f}; medians of {args.rounds} alternating rounds")
     base = compare(args.events, args.cache, tl, args.rounds)
     if args.flat:
