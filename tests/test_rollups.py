@@ -18,6 +18,7 @@ import pytest
 from eventtui.model import StoredEvent
 from eventtui.store import Reader, Submission, Writer, connect
 from eventtui.store.rollups import MIGRATION_SLICE
+from eventtui.store.schema import ROLLUPS_VERSION
 from eventtui.store.sessions import delete_session, prune_sessions
 
 NAMES = ["page_view", "signup", "checkout_completed", "heartbeat", "ünïcode name"]
@@ -34,6 +35,9 @@ MINUTES_FROM_EVENTS = (
     " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
 )
 MINUTES = "SELECT session_id, name, minute, events FROM name_minutes ORDER BY 1, 2, 3"
+BEFORE_ROLLUPS = (
+    f"DROP TABLE name_totals; DROP TABLE name_minutes; PRAGMA user_version = {ROLLUPS_VERSION - 1}"
+)
 
 
 def assert_rollups_match(path: Path) -> None:
@@ -116,10 +120,8 @@ def test_a_store_from_before_the_rollups_gets_them_on_migration(tmp_path: Path) 
     for i in range(2):
         write_session(path, rng, seen, 1_700_000_000.0 + i * 600)
     with sqlite3.connect(path) as conn:
-        # Back to schema 2: what a store written by the previous eventtui holds.
-        conn.executescript(
-            "DROP TABLE name_totals; DROP TABLE name_minutes; PRAGMA user_version = 2"
-        )
+        # Back to the version before: what a store written by the previous eventtui holds.
+        conn.executescript(BEFORE_ROLLUPS)
     with Reader(path) as reader:
         assert not reader.rollups  # a viewer reads an old store without migrating it
         old_sessions = [(s.id, s.events) for s in reader.sessions()]
@@ -143,9 +145,7 @@ def test_migration_reports_progress_slice_by_slice(tmp_path: Path) -> None:
     writer.submit(Submission(rows))
     writer.close()
     with sqlite3.connect(path) as conn:
-        conn.executescript(
-            "DROP TABLE name_totals; DROP TABLE name_minutes; PRAGMA user_version = 2"
-        )
+        conn.executescript(BEFORE_ROLLUPS)
     ticks: list[float | None] = []
     connect(path, create=True, progress=lambda n, f: ticks.append(f)).close()
     assert len(ticks) == 2 and ticks[-1] == 1.0

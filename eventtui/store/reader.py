@@ -35,7 +35,7 @@ from eventtui.store.rows import (
     event_rows,
     light_rows,
 )
-from eventtui.store.schema import StoreError, connect_for_reading, store_size
+from eventtui.store.schema import ROLLUPS_VERSION, StoreError, connect_for_reading, store_size
 
 # A skip-scan of the (name, received_at) index: one seek per distinct name, where a full scan of a
 # store of millions of rows costs a second.
@@ -84,7 +84,7 @@ class Reader:
         # A store written before schema 3 has no rollups (viewers never migrate a store): it is
         # read with the aggregates over events that the rollups replace.
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        self.rollups = version >= 3
+        self.rollups = version >= ROLLUPS_VERSION
         self._session_sql = _SESSION_SQL_ROLLUPS if self.rollups else _SESSION_SQL
 
     def close(self) -> None:

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 # "EvTU": marks a SQLite file as an eventtui store.
 APPLICATION_ID: Final = 0x45765455
 SCHEMA_VERSION: Final = 3
+# The first version with the rollups (store/rollups.py); viewers read older stores without them.
+ROLLUPS_VERSION: Final = 3
 
 _SCHEMA_V1: Final = """
 CREATE TABLE sessions (
