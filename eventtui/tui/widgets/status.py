@@ -91,6 +91,9 @@ class StatusBar(Static):
             parts.append((4, human_bytes(status.size_bytes), ""))
         if status.refused:
             parts.append((2, f"{status.refused:,} refused", "red"))
+        if status.alert_problem:
+            # A webhook that fails: on-call is not being paged, which is worth the room.
+            parts.append((1, "⚠ " + clean(status.alert_problem), "bold yellow"))
         if status.session is not None:
             parts.append((3, f"session {status.session}", ""))
         if status.store_name and not status.collecting:
