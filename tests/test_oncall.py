@@ -312,3 +312,47 @@ def test_alert_config_loads(tmp_path: Path) -> None:
         Alert("https://hooks.slack.com/services/T/B/X", "slack"),
         Alert("http://127.0.0.1:9/hook", "json"),
     )
+
+
+# --- the collector's own judgement agrees with the monitor's ---------------------------------------
+
+
+@pytest.mark.parametrize("per_batch", [1, 3, 10, 50, 600])
+def test_collector_watch_judges_like_the_monitor(per_batch: int) -> None:
+    """Counted per batch (small ones together, large ones at once, plain deadlines from each
+    batch's first and last event), the expectations end up exactly where the monitor's do."""
+    from eventtui.model import StoredEvent
+    from eventtui.monitor.factory import build_monitor
+    from eventtui.oncall.watch import CollectorWatch
+    from eventtui.store import Commit
+
+    config = Config(
+        expect=(
+            Expectation("heartbeat", every=1.0, grace=0.5),
+            Expectation("heartbeat", every=2.0, where="properties.n>2"),
+            Expectation("signup", min_rate=30.0),
+        )
+    )
+    times = [0.1 * i for i in range(40)] + [6.0 + 0.05 * i for i in range(400)] + [40.0, 41.5]
+    events = [
+        StoredEvent(
+            1000.0 + at, None, ("heartbeat", "signup")[i % 2], "track", None, None, None, "c",
+            json.dumps({"n": i % 5}), "{}", True, None, None,
+        )
+        for i, at in enumerate(times)
+    ]  # fmt: skip
+    monitor = build_monitor(config, started_at=1000.0)
+    monitor.observe_many(events)
+    watch = CollectorWatch(config, started_at=1000.0, loop_time=lambda: 0.0)
+    commit = Commit([], 0, 0, 0, 0)
+    for n, i in enumerate(range(0, len(events), per_batch)):
+        watch.committed(watch.summarize(events[i : i + per_batch], [], 0.0), commit)
+        if n % 2:
+            watch.drain()  # as a scrape or the webhook check does, now and then
+    now = 1000.0 + 60.0
+    assert watch.anomalies(now) == [a for a in monitor.evaluate(now) if a.kind == "declared"]
+    ours = [e for t in watch.trackers for e in t.episodes()]
+    theirs = [e for t in monitor.trackers for e in t.episodes()]
+    assert sorted(ours, key=repr) == sorted(theirs, key=repr)
+    assert len(theirs) >= 3  # gaps were there to find
+    assert watch.events == {"heartbeat": 221, "signup": 221}

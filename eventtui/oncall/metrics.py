@@ -80,6 +80,7 @@ class Metrics:
 
     def collect(self) -> Iterator[Metric]:  # the prometheus-client Collector protocol
         watch = self.watch
+        watch.drain()
         now = self.clock()
         writer = self.source.writer
 

@@ -2,10 +2,11 @@
 declared expectations and plan states, judged by the collector (no TUI needed).
 
 `CollectorWatch` is an `Ingest` tap (`eventtui.collector.ingest.Tap`): it sees each writer
-submission once per event-loop turn and counts when the submission's transaction is committed
-(an event whose commit failed was never acknowledged, so it is not counted). Per-event work is a
-few C-level passes over the turn's batch (`Counter` over the names, a filter for invalid and
-expected events); everything else (the exposition, expectation states) is computed when asked.
+submission once per event-loop turn and counts it once its transaction is committed (an event
+whose commit failed was never acknowledged, so it is not counted). Counting is a few C-level
+passes over many rows at once (`Counter` over the names, a filter for invalid and expected
+events): small batches are gathered and counted together, before anything reads the counts.
+Everything else (the exposition, expectation states) is computed when asked.
 
 Only the firing-capable parts of the monitor run here: declared expectations (`[[expect]]`) and
 the tracking plan's marks. Learned cadence needs every event's gaps, costs more per event, and
@@ -72,6 +73,11 @@ REFUSAL_KINDS: Final = (
 OTHER_REFUSAL: Final = "other"
 
 _name = attrgetter("name")
+_received_at = attrgetter("received_at")
+
+# Batches under this many rows are counted together, at most this many rows later (see
+# `CollectorWatch.summarize`): about a millisecond of counting, and that much memory.
+SMALL_BATCH: Final = 512
 
 
 def refusal_kind(reason: str) -> str:
@@ -84,9 +90,8 @@ def refusal_kind(reason: str) -> str:
 
 @dataclass(slots=True)
 class _Summary:
-    """One submission, as the tap keeps it until its commit (never the rows themselves)."""
+    """Batches of rows, counted: what `CollectorWatch` adds up (never the rows themselves)."""
 
-    at: float
     names: Counter[str]
     invalid: Counter[str] | None
     expected: list[StoredEvent]
@@ -130,23 +135,23 @@ class CollectorWatch:
         self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
         self.failed_commits = 0
+        # Small batches committed and not yet counted (see `summarize`), and their rows.
+        self._pending: list[tuple[list[StoredEvent], list[Reject]]] = []
+        self._pending_rows = 0
 
     # --- the Ingest tap -----------------------------------------------------------------------
 
     def summarize(self, events: list[StoredEvent], rejects: list[Reject], at: float) -> Any:
         if not events and not rejects:
             return None  # a flush: nothing to count, and not a commit worth timing
-        expected = self._expected
-        invalid = [e for e in events if not e.valid]
-        strict = self.plan_watch.strict
-        return _Summary(
-            at=at,
-            names=Counter(map(_name, events)),
-            invalid=Counter(map(_name, invalid)) if invalid else None,
-            expected=[e for e in events if e.name in expected] if expected else [],
-            plan=[(e.name, e.received_at, e.valid) for e in (events if strict else invalid)],
-            refusals=Counter(refusal_kind(r.reason) for r in rejects) if rejects else None,
-        )
+        if len(events) + len(rejects) < SMALL_BATCH:
+            # One frame per loop turn is common at one event per frame: building Counters for it
+            # would cost more than the frame's decoding. The lists (Ingest's, never reused) wait
+            # for the commit and are counted many at a time.
+            return (at, events, rejects)
+        # A large batch (an HTTP body of thousands of events) is folded now, so its rows are not
+        # held while the commit is awaited.
+        return (at, _summary_of(events, rejects, self._expected, self.plan_watch.strict), None)
 
     def committed(self, summary: Any, commit: Commit) -> None:
         if summary is None:
@@ -154,26 +159,72 @@ class CollectorWatch:
         if commit.error:
             self.failed_commits += 1
             return
-        assert isinstance(summary, _Summary)
-        elapsed = max(0.0, self._loop_time() - summary.at)
+        at, counted, rejects = summary
+        elapsed = max(0.0, self._loop_time() - at)
         self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, elapsed)] += 1
         self.latency_sum += elapsed
+        if rejects is None:
+            self._apply(counted)
+            return
+        self._pending.append((counted, rejects))
+        self._pending_rows += len(counted) + len(rejects)
+        if self._pending_rows >= SMALL_BATCH:
+            self.drain()
+
+    def drain(self) -> None:
+        """Count the small batches committed since the last time (before anything is read)."""
+        if not self._pending:
+            return
+        pending, self._pending, self._pending_rows = self._pending, [], 0
+        events = [e for batch, _ in pending for e in batch]
+        rejects = [r for _, batch in pending for r in batch]
+        self._apply(_summary_of(events, rejects, self._expected, self.plan_watch.strict))
+
+    def _apply(self, summary: _Summary) -> None:
         _add_capped(self.events, summary.names, self.max_names)
         if summary.invalid:
             _add_capped(self.invalid, summary.invalid, self.max_names)
         if summary.refusals:
             self.refusals.update(summary.refusals)
-        for event in summary.expected:
-            for tracker in self._expected[event.name]:
-                tracker.offer(event)
+        if summary.expected:
+            self._offer(summary.expected)
         observe = self.plan_watch.observe
         for name, at, valid in summary.plan:
             observe(name, at, valid)
+
+    def _offer(self, expected: list[StoredEvent]) -> None:
+        """Each expected event to its trackers, in C-level passes where the rules allow it.
+
+        A plain dead-man's switch (no `where`, no `min_rate`) only needs to know when a gap longer
+        than `every` ended: if the events span less than its `every`, no gap can end between two
+        of them, so each name's first event (ending any gap since the one seen before) and last
+        suffice. Events are in the order they were decoded, so list order is time order.
+        """
+        times = list(map(_received_at, expected))
+        span = max(times) - min(times)
+        first: dict[str, StoredEvent] | None = None
+        last: dict[str, StoredEvent] = {}
+        for name, trackers in self._expected.items():
+            for tracker in trackers:
+                every = tracker.every
+                plain = tracker.matches is None and not tracker.need and every is not None
+                if plain and every is not None and span < every:
+                    if first is None:
+                        first = {e.name: e for e in reversed(expected)}
+                        last = {e.name: e for e in expected}
+                    if name in first:
+                        tracker.observe(first[name].received_at)
+                        tracker.observe(last[name].received_at)
+                    continue
+                for event in expected:
+                    if event.name == name:
+                        tracker.offer(event)
 
     # --- state, computed when asked -----------------------------------------------------------
 
     def anomalies(self, now: float) -> list[Anomaly]:
         """Declared and plan anomalies at `now` (wall-clock seconds), most urgent first."""
+        self.drain()
         found: list[Anomaly] = []
         for tracker in self.trackers:
             found.extend(tracker.evaluate(now))
@@ -182,6 +233,7 @@ class CollectorWatch:
         return found
 
     def expectation_states(self, now: float) -> list[ExpectationState]:
+        self.drain()
         out = []
         for tracker in self.trackers:
             anomalies = tracker.evaluate(now)
@@ -206,6 +258,23 @@ class CollectorWatch:
             total += count
             out.append(("+Inf" if bound == float("inf") else repr(bound), float(total)))
         return out
+
+
+def _summary_of(
+    events: list[StoredEvent],
+    rejects: list[Reject],
+    expected: dict[str, list[ExpectationTracker]],
+    strict: bool,
+) -> _Summary:
+    # C-level passes: Counter over the names, one filter each for invalid and expected events.
+    invalid = [e for e in events if not e.valid]
+    return _Summary(
+        names=Counter(map(_name, events)),
+        invalid=Counter(map(_name, invalid)) if invalid else None,
+        expected=[e for e in events if e.name in expected] if expected else [],
+        plan=[(e.name, e.received_at, e.valid) for e in (events if strict else invalid)],
+        refusals=Counter(refusal_kind(r.reason) for r in rejects) if rejects else None,
+    )
 
 
 def _add_capped(into: dict[str, int], counts: Counter[str], cap: int) -> None:
