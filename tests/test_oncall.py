@@ -356,3 +356,46 @@ def test_collector_watch_judges_like_the_monitor(per_batch: int) -> None:
     assert sorted(ours, key=repr) == sorted(theirs, key=repr)
     assert len(theirs) >= 3  # gaps were there to find
     assert watch.events == {"heartbeat": 221, "signup": 221}
+
+
+def test_watch_shows_a_failing_webhook_on_the_status_line(tmp_path: Path) -> None:
+    """`eventtui watch` wires the on-call extension too; a webhook that fails is on the status
+    line (its URL redacted), and quitting does not wait out its backoff."""
+    import socket
+
+    from eventtui.config import CollectorConfig
+    from eventtui.tui.launch import run_watch
+    from eventtui.tui.widgets.status import StatusBar
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]  # nothing listens here once the socket is closed
+    seen: dict[str, str] = {}
+
+    async def drive(pilot: Any) -> None:
+        app = pilot.app
+        await until(
+            lambda: app.feed_status is not None and app.feed_status.alert_problem,
+            timeout=15,
+            what="the failing webhook on the status line",
+        )
+        seen["line"] = StatusBar.line(app.feed_status, 0.0, width=300).plain
+        await pilot.press("q")
+
+    config = Config(
+        collector=CollectorConfig(port=0),
+        expect=(Expectation("heartbeat", every=0.1, grace=0.1),),
+        alert=(Alert(f"http://127.0.0.1:{closed}/hook/{SECRET}"),),
+    )
+    started = time.monotonic()
+    ran = run_watch(
+        config,
+        tmp_path / "events.db",
+        run_app=lambda app: app.run(headless=True, auto_pilot=drive),
+        tune_gc=False,
+    )
+    assert ran.return_code == 0
+    assert "⚠ alert[0] failing: cannot connect (ClientConnectorError)" in seen["line"]
+    assert f"(http://127.0.0.1:{closed}/…)" in seen["line"]
+    assert SECRET not in seen["line"]
+    assert time.monotonic() - started < 12

@@ -97,7 +97,11 @@ class OnCall:
         await asyncio.gather(*(w.stop() for w in self.webhooks))
 
     def health(self) -> dict[str, Any]:
-        failing = [f"{w.name}: {w.failing}" for w in self.webhooks if w.failing is not None]
+        failing = [
+            f"alert[{w.index}] failing: {w.failing} ({redact(w.alert.url)})"
+            for w in self.webhooks
+            if w.failing is not None
+        ]
         return {"alerts_failing": "; ".join(failing)} if failing else {}
 
     def alert_stats(self) -> list[tuple[str, int, int, int, bool]]:

@@ -169,7 +169,10 @@ class Webhook:
         self._wake.set()
 
     async def stop(self, timeout: float = STOP_SECONDS) -> None:
-        """Send what is queued (within `timeout`), then close."""
+        """Send what is queued (within `timeout`; at once if the webhook is failing: a
+        shutdown does not wait out a backoff), then close."""
+        if self.failing is not None:
+            timeout = 0.0
         if self._task is not None:
             self._queue.append(_STOP)
             self._wake.set()
