@@ -399,3 +399,33 @@ def test_watch_shows_a_failing_webhook_on_the_status_line(tmp_path: Path) -> Non
     assert f"(http://127.0.0.1:{closed}/…)" in seen["line"]
     assert SECRET not in seen["line"]
     assert time.monotonic() - started < 12
+
+
+async def test_metrics_need_the_token_when_one_is_set(db: Path) -> None:
+    from eventtui.config import CollectorConfig
+
+    c = await start(db, Config(collector=CollectorConfig(token="s3cret")))
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"{c.http_url}/metrics") as r:
+                assert r.status == 403
+            headers = {"Authorization": "Bearer s3cret"}  # Prometheus' `authorization` sends this
+            async with s.get(f"{c.http_url}/metrics", headers=headers) as r:
+                assert r.status == 200
+                assert "eventtui_store_up 1.0" in await r.text()
+    finally:
+        await c.stop()
+
+
+async def test_a_full_webhook_queue_drops_its_oldest_notice() -> None:
+    from eventtui.monitor import Anomaly
+    from eventtui.oncall.webhooks import FIRING, Notice, Webhook
+
+    webhook = Webhook(0, Alert("http://127.0.0.1:9/hook"), queue_limit=2)  # not started: no sends
+    notices = [
+        Notice(FIRING, Anomaly("declared", f"e{i}", "missing", 0.0, ""), 0.0) for i in range(3)
+    ]
+    for notice in notices:
+        webhook.post(notice)  # never waits
+    assert list(webhook._queue) == notices[1:]
+    assert webhook.dropped == 1
