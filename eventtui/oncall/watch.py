@@ -94,7 +94,10 @@ class _Summary:
 
     names: Counter[str]
     invalid: Counter[str] | None
-    expected: list[StoredEvent]
+    # Per expectation, the times of its matching events in arrival order: floats, not the rows,
+    # so a batch's rows are freed at hand-over as they were before (held rows would outlive a
+    # young garbage collection and cost every later one).
+    expected: list[tuple[ExpectationTracker, list[float]]]
     plan: list[tuple[str, float, bool]]
     refusals: Counter[str] | None
 
@@ -186,39 +189,11 @@ class CollectorWatch:
             _add_capped(self.invalid, summary.invalid, self.max_names)
         if summary.refusals:
             self.refusals.update(summary.refusals)
-        if summary.expected:
-            self._offer(summary.expected)
+        for tracker, times in summary.expected:
+            _observe(tracker, times)
         observe = self.plan_watch.observe
         for name, at, valid in summary.plan:
             observe(name, at, valid)
-
-    def _offer(self, expected: list[StoredEvent]) -> None:
-        """Each expected event to its trackers, in C-level passes where the rules allow it.
-
-        A plain dead-man's switch (no `where`, no `min_rate`) only needs to know when a gap longer
-        than `every` ended: if the events span less than its `every`, no gap can end between two
-        of them, so each name's first event (ending any gap since the one seen before) and last
-        suffice. Events are in the order they were decoded, so list order is time order.
-        """
-        times = list(map(_received_at, expected))
-        span = max(times) - min(times)
-        first: dict[str, StoredEvent] | None = None
-        last: dict[str, StoredEvent] = {}
-        for name, trackers in self._expected.items():
-            for tracker in trackers:
-                every = tracker.every
-                plain = tracker.matches is None and not tracker.need and every is not None
-                if plain and every is not None and span < every:
-                    if first is None:
-                        first = {e.name: e for e in reversed(expected)}
-                        last = {e.name: e for e in expected}
-                    if name in first:
-                        tracker.observe(first[name].received_at)
-                        tracker.observe(last[name].received_at)
-                    continue
-                for event in expected:
-                    if event.name == name:
-                        tracker.offer(event)
 
     # --- state, computed when asked -----------------------------------------------------------
 
@@ -260,18 +235,47 @@ class CollectorWatch:
         return out
 
 
+def _observe(tracker: ExpectationTracker, times: list[float]) -> None:
+    """`tracker.observe` each time, in C-level passes where the rule allows it.
+
+    A dead-man's switch without a rate floor only needs to know when a gap longer than `every`
+    ended: if the times span less than `every`, no gap can end between two of them, so the first
+    (ending any gap since the event seen before) and the last suffice.
+    """
+    if not times:
+        return
+    first, last = min(times), max(times)
+    every = tracker.every
+    if not tracker.need and every is not None and last - first < every:
+        tracker.observe(first)
+        tracker.observe(last)
+        return
+    for at in sorted(times):
+        tracker.observe(at)
+
+
 def _summary_of(
     events: list[StoredEvent],
     rejects: list[Reject],
     expected: dict[str, list[ExpectationTracker]],
     strict: bool,
 ) -> _Summary:
-    # C-level passes: Counter over the names, one filter each for invalid and expected events.
+    # C-level passes: Counter over the names, one filter each for invalid and expected events,
+    # then one per expectation over the expected ones (usually few: heartbeats, key events).
     invalid = [e for e in events if not e.valid]
+    watched = [e for e in events if e.name in expected] if expected else []
+    per_tracker: list[tuple[ExpectationTracker, list[float]]] = []
+    if watched:
+        for name, trackers in expected.items():
+            mine = [e for e in watched if e.name == name]
+            for tracker in trackers if mine else ():
+                match = tracker.matches
+                chosen = mine if match is None else [e for e in mine if match(e)]
+                per_tracker.append((tracker, list(map(_received_at, chosen))))
     return _Summary(
         names=Counter(map(_name, events)),
         invalid=Counter(map(_name, invalid)) if invalid else None,
-        expected=[e for e in events if e.name in expected] if expected else [],
+        expected=per_tracker,
         plan=[(e.name, e.received_at, e.valid) for e in (events if strict else invalid)],
         refusals=Counter(refusal_kind(r.reason) for r in rejects) if rejects else None,
     )
