@@ -167,12 +167,24 @@ class PlanConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     events: dict[str, PlanEvent] = msgspec.field(default_factory=dict)
 
 
+# `[[alert]] format`: the body a webhook gets (README.md, "Page on-call").
+ALERT_FORMATS: Final = ("json", "slack")
+
+
+class Alert(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A webhook posted when an anomaly starts firing and when it resolves (eventtui.oncall)."""
+
+    url: str
+    format: str = "json"
+
+
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     collector: CollectorConfig = CollectorConfig()
     store: StoreConfig = StoreConfig()
     ui: UIConfig = UIConfig()
     expect: tuple[Expectation, ...] = ()
     plan: PlanConfig = PlanConfig()
+    alert: tuple[Alert, ...] = ()
     # The file this came from (None for defaults); relative paths in it are resolved against it.
     source: str | None = None
 
@@ -226,7 +238,54 @@ def load_config(path: Path | None) -> Config:
     config = msgspec.structs.replace(config, source=os.path.realpath(path))
     _check_expectations(config, path, text)
     _check_plan_files(config, path, text)
+    _check_alerts(config, path, text)
     return config
+
+
+def alert_url_problem(url: str) -> str | None:
+    """Why `url` cannot be a webhook, or None. Never quotes the URL: its path or query is often
+    the secret (a Slack incoming webhook's is), so only its scheme is named."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return "is not a URL"
+    if parts.scheme.lower() not in ("http", "https"):
+        shown = f'"{parts.scheme}:"' if parts.scheme else "no scheme"
+        return f"must be an http:// or https:// URL (this one has {shown})"
+    if not parts.hostname:
+        return "has no host name"
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        return "holds spaces or control characters"
+    return None
+
+
+def _check_alerts(config: Config, path: Path, text: str) -> None:
+    for index, alert in enumerate(config.alert):
+        key, problem = "url", alert_url_problem(alert.url)
+        if problem is None and alert.format not in ALERT_FORMATS:
+            shown = json.dumps(alert.format, ensure_ascii=False)
+            key, problem = "format", f"unknown format {shown}; one of: {', '.join(ALERT_FORMATS)}"
+        if problem:
+            line = _nth_table_key_line(text, "alert", index, key)
+            where = f"{path}, line {line}" if line else str(path)
+            raise ConfigError(f"{where}: alert[{index}].{key}: {problem}")
+
+
+def _nth_table_key_line(text: str, table: str, index: int, key: str) -> int | None:
+    """Line of `key = ...` in the index-th `[[table]]`, else of that header."""
+    header = _nth_header_line(text, table, index)
+    if header is None:
+        return None
+    assignment = re.compile(rf'^\s*"?{re.escape(key)}"?\s*=')
+    for number, line in enumerate(text.splitlines()[header:], start=header + 1):
+        if re.match(r"^\s*\[", line):
+            break
+        if assignment.match(line):
+            return number
+    return header
 
 
 def _decode_custom(type_: type, value: Any) -> Any:

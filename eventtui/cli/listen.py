@@ -33,8 +33,10 @@ def cmd_collect(args: argparse.Namespace, config: Config) -> int:
 
 async def _collect(config: Config, path: Path, label: str | None) -> int:
     from eventtui.collector import Collector, PortInUse
+    from eventtui.oncall import OnCall
 
-    collector = Collector(config, path, source="collect", label=label)
+    # OnCall: GET /metrics and [[alert]] webhooks, judged by the collector itself (no TUI here).
+    collector = Collector(config, path, source="collect", label=label, extensions=[OnCall(config)])
     try:
         await collector.start()
     except PortInUse as exc:

@@ -13,6 +13,7 @@ event sent over HTTP is decoded, refused and stored exactly as one sent over a w
 | `POST /events` | an event object, an array of them, or JSON Lines |
 | `GET /health` | — (the collector's health as JSON; 503 while events cannot be stored) |
 | `GET /api/{cursor,events,wait,summary}` | — (the test API, `collector.api`) |
+| `GET /metrics` | — (Prometheus metrics: a route the collector's extensions add, `eventtui.oncall`) |
 
 Every answer is JSON: `{"ok": true, "accepted": N, "refused": [{"error", "index"}]}` after the
 commit; 400 when nothing was accepted, 403 for a foreign Host or Origin or a wrong token, 408 for
@@ -46,7 +47,7 @@ import logging
 import re
 import sys
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, Final, Protocol
 
 import msgspec
@@ -155,8 +156,16 @@ class _ClientGone(Exception):
 
 
 class HttpListener:
-    def __init__(self, ingest: Ingest, config: CollectorConfig, collector: HealthSource) -> None:
+    def __init__(
+        self,
+        ingest: Ingest,
+        config: CollectorConfig,
+        collector: HealthSource,
+        routes: Iterable[tuple[str, Handler]] = (),
+    ) -> None:
         self.ingest = ingest
+        # GET routes of the collector's extensions (`GET /metrics`, eventtui.oncall).
+        self.extra_routes = list(routes)
         self.config = config
         self.collector = collector
         self._runner: web.AppRunner | None = None
@@ -184,6 +193,7 @@ class HttpListener:
             ("/events", "POST", self._events),
             ("/health", "GET", self._health),
             *((path, "GET", handler) for path, handler in self.api.routes()),
+            *((path, "GET", handler) for path, handler in self.extra_routes),
         ):
             app.router.add_route(method, path, handler)
             app.router.add_route("OPTIONS", path, _preflight)

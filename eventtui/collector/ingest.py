@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from eventtui.model import DecodedFrame, EventCheck, StoredEvent, decode_frame, decode_json_lines
 from eventtui.store import Commit, Reject, Submission, Writer
@@ -26,6 +26,18 @@ __all__ = ["EventCheck", "Ingest"]
 
 # Called in the event loop once the frame it was submitted with is committed: (arg, commit).
 OnCommit = Callable[[Any, Commit], None]
+
+
+class Tap(Protocol):
+    """Sees each writer submission: `summarize` when it is handed over (once per event-loop turn,
+    with the turn's events and rejects), `committed` with that summary once its transaction is
+    done (or failed: `commit.error`), in the event loop. The metrics count here, per batch, so the
+    per-frame path pays nothing for them; a summary, not the rows, is what waits for the commit."""
+
+    def summarize(self, events: list[StoredEvent], rejects: list[Reject], at: float) -> Any: ...
+
+    def committed(self, summary: Any, commit: Commit) -> None: ...
+
 
 # Bytes submitted to the writer and not yet committed, above which listeners stop reading their
 # clients, and below which they read again. The writer is the slowest stage for batched frames
@@ -54,6 +66,8 @@ class Ingest:
     congested: bool = False
     # Called in the event loop with the new value of `congested`.
     congestion_listeners: list[Callable[[bool], None]] = field(default_factory=list)
+    # Observers of every submission and its commit (the collector's metrics).
+    taps: list[Tap] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.writer.add_listener(self._on_commit)
@@ -101,6 +115,11 @@ class Ingest:
             tickets.append((on_commit, arg))
 
     def _hand_over(self) -> None:
+        if self.taps:
+            at = self.loop.time()
+            for tap in self.taps:
+                summary = tap.summarize(self._events, self._rejects, at)
+                self._tickets.append((tap.committed, summary))
         submission = Submission(self._events, self._rejects, self._tickets)
         self._events, self._rejects, self._tickets = [], [], []
         try:

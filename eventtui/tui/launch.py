@@ -100,6 +100,7 @@ def run_watch(
     """Collector + TUI in one process until the user quits. Raises PortInUse, StoreError."""
     from eventtui.collector import Collector, PortInUse
     from eventtui.collector.thread import CollectorThread
+    from eventtui.oncall import OnCall
 
     if demo:
         # The demo module (and the websocket client it sends with) loads only for the demo.
@@ -108,7 +109,13 @@ def run_watch(
         config = demo_config(config)
 
     def start(config: Config) -> tuple[Collector, StoreFeed, CollectorThread]:
-        collector = Collector(config, path, source="demo" if demo else "watch", label=label)
+        collector = Collector(
+            config,
+            path,
+            source="demo" if demo else "watch",
+            label=label,
+            extensions=[OnCall(config)],  # GET /metrics and [[alert]] webhooks
+        )
         feed = StoreFeed(
             path, mode="demo" if demo else "watch", live=collector.health, poll_interval=1.0
         )

@@ -34,6 +34,8 @@ class FeedStatus:
     detail: str = ""
     # Why the collector cannot store events now (its store writer died), from its health.
     problem: str = ""
+    # A webhook alert that is failing (`[[alert]]`), from the collector's health: one short line.
+    alert_problem: str = ""
 
 
 @dataclass(eq=False)

@@ -167,4 +167,5 @@ class StoreFeed(ReadingFeed):
             session=int(health.get("session", 0)) or self.session,
             refused=int(health.get("rejects", 0)),
             problem=str(health.get("error", "")),
+            alert_problem=str(health.get("alerts_failing", "")),
         )
