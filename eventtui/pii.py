@@ -60,7 +60,8 @@ _SECRET_PAIRS: Final = frozenset(
     }
 )
 # Lower-case fragments one of those keys must hold; a properties text without any skips the walk.
-_SECRET_HINT: Final = re.compile(r"pass|pwd|secret|key|token|ssn|cvv|cvc|card", flags=re.IGNORECASE)
+# Substring tests on the lowered text: a case-insensitive regex of the same words cost 6 us an event.
+_SECRET_HINTS: Final = ("pass", "pwd", "secret", "key", "token", "ssn", "cvv", "cvc", "card")
 _key_cache: dict[str, bool] = {}
 
 
@@ -105,13 +106,13 @@ def _luhn(digits: str) -> bool:
 
 def might_hold(text: str) -> bool:
     """Whether a properties JSON text is worth decoding to look for personal data (cheap)."""
-    return (
-        "@" in text
-        or "eyJ" in text
-        or "earer" in text
-        or _SECRET_HINT.search(text) is not None
-        or _DIGITS.search(text) is not None
-    )
+    if "@" in text or "eyJ" in text or "earer" in text:
+        return True
+    lowered = text.lower()
+    for hint in _SECRET_HINTS:
+        if hint in lowered:
+            return True
+    return _DIGITS.search(text) is not None
 
 
 def findings(properties: Any, root: str = ROOT) -> list[str]:

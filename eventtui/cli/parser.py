@@ -90,6 +90,14 @@ def _listen(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _baseline(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--baseline",
+        metavar="FILE",
+        help="a tracking snapshot (or export) to compare with: regressed names show ∅ or ≠",
+    )
+
+
 def _common_after_action(parser: argparse.ArgumentParser) -> None:
     """--db and --config after a sub-action (`sessions delete 3 --db x`); absent, they leave the
     values given before the action alone."""
@@ -113,9 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
         _common(p)
         _listen(p)
         p.add_argument("--label", help="label for this session")
+        if name != "collect":
+            _baseline(p)
 
     p = sub.add_parser("open", help="TUI on an existing store, following it live")
     _common(p)
+    _baseline(p)
 
     p = sub.add_parser("send", help="send JSON events to a collector and wait for the acks")
     _common(p)
