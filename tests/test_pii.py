@@ -7,12 +7,22 @@ import json
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 
 from eventtui.collector import Collector
 from eventtui.config import Config, PlanConfig
-from eventtui.pii import compile_forbid, findings, forbidden, might_hold, value_hit
+from eventtui.pii import (
+    any_might_hold,
+    compile_forbid,
+    findings,
+    forbidden,
+    might_hold,
+    value_hit,
+)
 from eventtui.store import Reader
 from tests.conftest import eventtui, recv_until_ack
 
@@ -197,3 +207,26 @@ def test_bad_plan_settings_are_one_line_and_exit_2(
     assert done.returncode == 2
     assert says in done.stderr and "line 2" in done.stderr, done.stderr
     assert len(done.stderr.splitlines()) == 1
+
+
+_values = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from([v for p, _ in HITS for v in p.values() if isinstance(v, str)]),
+    st.sampled_from([v for v in CORPUS.values() if isinstance(v, str)]),
+    st.integers(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.dictionaries(st.text(max_size=12), _values, max_size=4), max_size=6))
+def test_the_frame_prefilter_never_skips_what_an_event_check_would_look_at(
+    frame: list[dict[str, Any]],
+) -> None:
+    """The collector asks `any_might_hold` once per frame and skips the frame when it says no:
+    it must say yes whenever some event's own prefilter would."""
+    texts = [msgspec.json.encode(p).decode() for p in frame]
+    if any(might_hold(t) for t in texts):
+        assert any_might_hold(texts)
+    # And a frame with a finding is never skipped.
+    if any(findings(p) for p in frame):
+        assert any_might_hold(texts)

@@ -251,6 +251,7 @@ def test_diff_of_a_snapshot_with_itself_is_empty(events: list[tuple[str, dict[st
     again = snapshot.from_events(events)
     assert snapshot.dumps(snap) == snapshot.dumps(again)
     reread = json.loads(snapshot.dumps(snap))
+    assert reread == snap
     assert diff.diff(reread, snap, tolerance=0).changes == ()
 
 

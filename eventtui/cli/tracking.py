@@ -48,6 +48,15 @@ def _load_file(path: Path) -> dict[str, Any]:
         raise UsageError(str(exc)) from None
 
 
+def _print(text: str) -> None:
+    """stdout, where a reader that stops early (`| head`) is not an error."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def _write_atomically(target: Path, data: bytes) -> None:
     """Replace `target` with `data` whole, or leave it as it was."""
     folder = target.parent if str(target.parent) else Path(".")
@@ -69,8 +78,7 @@ def cmd_snapshot(args: argparse.Namespace, config: Config) -> int:
 
     data = snapshot.dumps(_source(args.session, args, config))
     if args.output in (None, "-"):
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+        _print(data.decode())
     else:
         target = Path(args.output)
         if target.is_dir():
@@ -94,9 +102,9 @@ def cmd_diff(args: argparse.Namespace, config: Config) -> int:
     cand = _source(args.candidate, args, config)
     result = diff.diff(base, cand, tolerance=tolerance)
     if args.json:
-        print(json.dumps(result.as_json(), ensure_ascii=False))
+        _print(json.dumps(result.as_json(), ensure_ascii=False) + "\n")
     else:
-        sys.stdout.write(diff.render_text(result, clean=clean))
+        _print(diff.render_text(result, clean=clean))
     if args.update:
         _write_atomically(baseline_file, snapshot.dumps(cand))
         print(f"updated {baseline_file}", file=sys.stderr)
@@ -123,7 +131,7 @@ def cmd_plan(args: argparse.Namespace, config: Config) -> int:
         raise UsageError(f"{folder}: cannot create ({exc.strerror or exc})") from None
     for path, data in files.items():
         _write_atomically(path, data)
-    sys.stdout.write(plan.toml)
+    _print(plan.toml)
     print(
         f"wrote {len(plan.schemas)} schema{'s' * (len(plan.schemas) != 1)} and"
         f" {folder / 'plan.toml'}; schema paths are relative to where eventtui.toml is",

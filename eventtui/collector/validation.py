@@ -13,6 +13,7 @@ May import: config, model, plan, pii.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -22,6 +23,7 @@ from eventtui.model import EventCheck, EventRefused, StoredEvent
 from eventtui.pii import (
     FORBIDDEN_PREFIX,
     PII_PREFIX,
+    any_might_hold,
     compile_forbid,
     findings,
     forbidden,
@@ -54,7 +56,7 @@ def plan_check(config: Config) -> EventCheck | None:
     def both(event: StoredEvent) -> StoredEvent:
         return second(first(event))
 
-    return both
+    return both  # no `needed`: the schema check has something to say about every event
 
 
 def _schema_check(plan: Plan) -> EventCheck:
@@ -73,6 +75,17 @@ def _schema_check(plan: Plan) -> EventCheck:
         return _with_errors(event, errors, valid=False)
 
     return check
+
+
+class _PathCheck:
+    """A check with a frame-wide prefilter (`needed`, see `model.decode_frame`)."""
+
+    def __init__(self, check: EventCheck, needed: Callable[[list[StoredEvent]], bool]) -> None:
+        self.check = check
+        self.needed = needed
+
+    def __call__(self, event: StoredEvent) -> StoredEvent:
+        return self.check(event)
 
 
 def _path_check(patterns: tuple[str, ...], *, pii: bool) -> EventCheck:
@@ -106,7 +119,9 @@ def _path_check(patterns: tuple[str, ...], *, pii: bool) -> EventCheck:
             return event
         return _with_errors(event, errors, valid=event.valid and not bad)
 
-    return check
+    if forbid is not None:
+        return check  # forbidden paths are looked for event by event
+    return _PathCheck(check, lambda events: any_might_hold([e.properties for e in events]))
 
 
 def _with_errors(event: StoredEvent, errors: list[str], *, valid: bool) -> StoredEvent:

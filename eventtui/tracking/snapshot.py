@@ -131,8 +131,38 @@ def _is_domain(shape: _Path) -> bool:
 
 
 def dumps(snapshot: dict[str, Any]) -> bytes:
-    """The file's bytes: indented, UTF-8, keys in the snapshot's order, one final newline."""
-    return (json.dumps(snapshot, indent=2, ensure_ascii=False) + "\n").encode()
+    """The file's bytes: UTF-8 JSON, keys in the snapshot's order, one final newline; one line per
+    name in `order` and per property path, so a review's diff shows what changed line by line."""
+
+    def one(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
+    lines = ["{"]
+    for key in ("format", "version", "total"):
+        lines.append(f"  {one(key)}: {one(snapshot[key])},")
+    order = snapshot["order"]
+    lines.append('  "order": [' + ("" if order else "],"))
+    lines += [f"    {one(name)}{',' * (i < len(order) - 1)}" for i, name in enumerate(order)]
+    if order:
+        lines.append("  ],")
+    events = snapshot["events"]
+    lines.append('  "events": {' + ("}" if not events else ""))
+    for i, (name, entry) in enumerate(events.items()):
+        lines.append(f"    {one(name)}: {{")
+        lines.append(f'      "count": {one(entry["count"])},')
+        if entry.get("truncated"):
+            lines.append('      "truncated": true,')
+        props = entry["properties"]
+        lines.append('      "properties": {' + ("}" if not props else ""))
+        for j, (path, shape) in enumerate(props.items()):
+            lines.append(f"        {one(path)}: {one(shape)}{',' * (j < len(props) - 1)}")
+        if props:
+            lines.append("      }")
+        lines.append("    }" + "," * (i < len(events) - 1))
+    if events:
+        lines.append("  }")
+    lines.append("}")
+    return ("\n".join(lines) + "\n").encode()
 
 
 def from_session(reader: Reader, session: int) -> dict[str, Any]:
