@@ -465,7 +465,8 @@ def render_text(
     lines = [_header(result, clean, sep=" · " if unicode else " - ")]
     if result.expectations == 0 and not result.planned:
         lines.append(
-            "note: the config declares no [[expect]] and no [plan]: only invalid events are checked"
+            "note: the config declares no [[expect]] and no [plan]: only invalid events, personal"
+            " data and changed property types are checked"
         )
     symbols = SYMBOLS if unicode else ASCII_SYMBOLS
     if result.anomalies:

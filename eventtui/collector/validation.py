@@ -13,6 +13,7 @@ May import: config, model, plan, pii.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,8 @@ from eventtui.plan import Plan
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(list[str]).decode
 _decode_properties = msgspec.json.Decoder().decode
+# A StoredEvent's properties, read by position in C: a frame's worth without an attribute lookup each.
+_properties = operator.itemgetter(StoredEvent._fields.index("properties"))
 
 
 def plan_check(config: Config) -> EventCheck | None:
@@ -121,7 +124,7 @@ def _path_check(patterns: tuple[str, ...], *, pii: bool) -> EventCheck:
 
     if forbid is not None:
         return check  # forbidden paths are looked for event by event
-    return _PathCheck(check, lambda events: any_might_hold([e.properties for e in events]))
+    return _PathCheck(check, lambda events: any_might_hold(list(map(_properties, events))))
 
 
 def _with_errors(event: StoredEvent, errors: list[str], *, valid: bool) -> StoredEvent:
