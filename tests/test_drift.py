@@ -25,10 +25,12 @@ def test_a_new_type_for_a_known_path_is_flagged_with_its_history() -> None:
     monitor.observe_many(
         [
             row("checkout", {"total": 10, "cart": {"id": "a"}}, 1.0),
-            row("checkout", {"total": 12.5, "cart": {"id": "b"}, "coupon": "X"}, 2.0),
+            row("checkout", {"total": 12.5, "cart": {"id": "b"}, "coupon": None}, 2.0),
+            row("checkout", {"total": 12.5, "cart": {"id": "b"}, "coupon": "X"}, 2.5),
         ]
     )
-    assert monitor.state_of("checkout", 3.0) != TYPE_CHANGED  # new keys and int vs float: no drift
+    # New keys, int vs float, and a first value after nulls: no drift.
+    assert monitor.state_of("checkout", 3.0) != TYPE_CHANGED
     monitor.observe_many([row("checkout", {"total": "10.50", "cart": None}, 4.0)])
     assert monitor.state_of("checkout", 5.0) == TYPE_CHANGED
     drifts = [(d.path, d.before, d.after, d.since) for d in monitor.drift.drifts_of("checkout")]

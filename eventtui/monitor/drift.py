@@ -1,5 +1,6 @@
 """Learned type drift: per event name and property path, the JSON types seen so far, and a flag
-when a path that had a type shows a new one (number -> string, object -> null).
+when a path that had a type shows a new one (number -> string, object -> null). A path seen only
+as null has no type yet: its first value of another type is learned, not flagged.
 
 No plan needed: the first events of a name teach it, later ones are judged against them. A name
 shows `type changed` for `window` after its latest drift (as invalid events do), and the drifts
@@ -77,7 +78,10 @@ class TypeDrift:
                 if len(learned) < MAX_PATHS:
                     learned[path] = {kind}
             elif kind not in known:
-                self._drifted(Drift(name, path, tuple(sorted(known)), kind, at))
+                # A path seen only as null had no type yet (an optional field not set): its first
+                # real value teaches its type. Anything else that changes type is drift.
+                if known != {"null"}:
+                    self._drifted(Drift(name, path, tuple(sorted(known)), kind, at))
                 known.add(kind)
 
     def _drifted(self, drift: Drift) -> None:
