@@ -10,7 +10,7 @@ from typing import Any
 from eventtui.monitor import PII, TYPE_CHANGED, Monitor
 from eventtui.store import EventRow
 from tests.conftest import eventtui
-from tests.test_tracking import record, track
+from tests.test_snapshots_and_diff import record, track
 
 
 def row(name: str, properties: dict[str, Any], at: float, errors: str | None = None) -> EventRow:

@@ -23,7 +23,7 @@ from eventtui.tui.feeds import StoreFeed
 from eventtui.tui.launch import monitor_states
 from eventtui.tui.states import BASELINE_CHANGED, BASELINE_MISSING
 from tests.conftest import eventtui, until
-from tests.test_tracking import record, track
+from tests.test_snapshots_and_diff import record, track
 
 SIZE = (120, 36)
 Emit = Callable[[list[dict[str, Any]]], Awaitable[None]]

@@ -4,7 +4,7 @@
 From a snapshot (`snapshot.Builder`): each path's types, the keys every event had as `required`,
 a small string domain as `enum`. Objects stay open (no `additionalProperties: false`): a plan
 inferred from one session should catch a broken event, not every new property. The plan validates
-the session it came from with no violations (tests/test_tracking.py proves it).
+the session it came from with no violations (tests/test_snapshots_and_diff.py proves it).
 
 Pure: a snapshot in, file names and contents out. May import: shapes.
 """
