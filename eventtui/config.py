@@ -4,7 +4,8 @@ Every key is documented in `config.example.toml`. Unknown keys, wrong types and 
 range are errors that name the file, the key and the line. Paths in a config file are relative to
 that file.
 
-May import: msgspec, tomllib, filters (to check `where`), model (the event-name limit).
+May import: msgspec, tomllib, filters (to check `where`), model (the event-name limit), pii (to
+check `[plan] forbid` patterns).
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ import msgspec
 # filter a config error at load, naming the file and line, instead of a failure much later.
 from eventtui.filters import FilterError, compile_filter
 from eventtui.model import MAX_NAME_CHARS
+from eventtui.pii import check_pattern
 
 DEFAULT_PORT: Final = 8765
 CONFIG_FILE_NAME: Final = "eventtui.toml"
+PII_MODES: Final = ("off", "warn", "fail")
 # A config file is a page of text. Reading it with a bound keeps `--config /dev/zero` (or a huge
 # file named by mistake) from reading until memory runs out.
 CONFIG_LIMIT: Final = 4 * 1024 * 1024
@@ -165,6 +168,13 @@ class PlanEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class PlanConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     strict: bool = False
     events: dict[str, PlanEvent] = msgspec.field(default_factory=dict)
+    # Property paths no event may carry (`properties.password`, `*.ssn`): such an event is invalid.
+    forbid: tuple[str, ...] = ()
+    # Personal data found by the built-in detectors: "off" (not looked for), "warn" (flagged, the
+    # default) or "fail" (flagged, and `check` fires).
+    pii: str = "warn"
+    # A property whose type changes (number -> string) makes `check` fire, not only warn.
+    strict_types: bool = False
 
 
 # `[[alert]] format`: the body a webhook gets (README.md, "Page on-call").
@@ -389,6 +399,15 @@ def _value_problems(config: Config) -> Iterator[tuple[list[str], str]]:
             f"unknown theme {json.dumps(config.ui.theme, ensure_ascii=False)}; one of: "
             + ", ".join(KNOWN_THEMES),
         )
+    if config.plan.pii not in PII_MODES:
+        yield (
+            ["plan", "pii"],
+            f"{json.dumps(config.plan.pii, ensure_ascii=False)} is not one of: {', '.join(PII_MODES)}",
+        )
+    for pattern in config.plan.forbid:
+        problem = check_pattern(pattern)
+        if problem:
+            yield ["plan", "forbid"], f"{json.dumps(pattern, ensure_ascii=False)}: {problem}"
     paths: list[tuple[list[str], object]] = [(["store", "path"], config.store.path)]
     paths += [
         (["plan", "events", name, "schema"], event.schema)

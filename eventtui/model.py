@@ -118,7 +118,7 @@ def decode_frame(
         # below goes event by event and refuses only the one at fault, with its index.
         try:
             fast = _fast_path(data, client, now, max_event_bytes)
-            if fast is not None and check is not None:
+            if fast is not None and check is not None and _needed(check, fast):
                 fast = [check(event) for event in fast]
         except Exception:
             fast = None
@@ -139,6 +139,14 @@ def decode_frame(
         except Exception as exc:
             out.refusals.append(Refusal(_reason(exc), index if listed else None, _raw_copy(item)))
     return out
+
+
+def _needed(check: EventCheck, events: list[StoredEvent]) -> bool:
+    """Whether `check` has anything to say about these events. A check may answer for a whole
+    frame at once (its `needed` attribute): the personal-data detectors look at a frame's
+    properties in one pass, where a call per event cost more than the detectors themselves."""
+    needed = getattr(check, "needed", None)
+    return needed is None or bool(needed(events))
 
 
 def _reason(exc: Exception) -> str:

@@ -26,6 +26,7 @@ from textual.widgets import Footer, Input
 
 from eventtui.filters import FilterError, compile_filter
 from eventtui.monitor.counters import Counters
+from eventtui.tracking.snapshot import SnapshotError
 from eventtui.tui.feeds import SEEK_SECONDS, Feed, Playback
 from eventtui.tui.messages import (
     CountsSeeded,
@@ -39,10 +40,12 @@ from eventtui.tui.messages import (
     HistoryLoaded,
     TimeReached,
 )
+from eventtui.tui.rows import clock_time
 from eventtui.tui.sanitize import clean_text
 from eventtui.tui.screens.anomalies import AnomaliesScreen, EpisodeSource
+from eventtui.tui.screens.baseline import BaselinePrompt
 from eventtui.tui.screens.help import HelpScreen
-from eventtui.tui.states import FIRING_TOAST, StateSource
+from eventtui.tui.states import FIRING_TOAST, MonitorStates, StateSource, load_baseline
 from eventtui.tui.widgets.counters import SORT_KEYS, CountersPanel, ordered
 from eventtui.tui.widgets.filter_bar import FilterBar
 from eventtui.tui.widgets.payload import PayloadPane, copy_text
@@ -104,6 +107,8 @@ class EventApp(App[None]):
         Binding("c", "copy_payload", "Copy"),
         Binding("s", "cycle_sort", "Sort"),
         Binding("a", "anomalies", "Anomalies"),
+        # Kept out of the footer (its width at 80x24 is spoken for); the help lists it.
+        Binding("b", "baseline", "Baseline", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
         Binding("escape", "focus_stream", "Back", show=False),
@@ -210,6 +215,7 @@ class EventApp(App[None]):
         self._stream.border_title = "Events"
         self._counters_panel.border_title = self._counters_panel.title_for(self.sort_key)
         self._payload.border_title = "Payload"
+        self._payload.notes_for = self._type_changes
         self._apply_theme()
         self._stream.focus()
         self._show_counters(self.clock())
@@ -495,6 +501,43 @@ class EventApp(App[None]):
     def action_anomalies(self) -> None:
         if not isinstance(self.screen, AnomaliesScreen):
             self.push_screen(AnomaliesScreen(self._episode_source, lambda: self.clock()))
+
+    def _type_changes(self, name: str) -> list[str]:
+        """The payload pane's lines on `name`'s changed property types (path, old, new, since)."""
+        if not isinstance(self.states, MonitorStates):
+            return []
+        return [
+            f"type changed: {d.describe()} since {clock_time(d.since)}"
+            for d in self.states.monitor.drift.drifts_of(name)
+        ]
+
+    def action_baseline(self) -> None:
+        """Pick a tracking snapshot to compare with: regressed names show ∅ or ≠ in the counters."""
+        if not isinstance(self.states, MonitorStates) or isinstance(self.screen, BaselinePrompt):
+            self.notify("No monitor here to compare with a baseline.", severity="warning")
+            return
+        current = self.states.baseline.source if self.states.baseline is not None else ""
+        self.push_screen(BaselinePrompt(current), self._baseline_chosen)
+
+    def _baseline_chosen(self, value: str | None) -> None:
+        if value is None or not isinstance(self.states, MonitorStates):
+            return
+        if not value:
+            self.states.set_baseline(None)
+            self.notify("No baseline: counters show the monitor's states only.", markup=False)
+        else:
+            try:
+                watch = load_baseline(value)
+            except SnapshotError as exc:
+                self.notify(str(exc), title="Not a baseline", severity="error", markup=False)
+                return
+            self.states.set_baseline(watch, self._stream.rows)
+            self.notify(
+                f"Comparing with {value}: ∅ a name it has and these events lack, ≠ a property"
+                " removed or retyped.",
+                markup=False,
+            )
+        self._show_counters(self.clock())
 
     def _episode_source(self) -> EpisodeSource | None:
         # Asked on every refresh: a replay that seeks back swaps in a fresh monitor.

@@ -24,6 +24,7 @@ from eventtui.config import Config
 from eventtui.monitor import Episode
 from eventtui.monitor.factory import build_monitor
 from eventtui.store import Reader, Writer
+from eventtui.tracking.live import BaselineWatch
 from eventtui.tui.app import EventApp
 from eventtui.tui.feeds import StoreFeed
 from eventtui.tui.states import MonitorStates
@@ -82,9 +83,12 @@ def _logs_held() -> Iterator[None]:
             root.handle(record)
 
 
-def monitor_states(config: Config, started_at: float) -> MonitorStates:
-    """The app's monitor (the one factory's, `where` judged row by row), as the panel shows it."""
-    return MonitorStates(build_monitor(config, started_at=started_at))
+def monitor_states(
+    config: Config, started_at: float, baseline: BaselineWatch | None = None
+) -> MonitorStates:
+    """The app's monitor (the one factory's, `where` judged row by row), as the panel shows it;
+    with a baseline snapshot to compare the events with (`--baseline`)."""
+    return MonitorStates(build_monitor(config, started_at=started_at), baseline)
 
 
 def run_watch(
@@ -96,6 +100,7 @@ def run_watch(
     clock: Callable[[], float] = time.time,
     run_app: Callable[[EventApp], object] = EventApp.run,
     tune_gc: bool = True,
+    baseline: BaselineWatch | None = None,
 ) -> Ran:
     """Collector + TUI in one process until the user quits. Raises PortInUse, StoreError."""
     from eventtui.collector import Collector, PortInUse
@@ -152,7 +157,7 @@ def run_watch(
     app = EventApp(
         feed,
         clock=clock,
-        states=monitor_states(config, clock()),
+        states=monitor_states(config, clock(), baseline),
         notice=notice,
         theme=config.ui.theme,
         tune_gc=tune_gc,
@@ -177,7 +182,13 @@ def run_watch(
     )
 
 
-def run_open(config: Config, path: Path, *, clock: Callable[[], float] = time.time) -> int:
+def run_open(
+    config: Config,
+    path: Path,
+    *,
+    clock: Callable[[], float] = time.time,
+    baseline: BaselineWatch | None = None,
+) -> int:
     """The TUI on an existing store, following it live. Raises StoreError if it cannot be read."""
     with Reader(path):  # fail here, with one clear line, rather than inside the UI
         pass
@@ -185,7 +196,7 @@ def run_open(config: Config, path: Path, *, clock: Callable[[], float] = time.ti
     app = EventApp(
         feed,
         clock=clock,
-        states=monitor_states(config, clock()),
+        states=monitor_states(config, clock(), baseline),
         theme=config.ui.theme,
         tune_gc=True,
         bell=config.ui.bell,
