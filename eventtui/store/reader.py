@@ -30,6 +30,7 @@ from eventtui.store.rows import (
     LIGHT_SELECT,
     ROW_SELECT,
     EventRow,
+    MonitorHistory,
     NameCounts,
     SessionRow,
     event_row,
@@ -335,6 +336,29 @@ class Reader:
             )
             for name, total, invalid, last in totals
         ]
+
+    def monitor_history(
+        self, *, to_id: int, now: float, recent_seconds: float, recent_limit: int
+    ) -> MonitorHistory:
+        """The store's history up to id `to_id`, as a live view's monitor is seeded with it: counts
+        per name over every session (`name_counts`, GROUP BY name), and the events received in the
+        last `recent_seconds` before `now` without their payload (one range of the (name,
+        received_at) index per name), at most the newest `recent_limit` of them.
+
+        One method, so that a cheaper source of the same answer (rollups) can stand behind it.
+        """
+        counts = self.name_counts(from_session=0, to_id=to_id, now=now)
+        after = now - recent_seconds
+        recent: list[EventRow] = []
+        for seed in counts:
+            if seed.last_seen > after:
+                recent.extend(self.light_events(name=seed.name, after=after, to_id=to_id))
+        recent.sort(key=lambda row: row.id)
+        if len(recent) > recent_limit:
+            recent = recent[-recent_limit:]
+            # Complete only from the oldest event kept on.
+            after = min(row.received_at for row in recent)
+        return MonitorHistory(counts, recent, after)
 
     # --- sessions --------------------------------------------------------------------------------
 

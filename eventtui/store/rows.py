@@ -145,6 +145,18 @@ class NameCounts:
     seconds: Sequence[tuple[int, int]] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class MonitorHistory:
+    """What a live view starts from (`Reader.monitor_history`): the store's counts per name, and
+    its recent events without payload, so counters, deadlines, learned cadence and plan results
+    continue from the stored history instead of from the moment the view opened."""
+
+    counts: Sequence[NameCounts]
+    # Oldest first; every stored event received after `recent_from` is among them.
+    recent: Sequence[EventRow]
+    recent_from: float
+
+
 def export_line(
     id_: int,
     session_id: int,

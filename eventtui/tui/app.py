@@ -270,10 +270,17 @@ class EventApp(App[None]):
             self.counters.seed(
                 seed.name, seed.total, seed.invalid, seed.last_seen, seed.minutes, seed.seconds
             )
+        last_seen = {seed.name: seed.last_seen for seed in message.seeds}
+        seed_history = getattr(self.states, "seed_history", None)
+        if seed_history is not None and message.recent_from is not None:
+            # Deadlines, learned cadence and plan results continue from the store's history.
+            seed_history(message.recent, last_seen, message.recent_from)
+            self._counters_version = -1
+            return
         seed_last_seen = getattr(self.states, "seed_last_seen", None)
         if seed_last_seen is not None:
             # Deadlines count from the last stored event, not from the moment we attached.
-            seed_last_seen({seed.name: seed.last_seen for seed in message.seeds})
+            seed_last_seen(last_seen)
 
     def on_event_loaded(self, message: EventLoaded) -> None:
         if message.row is not None and self._payload.waiting_for == message.event_id:
