@@ -655,3 +655,20 @@ def test_nothing_is_written_to_the_terminal_while_the_tui_runs(
     assert during == [""]
     after = capfd.readouterr().err
     assert "a record" in after and "a warning" in after and "a-worker failed" in after
+
+
+async def test_new_rows_are_painted_when_they_arrive_not_at_the_next_tick(tmp_path: Path) -> None:
+    """Commit to screen is bounded by the feed's wake-up and a short paint gap, not the tick."""
+    harness = _open_harness(tmp_path / "events.db")
+    h = await anext(harness)
+    app = h.app
+    app.paint_interval = 60.0  # a tick that never comes within the test
+    try:
+        async with app.run_test(size=SIZE):
+            await until(lambda: app.feed_status is not None, what="the feed attached")
+            committed = time.monotonic()
+            await h.emit([event("arrives")])
+            await until(lambda: [r.name for r in app.stream.rows] == ["arrives"], timeout=5)
+            assert time.monotonic() - committed < 2.0
+    finally:
+        await harness.aclose()

@@ -50,7 +50,7 @@ class StoreFeed(ReadingFeed):
         poll_interval: float = 0.25,
         history_limit: int = 10_000,
         batch_limit: int = 5_000,
-        min_interval: float = 1 / 30,
+        min_interval: float = 1 / 50,
         max_in_flight: int = 3,
         clock: Callable[[], float] = time.time,
     ) -> None:
