@@ -441,6 +441,10 @@ def _restore(event: StoredEvent, meta: _Meta | None) -> StoredEvent:
         # of a store written before that rule carries them.
         listed = _decoder.decode(errors) if errors else []
         errors = _encoder.encode([*listed, f"timestamp: {_outside(sent_at)}"]).decode()
+        # Kept in the event as the export had it, as an unreadable timestamp always is.
+        kept = _decoder.decode(event.extra) if event.extra else {}
+        kept.setdefault("timestamp", sent_at)
+        event = event._replace(extra=_encoder.encode(kept).decode())
         sent_at, valid = None, False
     if meta.received_at is not UNSET:
         received_at = meta.received_at
@@ -472,4 +476,5 @@ def _restore(event: StoredEvent, meta: _Meta | None) -> StoredEvent:
         valid,
         errors,
         event.extra,
+        event.absent,
     )

@@ -29,6 +29,7 @@ from eventtui.store.rows import (
     DETECT_TYPES,
     LIGHT_SELECT,
     ROW_SELECT,
+    ROW_SELECT_V2,
     EventRow,
     MonitorHistory,
     NameCounts,
@@ -79,6 +80,10 @@ class Reader:
         self.conn, self.uri = connect_for_reading(path, detect_types=DETECT_TYPES)
         self.conn.execute("PRAGMA query_only = ON")
         self.db = sqlite_utils.Database(self.conn)
+        # A reader never migrates: a store of schema 2 (no `absent` column) is read as it is.
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        self.schema_version = int(version)
+        self.row_select = ROW_SELECT if version >= 3 else ROW_SELECT_V2
 
     def close(self) -> None:
         self.conn.close()
@@ -111,13 +116,14 @@ class Reader:
     def events_after(self, cursor: int, limit: int = 5000) -> list[EventRow]:
         """Committed events with id > cursor, oldest first (the live tail)."""
         rows = self.conn.execute(
-            f"SELECT {ROW_SELECT} FROM events WHERE id > ? ORDER BY id LIMIT ?", (cursor, limit)
+            f"SELECT {self.row_select} FROM events WHERE id > ? ORDER BY id LIMIT ?",
+            (cursor, limit),
         ).fetchall()
         return event_rows(rows)
 
     def event(self, event_id: int) -> EventRow | None:
         row = self.conn.execute(
-            f"SELECT {ROW_SELECT} FROM events WHERE id = ?", (event_id,)
+            f"SELECT {self.row_select} FROM events WHERE id = ?", (event_id,)
         ).fetchone()
         return event_row(row) if row else None
 
@@ -149,7 +155,7 @@ class Reader:
             if value is not None:
                 clauses.append(clause)
                 args.append(value)
-        sql = f"SELECT {ROW_SELECT} FROM events WHERE {' AND '.join(clauses)}"
+        sql = f"SELECT {self.row_select} FROM events WHERE {' AND '.join(clauses)}"
         sql += " ORDER BY id DESC" if newest_first else " ORDER BY id"
         if limit is not None:
             sql += " LIMIT ?"
@@ -166,7 +172,7 @@ class Reader:
         """
         if not ids:
             return []
-        columns, build = (LIGHT_SELECT, light_rows) if light else (ROW_SELECT, event_rows)
+        columns, build = (LIGHT_SELECT, light_rows) if light else (self.row_select, event_rows)
         if contiguous:
             rows = self.conn.execute(
                 f"SELECT {columns} FROM events WHERE id BETWEEN ? AND ? ORDER BY id",
@@ -213,7 +219,7 @@ class Reader:
         first, last = (int(v) for v in self.conn.execute(sql, bounds).fetchone())
         # NOT INDEXED: each page walks the rowid range. An index the filter could use (a name) would
         # be re-read from its start on every page, making a large read quadratic.
-        sql = f"SELECT {ROW_SELECT} FROM events NOT INDEXED WHERE id > ? AND id <= ? AND ({where})"
+        sql = f"SELECT {self.row_select} FROM events NOT INDEXED WHERE id > ? AND id <= ? AND ({where})"
         args = list(params)
         if session is not None:
             sql += " AND session_id = ?"

@@ -21,7 +21,7 @@ import sqlite_utils
 
 # "EvTU": marks a SQLite file as an eventtui store.
 APPLICATION_ID: Final = 0x45765455
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 _SCHEMA_V1: Final = """
 CREATE TABLE sessions (
@@ -70,10 +70,19 @@ _SCHEMA_V2: Final = """
 CREATE INDEX events_name_id ON events(name, id);
 """
 
+# Version 3: `absent`, the fields the producer did not send (bits: 1 type, 2 properties, 4 context),
+# stored with their defaults ('track', '{}') in their columns; the payload pane, copy, export and
+# re-send leave them out again, so they show the event as it was sent. Adding a column with a
+# constant default rewrites nothing: instant on a store of any size.
+_SCHEMA_V3: Final = """
+ALTER TABLE events ADD COLUMN absent INTEGER NOT NULL DEFAULT 0
+"""
+
 # MIGRATIONS[n] takes a store at version n to n + 1. Version 0 is an empty file.
 MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [
     lambda db: _run_script(db, _SCHEMA_V1),
     lambda db: _run_script(db, _SCHEMA_V2),
+    lambda db: _run_script(db, _SCHEMA_V3),
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

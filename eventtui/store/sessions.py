@@ -30,7 +30,7 @@ from typing import Any, Final, NamedTuple
 
 from eventtui.store.liveness import writer_alive
 from eventtui.store.reader import Reader, no_session
-from eventtui.store.rows import EVENT_COLUMNS
+from eventtui.store.rows import EVENT_COLUMNS, EVENT_COLUMNS_V2
 from eventtui.store.schema import StoreError, connect, is_store_file
 
 log = logging.getLogger(__name__)
@@ -228,6 +228,8 @@ def export_store(
         raise SessionError(f"{target}: already exists; pass --force to replace it")
     with Reader(source) as reader:  # StoreError for a source that is not a usable store
         source_uri = reader.uri
+        # The source is read as it is (never migrated): a store of schema 2 has no `absent`.
+        source_columns = EVENT_COLUMNS if reader.schema_version >= 3 else EVENT_COLUMNS_V2
         if sessions is None:
             sessions = [s.id for s in reader.sessions()]
         else:
@@ -235,7 +237,9 @@ def export_store(
                 reader.resolve_session(sid)  # NoSuchSession
     partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
     try:
-        events, rejects = _copy(source, source_uri, partial, sessions, where, params, progress)
+        events, rejects = _copy(
+            source, source_uri, source_columns, partial, sessions, where, params, progress
+        )
         if force:
             os.replace(partial, target)
         else:
@@ -260,6 +264,7 @@ def check_export_target(source: Path, target: Path) -> None:
 def _copy(
     source: Path,
     source_uri: str,
+    source_columns: str,
     target: Path,
     sessions: Sequence[int],
     where: str,
@@ -297,7 +302,7 @@ def _copy(
             high = min(last, low + COPY_SLICE - 1)
             # NOT INDEXED: walk the rowid range; the session and the filter are tested per row.
             cur = conn.execute(
-                f"INSERT INTO main.events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS}"
+                f"INSERT INTO main.events ({EVENT_COLUMNS}) SELECT {source_columns}"
                 f" FROM src.events NOT INDEXED WHERE id BETWEEN ? AND ? AND {in_sessions}"
                 f" AND ({where})",
                 (low, high, *sessions, *params),
