@@ -29,7 +29,15 @@ DEFAULT_MAX_EVENT_BYTES: Final = 512 * 1024
 MIN_EPOCH: Final = -62135596800.0
 MAX_EPOCH: Final = 253402300800.0
 
-# Top-level fields with a column of their own; the rest are kept in `extra`.
+# `absent` (a column of its own): the fields the producer did not send, stored with their default
+# ("track", {}) so that the columns stay simple to query, and left out again wherever the event is
+# shown as the producer sent it (payload pane, copy, export, re-send).
+ABSENT_TYPE: Final = 1
+ABSENT_PROPERTIES: Final = 2
+ABSENT_CONTEXT: Final = 4
+
+# Top-level fields with a column of their own; the rest are kept in `extra` (and so is a
+# `timestamp` that cannot be read as a time: kept as sent, beside the error that says so).
 _KNOWN_FIELDS: Final = frozenset(
     {"event", "type", "properties", "context", "userId", "anonymousId", "messageId", "timestamp"}
 )
@@ -56,6 +64,7 @@ class StoredEvent(NamedTuple):
     valid: bool
     errors: str | None
     extra: str | None
+    absent: int = 0  # ABSENT_* bits
 
     def as_dict(self) -> dict[str, Any]:
         """The event as a Segment-style object, as the producer sent it (plus what we derived)."""
@@ -163,7 +172,7 @@ class _Envelope(msgspec.Struct, forbid_unknown_fields=True):
     """The common, well-formed event, checked by msgspec in C (see `_fast_path`)."""
 
     event: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_CHARS)]
-    type: Literal["track", "page", "screen", "identify", "group", "alias"] = "track"
+    type: Literal["track", "page", "screen", "identify", "group", "alias"] | None = None
     properties: dict[str, Any] | None = None
     context: dict[str, Any] | None = None
     userId: Annotated[str, msgspec.Meta(min_length=1)] | None = None
@@ -216,6 +225,13 @@ def _fast_path(
     encode = _json_encoder.encode
     lowest, highest = MIN_EPOCH, MAX_EPOCH  # locals: this loop runs for every event
     for e in envelopes:
+        absent = 0
+        if e.type is None:
+            absent = ABSENT_TYPE
+        if e.properties is None:
+            absent |= ABSENT_PROPERTIES
+        if e.context is None:
+            absent |= ABSENT_CONTEXT
         properties = encode(e.properties).decode() if e.properties else "{}"
         context = encode(e.context).decode() if e.context else "{}"
         if len(properties) + len(context) > max_event_bytes:
@@ -227,8 +243,8 @@ def _fast_path(
             if not lowest <= sent_at < highest:
                 return None  # past year 9999 or before year 1 once in UTC: `normalise` says so
         events.append(StoredEvent(
-            now, sent_at, e.event, e.type, e.userId, e.anonymousId, e.messageId, client,
-            properties, context, True, None, None,
+            now, sent_at, e.event, e.type or "track", e.userId, e.anonymousId, e.messageId, client,
+            properties, context, True, None, None, absent,
         ))  # fmt: skip
     return events
 
@@ -290,7 +306,10 @@ def normalise(
     if obj.__class__ is not dict:
         raise EventRefused(f"an event must be a JSON object, not {_kind(obj)}")
     get = obj.get
-    type_ = get("type", "track")
+    type_ = get("type")
+    absent = 0
+    if type_ is None:
+        type_, absent = "track", ABSENT_TYPE
     if type_.__class__ is not str or type_ not in EVENT_TYPES:  # a list is not even hashable
         raise EventRefused(
             f"type must be one of {', '.join(sorted(EVENT_TYPES))}; got {_show(type_)}"
@@ -304,9 +323,13 @@ def normalise(
         raise EventRefused(_bad_name(name))
     properties = get("properties")
     if properties.__class__ is not dict:
+        if properties is None:
+            absent |= ABSENT_PROPERTIES
         properties = _object_value(properties, "properties")
     context = get("context")
     if context.__class__ is not dict:
+        if context is None:
+            absent |= ABSENT_CONTEXT
         context = _object_value(context, "context")
     user_id = get("userId")
     if user_id.__class__ is not str or not user_id:
@@ -320,16 +343,21 @@ def normalise(
     errors = None
     sent_at = None
     timestamp = get("timestamp")
+    unreadable = False
     if timestamp is not None:
         sent_at = parse_timestamp(timestamp)
         if sent_at is None:
             errors = _json_encoder.encode([_timestamp_error(timestamp)]).decode()
+            unreadable = True
     properties_json = _json_encoder.encode(properties).decode()
     context_json = _json_encoder.encode(context).decode()
     size = len(properties_json) + len(context_json)
     extra_json = None
-    if not obj.keys() <= _KNOWN_FIELDS:
-        extra = {k: v for k, v in obj.items() if k not in _KNOWN_FIELDS}
+    if unreadable or not obj.keys() <= _KNOWN_FIELDS:
+        # An unreadable timestamp stays in the event as sent (searchable, shown, exported).
+        extra = {k: v for k, v in obj.items() if k not in _KNOWN_FIELDS or k == "timestamp"}
+        if not unreadable:
+            extra.pop("timestamp", None)
         extra_json = _json_encoder.encode(extra).decode()
         size += len(extra_json)
     if size > max_event_bytes:
@@ -337,7 +365,7 @@ def normalise(
     # Positional: building the NamedTuple by keyword costs a microsecond per event.
     return StoredEvent(
         received_at, sent_at, name, type_, user_id, anonymous_id, message_id, client,
-        properties_json, context_json, errors is None, errors, extra_json,
+        properties_json, context_json, errors is None, errors, extra_json, absent,
     )  # fmt: skip
 
 
@@ -372,6 +400,8 @@ class EventColumns(Protocol):
     def sent_at(self) -> float | None: ...
     @property
     def extra(self) -> str | None: ...
+    @property
+    def absent(self) -> int: ...
 
 
 def payload_of(row: EventColumns) -> dict[str, Any]:
@@ -386,6 +416,7 @@ def payload_of(row: EventColumns) -> dict[str, Any]:
         message_id=row.message_id,
         sent_at=row.sent_at,
         extra=row.extra,
+        absent=row.absent,
     )
 
 
@@ -400,16 +431,21 @@ def event_object(
     message_id: str | None,
     sent_at: float | None,
     extra: str | None,
+    absent: int = 0,
 ) -> dict[str, Any]:
-    """Rebuild the Segment-style event object from stored columns (export, payload pane, re-send)."""
+    """Rebuild the Segment-style event object from stored columns (export, payload pane, re-send):
+    the fields the producer sent, without the defaults the store filled in (`absent`)."""
     obj: dict[str, Any] = {}
     if extra:
         obj.update(_json_decoder.decode(extra))
     if type_ == "track" or obj.get("name") != name:
         obj["event"] = name
-    obj["type"] = type_
-    obj["properties"] = _json_decoder.decode(properties) if properties else {}
-    obj["context"] = _json_decoder.decode(context) if context else {}
+    if not absent & ABSENT_TYPE:
+        obj["type"] = type_
+    if not absent & ABSENT_PROPERTIES:
+        obj["properties"] = _json_decoder.decode(properties) if properties else {}
+    if not absent & ABSENT_CONTEXT:
+        obj["context"] = _json_decoder.decode(context) if context else {}
     for key, value in (
         ("userId", user_id),
         ("anonymousId", anonymous_id),

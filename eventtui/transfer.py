@@ -36,6 +36,7 @@ from __future__ import annotations
 import io
 import itertools
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -179,11 +180,16 @@ def import_events(
     db: Path,
     label: str | None = None,
     progress: Progress | None = None,
+    new_ids: bool = False,
 ) -> ImportResult:
     """Read JSON Lines (ours or plain event objects) or a JSON array into a new session of `db`.
 
     Raises ImportRefused (nothing written) for input with no events, StoreError if the store
     cannot be written. See the module docstring for what is kept and what is refused.
+    `new_ids`: every messageId gets a suffix of this run (`~import-<hex>`), so events already in
+    the store (an export imported back into it) are stored again as new ones. When nothing at
+    all was stored (every event a duplicate, none refused), the empty session is removed again
+    (`ImportResult.session_id` is then 0).
     """
     if isinstance(source, str | Path):
         path = Path(source)
@@ -193,8 +199,10 @@ def import_events(
             raise ImportRefused(f"{path}: cannot read ({exc.strerror})") from None
         with stream:
             total = os.fstat(stream.fileno()).st_size
-            return _import(stream, total, db=db, label=label or path.name, progress=progress)
-    return _import(source, None, db=db, label=label, progress=progress)
+            return _import(
+                stream, total, db=db, label=label or path.name, progress=progress, new_ids=new_ids
+            )
+    return _import(source, None, db=db, label=label, progress=progress, new_ids=new_ids)
 
 
 def _import(
@@ -204,8 +212,10 @@ def _import(
     db: Path,
     label: str | None,
     progress: Progress | None,
+    new_ids: bool = False,
 ) -> ImportResult:
     now = time.time()
+    suffix = f"~import-{secrets.token_hex(4)}" if new_ids else ""
     chunks = _chunks(stream, now, total)
     first = next(chunks, None)
     if first is None:
@@ -229,7 +239,13 @@ def _import(
                 Reject(now, IMPORT_CLIENT, str(bad), raw)
                 for bad, raw in zip(chunk.refused, chunk.raw, strict=True)
             ]
-            writer.submit(Submission(chunk.events, rejects))
+            events = chunk.events
+            if suffix:
+                events = [
+                    e._replace(message_id=e.message_id + suffix) if e.message_id else e
+                    for e in events
+                ]
+            writer.submit(Submission(events, rejects))
             result.events += len(chunk.events)
             result.refused.extend(chunk.refused)
             if progress is not None:
@@ -249,6 +265,12 @@ def _import(
     # Every submitted event was committed (no commit failed): what was not inserted was ignored
     # by `INSERT OR IGNORE`, that is, its messageId was already stored.
     result.duplicates = result.events - result.imported
+    if not result.imported and not result.refused:
+        # Nothing stored and nothing refused: an empty session would only be clutter.
+        from eventtui.store.sessions import delete_session
+
+        delete_session(db, result.session_id)
+        result.session_id = 0
     if progress is not None:
         progress(result.events, 1.0)
     return result
@@ -441,6 +463,10 @@ def _restore(event: StoredEvent, meta: _Meta | None) -> StoredEvent:
         # of a store written before that rule carries them.
         listed = _decoder.decode(errors) if errors else []
         errors = _encoder.encode([*listed, f"timestamp: {_outside(sent_at)}"]).decode()
+        # Kept in the event as the export had it, as an unreadable timestamp always is.
+        kept = _decoder.decode(event.extra) if event.extra else {}
+        kept.setdefault("timestamp", sent_at)
+        event = event._replace(extra=_encoder.encode(kept).decode())
         sent_at, valid = None, False
     if meta.received_at is not UNSET:
         received_at = meta.received_at
@@ -472,4 +498,5 @@ def _restore(event: StoredEvent, meta: _Meta | None) -> StoredEvent:
         valid,
         errors,
         event.extra,
+        event.absent,
     )

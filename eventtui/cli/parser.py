@@ -184,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("file", metavar="FILE", help="the file to load (- for stdin)")
     p.add_argument("--label", help="session label (default: the file name)")
+    p.add_argument(
+        "--new-ids",
+        action="store_true",
+        help="give every messageId a suffix of this run, so that events already in the store"
+        " (an export imported back into it) are stored again",
+    )
 
     p = sub.add_parser(
         "replay",

@@ -28,7 +28,9 @@ from eventtui.store.rows import (
     DETECT_TYPES,
     LIGHT_SELECT,
     ROW_SELECT,
+    ROW_SELECT_V2,
     EventRow,
+    MonitorHistory,
     NameCounts,
     SessionRow,
     event_row,
@@ -81,9 +83,12 @@ class Reader:
         self.conn: sqlite3.Connection
         self.conn, self.uri = connect_for_reading(path, detect_types=DETECT_TYPES)
         self.conn.execute("PRAGMA query_only = ON")
-        # A store written before schema 3 has no rollups (viewers never migrate a store): it is
-        # read with the aggregates over events that the rollups replace.
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        # A reader never migrates: a store of an older schema is read as it is. Schema 2 has no
+        # `absent` column; a store from before ROLLUPS_VERSION has no rollups, and is read with
+        # the aggregates over events that the rollups replace.
+        version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+        self.schema_version = version
+        self.row_select = ROW_SELECT if version >= 3 else ROW_SELECT_V2
         self.rollups = version >= ROLLUPS_VERSION
         self._session_sql = _SESSION_SQL_ROLLUPS if self.rollups else _SESSION_SQL
 
@@ -125,13 +130,14 @@ class Reader:
     def events_after(self, cursor: int, limit: int = 5000) -> list[EventRow]:
         """Committed events with id > cursor, oldest first (the live tail)."""
         rows = self.conn.execute(
-            f"SELECT {ROW_SELECT} FROM events WHERE id > ? ORDER BY id LIMIT ?", (cursor, limit)
+            f"SELECT {self.row_select} FROM events WHERE id > ? ORDER BY id LIMIT ?",
+            (cursor, limit),
         ).fetchall()
         return event_rows(rows)
 
     def event(self, event_id: int) -> EventRow | None:
         row = self.conn.execute(
-            f"SELECT {ROW_SELECT} FROM events WHERE id = ?", (event_id,)
+            f"SELECT {self.row_select} FROM events WHERE id = ?", (event_id,)
         ).fetchone()
         return event_row(row) if row else None
 
@@ -163,7 +169,7 @@ class Reader:
             if value is not None:
                 clauses.append(clause)
                 args.append(value)
-        sql = f"SELECT {ROW_SELECT} FROM events WHERE {' AND '.join(clauses)}"
+        sql = f"SELECT {self.row_select} FROM events WHERE {' AND '.join(clauses)}"
         sql += " ORDER BY id DESC" if newest_first else " ORDER BY id"
         if limit is not None:
             sql += " LIMIT ?"
@@ -180,7 +186,7 @@ class Reader:
         """
         if not ids:
             return []
-        columns, build = (LIGHT_SELECT, light_rows) if light else (ROW_SELECT, event_rows)
+        columns, build = (LIGHT_SELECT, light_rows) if light else (self.row_select, event_rows)
         if contiguous:
             rows = self.conn.execute(
                 f"SELECT {columns} FROM events WHERE id BETWEEN ? AND ? ORDER BY id",
@@ -227,7 +233,7 @@ class Reader:
         first, last = (int(v) for v in self.conn.execute(sql, bounds).fetchone())
         # NOT INDEXED: each page walks the rowid range. An index the filter could use (a name) would
         # be re-read from its start on every page, making a large read quadratic.
-        sql = f"SELECT {ROW_SELECT} FROM events NOT INDEXED WHERE id > ? AND id <= ? AND ({where})"
+        sql = f"SELECT {self.row_select} FROM events NOT INDEXED WHERE id > ? AND id <= ? AND ({where})"
         args = list(params)
         if session is not None:
             sql += " AND session_id = ?"
@@ -413,6 +419,29 @@ class Reader:
             for name, (total, invalid, last) in sorted(totals.items())
             if total
         ]
+
+    def monitor_history(
+        self, *, to_id: int, now: float, recent_seconds: float, recent_limit: int
+    ) -> MonitorHistory:
+        """The store's history up to id `to_id`, as a live view's monitor is seeded with it: counts
+        per name over every session (`name_counts`: from the rollups), and the events received in the
+        last `recent_seconds` before `now` without their payload (one range of the (name,
+        received_at) index per name), at most the newest `recent_limit` of them.
+
+        One method, so that another source of the same answer (a stream) can stand behind it.
+        """
+        counts = self.name_counts(from_session=0, to_id=to_id, now=now)
+        after = now - recent_seconds
+        recent: list[EventRow] = []
+        for seed in counts:
+            if seed.last_seen > after:
+                recent.extend(self.light_events(name=seed.name, after=after, to_id=to_id))
+        recent.sort(key=lambda row: row.id)
+        if len(recent) > recent_limit:
+            recent = recent[-recent_limit:]
+            # Complete only from the oldest event kept on.
+            after = min(row.received_at for row in recent)
+        return MonitorHistory(counts, recent, after)
 
     # --- sessions --------------------------------------------------------------------------------
 

@@ -25,9 +25,9 @@ if TYPE_CHECKING:
 
 # "EvTU": marks a SQLite file as an eventtui store.
 APPLICATION_ID: Final = 0x45765455
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 # The first version with the rollups (store/rollups.py); viewers read older stores without them.
-ROLLUPS_VERSION: Final = 3
+ROLLUPS_VERSION: Final = 4
 
 _SCHEMA_V1: Final = """
 CREATE TABLE sessions (
@@ -76,7 +76,15 @@ _SCHEMA_V2: Final = """
 CREATE INDEX events_name_id ON events(name, id);
 """
 
-# Version 3: per-session rollups (name_totals, name_minutes) that the writer keeps in the same
+# Version 3: `absent`, the fields the producer did not send (bits: 1 type, 2 properties, 4 context),
+# stored with their defaults ('track', '{}') in their columns; the payload pane, copy, export and
+# re-send leave them out again, so they show the event as it was sent. Adding a column with a
+# constant default rewrites nothing: instant on a store of any size.
+_SCHEMA_V3: Final = """
+ALTER TABLE events ADD COLUMN absent INTEGER NOT NULL DEFAULT 0
+"""
+
+# Version 4: per-session rollups (name_totals, name_minutes) that the writer keeps in the same
 # transaction as the events, so that viewers' counters, trends and totals cost what the number of
 # names costs, not the number of events (store/rollups.py). Built from the events on migration.
 
@@ -87,6 +95,7 @@ Progress = Callable[[int, float | None], None]
 MIGRATIONS: Final[list[Callable[[sqlite_utils.Database, Progress | None], None]]] = [
     lambda db, _: _run_script(db, _SCHEMA_V1),
     lambda db, _: _run_script(db, _SCHEMA_V2),
+    lambda db, _: _run_script(db, _SCHEMA_V3),
     lambda db, progress: rollups.build(db.conn, progress),
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION

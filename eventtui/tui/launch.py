@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -67,13 +69,21 @@ def _logs_held() -> Iterator[None]:
     record written meanwhile (a store writer restarted, a client refused) would be drawn over the
     screen. What matters to the user while it runs is shown in the app itself (status line,
     toasts); the held lines follow on exit, through the handlers they would have gone to.
+    Python's own writers to stderr are routed into the held log too: a warning
+    (`warnings.warn`), an exception that ends a thread, one that cannot be raised (`__del__`).
     """
     root = logging.getLogger()
     saved, held = root.handlers[:], _HeldLogs()
+    saved_hooks = threading.excepthook, sys.unraisablehook
     root.handlers = [held]
+    logging.captureWarnings(True)
+    threading.excepthook = _log_thread_exception
+    sys.unraisablehook = _log_unraisable
     try:
         yield
     finally:
+        threading.excepthook, sys.unraisablehook = saved_hooks
+        logging.captureWarnings(False)
         root.handlers = saved
         if held.dropped:
             root.warning(
@@ -81,6 +91,24 @@ def _logs_held() -> Iterator[None]:
             )
         for record in held.records:
             root.handle(record)
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "a thread"
+    exc = (args.exc_type, args.exc_value, args.exc_traceback)
+    logging.getLogger("eventtui").error("%s failed", name, exc_info=exc)  # type: ignore[arg-type]
+
+
+def _log_unraisable(args: sys.UnraisableHookArgs) -> None:
+    exc = (args.exc_type, args.exc_value, args.exc_traceback)
+    logging.getLogger("eventtui").error(
+        "%s: %r",
+        args.err_msg or "Exception ignored in",
+        args.object,
+        exc_info=exc,  # type: ignore[arg-type]
+    )
 
 
 def monitor_states(

@@ -75,9 +75,12 @@ class HistoryLoaded(Message):
 
 @dataclass(eq=False)
 class CountsSeeded(Message):
-    """Per-name counts read from the store when the feed attached."""
+    """Per-name counts read from the store when the feed attached, and (live) the recent events
+    the monitor judges to continue from the store's history (`recent_from`: all since then)."""
 
     seeds: Sequence[NameCounts]
+    recent: Sequence[EventRow] = ()
+    recent_from: float | None = None
 
 
 @dataclass(eq=False)
