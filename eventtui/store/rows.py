@@ -23,7 +23,7 @@ from eventtui.model import event_object, payload_of
 # The `events` table's columns, in order: the schema's contract (a copy between stores uses it).
 EVENT_COLUMNS: Final = (
     "id, session_id, received_at, sent_at, name, type, user_id, anonymous_id, message_id, client,"
-    " properties, context, valid, errors, extra"
+    " properties, context, valid, errors, extra, source"
 )
 # `valid` as a bool, converted by sqlite3 itself while it builds the row (a connection opened with
 # `DETECT_TYPES`): converting it in Python cost 6% of export throughput (benchmarks/query.py).
@@ -64,6 +64,8 @@ class EventRow(NamedTuple):
     valid: bool
     errors: str | None
     extra: str | None
+    # The protocol it arrived in (`model.StoredEvent.source`); None when stored before version 3.
+    source: str | None = None
     # Bytes of payload (properties, context, extra) left in the store: 0 when the row is whole;
     # -1 for a light row (`light_rows`: only id, session_id, received_at, name, valid and errors
     # were read; the rest is empty); else a large payload the TUI's stream keeps out of memory
@@ -101,7 +103,9 @@ def event_rows(values: Iterable[Sequence[Any]]) -> list[EventRow]:
 def light_rows(values: Iterable[Sequence[Any]]) -> list[EventRow]:
     """Rows of `LIGHT_SELECT` as `EventRow`s without their payload (`omitted` -1)."""
     return [
-        _new_row(EventRow, (i, s, at, None, n, "", None, None, None, None, "", "", v, e, None, -1))
+        _new_row(
+            EventRow, (i, s, at, None, n, "", None, None, None, None, "", "", v, e, None, None, -1)
+        )
         for i, s, at, n, v, e in values
     ]
 
@@ -161,6 +165,7 @@ def export_line(
     valid: bool,
     errors: str | None,
     extra: str | None,
+    source: str | None,
     omitted: int,
 ) -> bytes:
     """One stored row (an `EventRow`'s fields, in order) as a line of `eventtui export`'s format
@@ -192,6 +197,8 @@ def export_line(
         "valid": valid,
         "errors": msgspec.Raw(errors) if errors else None,
     }
+    if source is not None:
+        meta["source"] = source
     if META_KEY in obj:
         meta["shadowed"] = obj[META_KEY]
     obj[META_KEY] = meta

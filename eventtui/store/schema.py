@@ -21,7 +21,7 @@ import sqlite_utils
 
 # "EvTU": marks a SQLite file as an eventtui store.
 APPLICATION_ID: Final = 0x45765455
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 _SCHEMA_V1: Final = """
 CREATE TABLE sessions (
@@ -70,10 +70,24 @@ _SCHEMA_V2: Final = """
 CREATE INDEX events_name_id ON events(name, id);
 """
 
+# Version 3: the protocol each event arrived in (`source:posthog`), for the filter and the payload
+# pane: "eventtui" (the websocket and POST /events), "segment", "posthog", "snowplow", "amplitude",
+# "mixpanel" (README.md, "The store"). Rows stored before it have NULL: their protocol was not
+# recorded. A column with no default is added without rewriting the table, and left unindexed:
+# a handful of values, and every index costs each insert (see version 2).
+_SCHEMA_V3: Final = """
+ALTER TABLE events ADD COLUMN source TEXT
+"""
+# Viewers open a store without migrating it (it may be read-only, or its collector an older
+# eventtui): on a store older than version 3, a temporary view of the same name stands in front
+# of `events` and adds the column as NULL, so every read and filter means the same on both.
+_SOURCE_SHIM: Final = "CREATE TEMP VIEW events AS SELECT *, NULL AS source FROM main.events"
+
 # MIGRATIONS[n] takes a store at version n to n + 1. Version 0 is an empty file.
 MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [
     lambda db: _run_script(db, _SCHEMA_V1),
     lambda db: _run_script(db, _SCHEMA_V2),
+    lambda db: _run_script(db, _SCHEMA_V3),
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -113,7 +127,19 @@ def connect_for_reading(path: Path, *, detect_types: int = 0) -> tuple[sqlite3.C
 
     `detect_types` is sqlite3's (a reader names a column converter in a column's alias).
     """
-    return _connect(path, create=False, read_only=True, detect_types=detect_types)
+    conn, uri = _connect(path, create=False, read_only=True, detect_types=detect_types)
+    try:
+        if conn.execute("PRAGMA user_version").fetchone()[0] < 3:
+            conn.execute(_SOURCE_SHIM)  # in the temp schema: the store itself is not touched
+    except BaseException:
+        conn.close()
+        raise
+    return conn, uri
+
+
+def has_source_column(conn: sqlite3.Connection, schema: str = "main") -> bool:
+    """Whether `schema`'s events table records each event's protocol (version 3 and later)."""
+    return bool(conn.execute(f"PRAGMA {schema}.user_version").fetchone()[0] >= 3)
 
 
 def _connect(

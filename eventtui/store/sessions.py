@@ -29,7 +29,7 @@ from typing import Any, Final, NamedTuple
 
 from eventtui.store.reader import Reader, no_session
 from eventtui.store.rows import EVENT_COLUMNS
-from eventtui.store.schema import StoreError, connect, is_store_file
+from eventtui.store.schema import StoreError, connect, has_source_column, is_store_file
 
 log = logging.getLogger(__name__)
 
@@ -283,11 +283,17 @@ def _copy(
             tuple(sessions),
         ).fetchone()
         events = 0
+        # A store older than version 3 (read, never migrated, by a viewer) has no `source`.
+        src_columns = (
+            EVENT_COLUMNS
+            if has_source_column(conn, "src")
+            else EVENT_COLUMNS.replace(", source", ", NULL")
+        )
         for low in range(first, last + 1, COPY_SLICE):
             high = min(last, low + COPY_SLICE - 1)
             # NOT INDEXED: walk the rowid range; the session and the filter are tested per row.
             cur = conn.execute(
-                f"INSERT INTO main.events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS}"
+                f"INSERT INTO main.events ({EVENT_COLUMNS}) SELECT {src_columns}"
                 f" FROM src.events NOT INDEXED WHERE id BETWEEN ? AND ? AND {in_sessions}"
                 f" AND ({where})",
                 (low, high, *sessions, *params),
