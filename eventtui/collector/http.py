@@ -112,6 +112,9 @@ _CORS_HEADERS: Final = {
     # Content-Encoding lets a page gzip its body with CompressionStream.
     "Access-Control-Allow-Headers": "Content-Type, Authorization, Content-Encoding",
     "Access-Control-Max-Age": "600",
+    # Snowplow's browser tracker sends with credentials (its own cookies); the origin has been
+    # checked by then, and eventtui reads no cookie.
+    "Access-Control-Allow-Credentials": "true",
 }
 _ROUTES_HELP: Final = (
     "POST /v1/{track,page,identify,screen,group,alias,batch} (or their first letter),"
@@ -199,8 +202,8 @@ class HttpListener:
                 vendor = functools.partial(self._ingest_body, protocol=route.protocol)
                 app.router.add_route(method, route.path, vendor)
             app.router.add_route("OPTIONS", route.path, _preflight)
-        for path, answer in CANNED:
-            canned = functools.partial(_canned, answer)
+        for path, content_type, answer in CANNED:
+            canned = functools.partial(_canned, content_type, answer)
             for method in ("GET", "POST"):
                 app.router.add_route(method, path, canned)
             app.router.add_route("OPTIONS", path, _preflight)
@@ -306,8 +309,6 @@ class HttpListener:
         encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
         reply = None
         if protocol is not None:
-            if encoding in _IDENTITY:
-                encoding = protocol.encoding(request.query) or encoding
             about = Request(request.method, request.path, request.query, request.content_type, b"")
             reply = functools.partial(protocol.reply, about)
         try:
@@ -316,6 +317,8 @@ class HttpListener:
                     415, f"Content-Encoding {encoding!r} is not supported; send gzip or no encoding"
                 )
             body = await self._receive(request)
+            if protocol is not None and encoding in _IDENTITY:
+                encoding = protocol.encoding(request.query, body) or encoding
         except _BodyRefused as exc:
             return await self._refuse(request, client, exc, reply)
         except _ClientGone as exc:
@@ -711,6 +714,7 @@ def _allow_origin(request: web.Request, response: web.StreamResponse) -> None:
     origin = request.headers.get("Origin")
     if origin is not None:
         response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Credentials"] = "true"  # see _CORS_HEADERS
         response.headers["Vary"] = "Origin"
 
 
@@ -753,6 +757,6 @@ def _json(
     )
 
 
-async def _canned(answer: bytes, request: web.Request) -> web.Response:
+async def _canned(content_type: str, answer: bytes, request: web.Request) -> web.Response:
     """An SDK's request that carries no events (PostHog's feature flags): a fixed answer."""
-    return web.Response(body=answer, content_type="application/json")
+    return web.Response(body=answer, content_type=content_type)

@@ -46,6 +46,11 @@ ROUTES: Final = (
     *(Route(path, _BOTH, mixpanel.PROTOCOL) for path in mixpanel.PATHS),
 )
 
-# Requests an SDK makes that carry no events, answered with a fixed JSON body so that the SDK
-# runs without logging errors: (path, answer).
-CANNED: Final = tuple((path, posthog.FLAGS_ANSWER) for path in posthog.FLAG_PATHS)
+# Requests an SDK makes that carry no events, answered with a fixed body so that the SDK runs
+# without logging errors: (path, content type, answer).
+_JSON: Final = "application/json"
+CANNED: Final = (
+    *((path, _JSON, posthog.FLAGS_ANSWER) for path in posthog.FLAG_PATHS),
+    (posthog.CONFIG_PATH, _JSON, posthog.CONFIG_ANSWER),
+    (posthog.CONFIG_SCRIPT_PATH, "text/javascript", posthog.CONFIG_SCRIPT),
+)

@@ -79,9 +79,10 @@ class Protocol(NamedTuple):
     source: str
     decode: Callable[[Request, Options], DecodedFrame]
     reply: Reply
-    # The compression a request declares in its query rather than in Content-Encoding
-    # (posthog-js: `?compression=gzip-js`), which the listener inflates with the same limits.
-    encoding: Callable[[Mapping[str, str]], str | None] = lambda query: None
+    # The compression of a body sent without Content-Encoding (posthog-js gzips a text/plain
+    # body and says so in its query, or not at all), from the query and the body received:
+    # the listener inflates it with the same limits as any gzip body.
+    encoding: Callable[[Mapping[str, str], bytes], str | None] = lambda query, body: None
 
 
 _encode_answer: Final = msgspec.json.Encoder().encode

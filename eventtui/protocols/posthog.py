@@ -3,8 +3,9 @@ by running them: tests/test_protocols_sdks.py, tests/test_protocols_browser.py).
 
 - posthog-python: `POST /batch/` `{"api_key", "batch": [event, ...], "sent_at"}`, gzip when
   `gzip=True` (Content-Encoding).
-- posthog-js: `POST /e/` (or `/i/v0/e/`) with an array of events; `?compression=gzip-js` means a
-  gzip body without Content-Encoding, `compression=base64` a form body `data=<base64 JSON>`.
+- posthog-js: `POST /e/` (or `/i/v0/e/`) with an array of events as text/plain; gzipped without
+  Content-Encoding (`?compression=gzip-js`, or nothing at all when the browser's own
+  CompressionStream did it), or a form body `data=<base64 JSON>` (`compression=base64`).
 - `/capture/` takes one event object with its `api_key`.
 
 An event: `event` (the name), `distinct_id` (top level, or in `properties` as posthog-js puts
@@ -49,6 +50,12 @@ SOURCE: Final = "posthog"
 # Not "/batch": that is Amplitude's batch API (posthog-python posts to "/batch/").
 PATHS: Final = ("/batch/", "/capture/", "/e/", "/i/v0/e/", "/capture", "/e")
 FLAG_PATHS: Final = ("/decide/", "/flags/", "/decide", "/flags")
+# posthog-js loads its remote config (`/array/{token}/config`, and as a script `config.js`).
+CONFIG_PATH: Final = "/array/{token}/config"
+CONFIG_SCRIPT_PATH: Final = "/array/{token}/config.js"
+CONFIG_ANSWER: Final = b'{"supportedCompression":["gzip","gzip-js"],"sessionRecording":false}'
+# An empty script: the config it would set is the default.
+CONFIG_SCRIPT: Final = b"/* eventtui: no remote config */\n"
 # Feature flags: none, and no error, in the shape both `/decide/` (v3) and `/flags/` (v2) readers
 # accept, so the SDKs fall back to their defaults quietly.
 FLAGS_ANSWER: Final = (
@@ -168,8 +175,9 @@ def _event(raw: msgspec.Raw, deep: bool, options: Options) -> StoredEvent:
                 extra = {}
             extra[key] = value
     user_id = anonymous_id = None
-    # posthog-js marks the ids it made up itself; anything else was given by the app.
-    if sdk.get("$user_state") == "anonymous":
+    # posthog-js marks the ids it made up itself (`$is_identified` false; older versions
+    # `$user_state`); anything else was given by the app.
+    if sdk.get("$is_identified") is False or sdk.get("$user_state") == "anonymous":
         anonymous_id = distinct_id
     else:
         user_id = distinct_id
@@ -181,8 +189,12 @@ def _event(raw: msgspec.Raw, deep: bool, options: Options) -> StoredEvent:
     )  # fmt: skip
 
 
-def _encoding(query: Mapping[str, str]) -> str | None:
-    return "gzip" if query.get("compression") == "gzip-js" else None
+def _encoding(query: Mapping[str, str], body: bytes) -> str | None:
+    # posthog-js drops `compression=gzip-js` from the URL when the browser gzips natively
+    # (CompressionStream): the gzip magic number is all there is to go by.
+    if query.get("compression") == "gzip-js" or body[:2] == b"\x1f\x8b":
+        return "gzip"
+    return None
 
 
 def _extra(ours: dict[str, Any], status: int) -> dict[str, Any]:
