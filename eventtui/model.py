@@ -714,3 +714,8 @@ def without_lone_surrogates(data: bytes) -> bytes:
 def decode_json_item(item: msgspec.Raw | bytes) -> Any:
     """One event's raw JSON, decoded; EventRefused when it is not JSON or nests too deeply."""
     return _decode_item(item)
+
+
+def json_refusal(exc: Exception) -> EventRefused:
+    """A JSON decoding error (msgspec's, RecursionError, UnicodeDecodeError) as a refusal."""
+    return _refusal(exc, "JSON")

@@ -30,6 +30,7 @@ from eventtui.model import (
     decode_json_item,
     id_value,
     json_encode,
+    json_refusal,
     kind_of,
     nesting_depth,
     openers,
@@ -193,7 +194,7 @@ class Typed(NamedTuple):
             except msgspec.ValidationError:
                 pass
             except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
-                raise EventRefused(refusal_reason(exc)) from None
+                raise json_refusal(exc) from None
         obj = decode_json_item(raw)  # refuses nesting past MAX_DEPTH
         return self.split(obj)
 
@@ -221,7 +222,7 @@ def json_document(data: bytes) -> Any:
     try:
         return _any.decode(without_lone_surrogates(data))
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
-        raise EventRefused(refusal_reason(exc)) from None
+        raise json_refusal(exc) from None
 
 
 def json_items(data: bytes) -> tuple[list[msgspec.Raw], bool]:
@@ -237,7 +238,7 @@ def json_items(data: bytes) -> tuple[list[msgspec.Raw], bool]:
             return [msgspec.Raw(data)], False
         doc = _any.decode(data)
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
-        raise EventRefused(refusal_reason(exc)) from None
+        raise json_refusal(exc) from None
     raise EventRefused(f"the body must be an event object or an array of them, not {kind_of(doc)}")
 
 
@@ -268,7 +269,7 @@ def base64_json(text: str | bytes, what: str) -> Any:
     try:
         return _any.decode(without_lone_surrogates(raw))
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
-        raise EventRefused(f"{what}: {refusal_reason(exc)}") from None
+        raise EventRefused(f"{what}: {json_refusal(exc)}") from None
 
 
 _URL_SAFE: Final = bytes.maketrans(b"-_", b"+/")
