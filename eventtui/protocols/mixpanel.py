@@ -85,8 +85,10 @@ def _data(request: Request) -> bytes:
     body = request.body
     if request.content_type == "application/json" or body.lstrip()[:1] in (b"[", b"{"):
         return body
+    text: bytes | None
     if request.method == "GET" or not body:
-        text = request.query.get("data")
+        query = request.query.get("data")
+        text = None if query is None else query.encode()
         where = "the query"
     else:
         text = form_field(body, "data")
@@ -94,8 +96,8 @@ def _data(request: Request) -> bytes:
     if text is None:
         raise EventRefused(f'{where} has no "data" field')
     stripped = text.strip()
-    if stripped[:1] in ("[", "{"):
-        return stripped.encode()
+    if stripped[:1] in (b"[", b"{"):
+        return stripped
     return base64_bytes(stripped, 'the "data" field')
 
 

@@ -116,14 +116,13 @@ def decode(request: Request, options: Options) -> DecodedFrame:
             data = request.query.get("data")
             if data is None:
                 raise EventRefused('a GET capture needs its events in the "data" parameter')
-            body = _unwrap(data, request.query.get("compression"))
+            body = _unwrap(data.encode(), request.query.get("compression"))
         elif request.content_type == "application/x-www-form-urlencoded" or body[:5] == b"data=":
-            data = form_field(body, "data")
-            if data is None:
+            form_data = form_field(body, "data")
+            if form_data is None:
                 raise EventRefused('the form body has no "data" field')
-            body = _unwrap(
-                data, request.query.get("compression") or form_field(body, "compression")
-            )
+            compression = request.query.get("compression") or form_field(body, "compression")
+            body = _unwrap(form_data, compression)
         items, listed = _items(body)
     except EventRefused as exc:
         return refused(str(exc), body)
@@ -131,12 +130,12 @@ def decode(request: Request, options: Options) -> DecodedFrame:
     return decode_items(items, lambda raw: _event(raw, deep, options), options, listed=listed)
 
 
-def _unwrap(data: str, compression: str | None) -> bytes:
+def _unwrap(data: bytes, compression: str | bytes | None) -> bytes:
     """`data=`: JSON, or base64 JSON (posthog-js's `compression=base64`, or an old SDK's)."""
     text = data.strip()
-    if compression == "base64" or text[:1] not in ("{", "["):
+    if compression in ("base64", b"base64") or text[:1] not in (b"{", b"["):
         return base64_bytes(text, 'the "data" field')
-    return text.encode()
+    return text
 
 
 def _items(body: bytes) -> tuple[list[msgspec.Raw], bool]:
