@@ -293,3 +293,69 @@ async def test_posthog_flag_and_config_requests_get_empty_answers(
     async with http.get(collector.url + "/array/phc_x/config.js") as response:
         assert response.status == 200 and response.content_type == "text/javascript"
     assert collector.events() == [] and collector.rejects() == []
+
+
+async def test_every_vendor_protocol_is_checked_against_the_tracking_plan(
+    http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """The plan judges what the app sent (the SDK's own `$` properties are in context): a wrong
+    value is stored invalid, not refused, whichever SDK sent it; so is an unreadable timestamp."""
+    import msgspec
+
+    from eventtui.config import PlanConfig, PlanEvent
+    from tests.conftest import make_config
+
+    schema = {
+        "type": "object",
+        "required": ["plan"],
+        "properties": {"plan": {"enum": ["free", "pro"]}},
+        "additionalProperties": False,
+    }
+    config = msgspec.structs.replace(
+        make_config(), plan=PlanConfig(events={"signup": PlanEvent(schema=schema)})
+    )
+    c = Collector(config, tmp_path / "plan.db", with_http=True)
+    await c.start(port=0, http_port=0)
+    url = c.http_url or ""
+    sent = [
+        ("/batch/", {"batch": [
+            {"event": "signup", "distinct_id": "u", "properties": {"plan": "pro", "$lib": "x"}},
+            {"event": "signup", "distinct_id": "u", "properties": {"plan": "gold"}},
+        ]}),
+        ("/2/httpapi", {"events": [
+            {"event_type": "signup", "user_id": "u", "event_properties": {"plan": "gold"}},
+            {"event_type": "signup", "user_id": "u", "time": "soon", "event_properties": {"plan": "free"}},
+        ]}),
+        ("/com.snowplowanalytics.snowplow/tp2", {"data": [
+            {"e": "ue", "ue_pr": json.dumps({"data": {
+                "schema": "iglu:com.acme/signup/jsonschema/1-0-0", "data": {"plan": "pro"}}})},
+        ]}),
+    ]  # fmt: skip
+    try:
+        for path, body in sent:
+            status, answer = await send(http, url + path, "POST", body, {})
+            assert (status, answer["refused"]) == (200, []), answer
+        status, _ = await send(
+            http,
+            url + "/track",
+            "POST",
+            form(
+                json.dumps({"event": "signup", "properties": {"distinct_id": "u", "mp_lib": "x"}})
+            ),
+            FORM,
+        )
+        assert status == 200
+        rows = Listening(c).events()
+    finally:
+        await c.stop()
+    assert [(r.source, r.valid) for r in rows] == [
+        ("posthog", True),
+        ("posthog", False),
+        ("amplitude", False),
+        ("amplitude", False),
+        ("snowplow", True),
+        ("mixpanel", False),
+    ]
+    assert "'gold' is not one of ['free', 'pro']" in rows[1].error_list()[0]
+    assert rows[3].error_list()[0].startswith("timestamp: cannot read 'soon'")
+    assert any("'plan' is a required property" in e for e in rows[5].error_list())
