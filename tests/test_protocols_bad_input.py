@@ -359,3 +359,13 @@ async def test_every_vendor_protocol_is_checked_against_the_tracking_plan(
     assert "'gold' is not one of ['free', 'pro']" in rows[1].error_list()[0]
     assert rows[3].error_list()[0].startswith("timestamp: cannot read 'soon'")
     assert any("'plan' is a required property" in e for e in rows[5].error_list())
+
+
+async def test_a_refused_event_is_kept_in_rejects_as_it_came(
+    collector: Listening, http: aiohttp.ClientSession
+) -> None:
+    event = {"e": "ue", "ue_px": "!!!", "eid": "kept-1", "aid": "shop"}
+    status, _ = await send(http, collector.url + SNOWPLOW, "POST", {"data": [event]}, {})
+    assert status == 400
+    (reject,) = collector.rejects()
+    assert json.loads(reject["raw"]) == event

@@ -260,8 +260,7 @@ def json_items(data: bytes) -> tuple[list[msgspec.Raw], bool]:
     try:
         if head == b"[":
             return _raw_list.decode(data), True
-        if head == b"{":
-            _any.decode(data)  # syntax checked here: a broken object is the body's fault
+        if head == b"{":  # decoded once, as the event: broken JSON is refused there
             return [msgspec.Raw(data)], False
         doc = _any.decode(data)
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:

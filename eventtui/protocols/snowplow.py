@@ -73,8 +73,9 @@ def decode(request: Request, options: Options) -> DecodedFrame:
     if request.method == "GET":
         if "e" not in request.query:
             return refused('the query has no "e" (the event kind)', request.path.encode())
-        fields = dict(request.query)
-        return decode_items([fields], lambda f: _event(f, options), options, listed=False)
+        return decode_items(
+            [dict(request.query)], lambda f: _event(f, options), options, listed=False
+        )
     try:
         payload = _payload_decoder.decode(request.body)
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeDecodeError):
@@ -96,7 +97,7 @@ def decode(request: Request, options: Options) -> DecodedFrame:
 def _event(fields: Any, options: Options) -> StoredEvent:
     if fields.__class__ is not dict:
         raise EventRefused(f"an event must be an object of fields, not {kind_of(fields)}")
-    f = dict(fields)  # ours to take fields out of
+    f = dict(fields)  # a copy to take fields out of: a refusal keeps the event as it came
     kind = f.pop("e", None)
     if not kind:
         raise EventRefused('the event has no "e" (the event kind)')
