@@ -17,6 +17,12 @@ from typing import Annotated, Any, Final, Literal, NamedTuple, Protocol
 
 import msgspec
 
+# The protocols an event can arrive in (the `source` column): eventtui's own (the websocket and
+# POST /events), Segment's HTTP API (RudderStack's SDKs speak it too), the vendors' own
+# (`eventtui.protocols`), and `import` for a plain event object loaded from a file.
+SOURCES: Final = (
+    "eventtui", "segment", "posthog", "snowplow", "amplitude", "mixpanel", "import",
+)  # fmt: skip
 EVENT_TYPES: Final = frozenset({"track", "page", "screen", "identify", "group", "alias"})
 MAX_NAME_CHARS: Final = 256
 MAX_DEPTH: Final = 64
@@ -65,6 +71,9 @@ class StoredEvent(NamedTuple):
     errors: str | None
     extra: str | None
     absent: int = 0  # ABSENT_* bits
+    # The protocol it arrived in (`SOURCES`); a default, so that rows built before the column
+    # existed still build.
+    source: str = "eventtui"
 
     def as_dict(self) -> dict[str, Any]:
         """The event as a Segment-style object, as the producer sent it (plus what we derived)."""
@@ -114,6 +123,7 @@ def decode_frame(
     received_at: float | None = None,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     check: EventCheck | None = None,
+    source: str = "eventtui",
 ) -> DecodedFrame:
     """Decode a websocket frame (or an HTTP body) into accepted events and refusals.
 
@@ -126,7 +136,7 @@ def decode_frame(
         # One try around the whole frame, not one per event: if anything fails, the full path
         # below goes event by event and refuses only the one at fault, with its index.
         try:
-            fast = _fast_path(data, client, now, max_event_bytes)
+            fast = _fast_path(data, client, now, max_event_bytes, source)
             if fast is not None and check is not None and _needed(check, fast):
                 fast = [check(event) for event in fast]
         except Exception:
@@ -143,7 +153,13 @@ def decode_frame(
             if isinstance(item, _DeepItem):
                 raise EventRefused(f"nesting is deeper than {MAX_DEPTH} levels")
             obj = _decode_item(item) if isinstance(item, msgspec.Raw | bytes) else item
-            event = normalise(obj, client=client, received_at=now, max_event_bytes=max_event_bytes)
+            event = normalise(
+                obj,
+                client=client,
+                received_at=now,
+                max_event_bytes=max_event_bytes,
+                source=source,
+            )
             out.events.append(event if check is None else check(event))
         except Exception as exc:
             out.refusals.append(Refusal(_reason(exc), index if listed else None, _raw_copy(item)))
@@ -186,7 +202,7 @@ _envelopes_decoder: Final = msgspec.json.Decoder(list[_Envelope])
 
 
 def _fast_path(
-    data: bytes, client: str, now: float, max_event_bytes: int
+    data: bytes, client: str, now: float, max_event_bytes: int, source: str = "eventtui"
 ) -> list[StoredEvent] | None:
     """Events of a frame that holds only plain, valid events; None sends it down the full path.
 
@@ -244,7 +260,7 @@ def _fast_path(
                 return None  # past year 9999 or before year 1 once in UTC: `normalise` says so
         events.append(StoredEvent(
             now, sent_at, e.event, e.type or "track", e.userId, e.anonymousId, e.messageId, client,
-            properties, context, True, None, None, absent,
+            properties, context, True, None, None, absent, source,
         ))  # fmt: skip
     return events
 
@@ -272,6 +288,7 @@ def decode_json_lines(
     received_at: float | None = None,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     check: EventCheck | None = None,
+    source: str = "eventtui",
 ) -> DecodedFrame:
     """Decode a JSON Lines body: each non-blank line is a frame; refusals carry the line index."""
     now = time.time() if received_at is None else received_at
@@ -285,6 +302,7 @@ def decode_json_lines(
             received_at=now,
             max_event_bytes=max_event_bytes,
             check=check,
+            source=source,
         )
         out.events.extend(frame.events)
         out.refusals.extend(Refusal(r.reason, index, r.raw) for r in frame.refusals)
@@ -297,6 +315,7 @@ def normalise(
     client: str,
     received_at: float,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    source: str = "eventtui",
 ) -> StoredEvent:
     """Check one decoded event object and map its Segment-spec fields to columns.
 
@@ -365,7 +384,7 @@ def normalise(
     # Positional: building the NamedTuple by keyword costs a microsecond per event.
     return StoredEvent(
         received_at, sent_at, name, type_, user_id, anonymous_id, message_id, client,
-        properties_json, context_json, errors is None, errors, extra_json, absent,
+        properties_json, context_json, errors is None, errors, extra_json, absent, source,
     )  # fmt: skip
 
 
@@ -709,3 +728,38 @@ def _raw_copy(item: Any) -> bytes:
         return _json_encoder.encode(item)[:RAW_COPY_BYTES]
     except (TypeError, ValueError, RecursionError, msgspec.EncodeError):
         return repr(item)[:RAW_COPY_BYTES].encode("utf-8", "replace")
+
+
+# --- for the vendor decoders (`eventtui.protocols`): the same rules, in the same words ---------
+
+refusal_reason: Final = _reason
+raw_copy: Final = _raw_copy
+nesting_depth: Final = _depth
+json_encode: Final = _json_encoder.encode
+kind_of: Final = _kind
+bad_name: Final = _bad_name
+timestamp_error: Final = _timestamp_error
+id_value: Final = _id_value
+
+
+def openers(data: bytes) -> int:
+    """How many objects and arrays open in `data`: a bound on how deep it nests."""
+    return _openers(data)
+
+
+def without_lone_surrogates(data: bytes) -> bytes:
+    """JSON text with each lone UTF-16 surrogate escape replaced by U+FFFD (kept, as the
+    websocket path keeps them), which msgspec would otherwise refuse."""
+    if b"\\ud" in data or b"\\uD" in data:
+        return _SURROGATE_ESCAPE.sub(_replace_lone_surrogate, data)
+    return data
+
+
+def decode_json_item(item: msgspec.Raw | bytes) -> Any:
+    """One event's raw JSON, decoded; EventRefused when it is not JSON or nests too deeply."""
+    return _decode_item(item)
+
+
+def json_refusal(exc: Exception) -> EventRefused:
+    """A JSON decoding error (msgspec's, RecursionError, UnicodeDecodeError) as a refusal."""
+    return _refusal(exc, "JSON")

@@ -7,7 +7,7 @@ top-level key ``"eventtui"``::
     {"event": "signup", "type": "track", "properties": {...}, "context": {...}, ...,
      "eventtui": {"id": 7, "session_id": 2, "received_at": 1714567890.123456,
                   "sent_at": 1714567890.1, "client": "ws:127.0.0.1:50412",
-                  "valid": false, "errors": ["..."]}}
+                  "valid": false, "errors": ["..."], "source": "posthog"}}
 
 Round trip: export, import into any store, export again, and every line is byte-for-byte the same
 except `eventtui.id` and `eventtui.session_id` (the importing store numbers rows and sessions its own
@@ -15,7 +15,9 @@ way). `sent_at` rides along because `timestamp` is written with millisecond prec
 `errors` because import does not re-run the tracking plan. (One exception: a `sent_at` outside the
 years 1 to 9999, which only a store written before the collector refused such times holds, comes
 back as the collector would store it now: unreadable. A `received_at` out there refuses the line.) A producer's own top-level field named
-"eventtui" is kept under `eventtui.shadowed` and put back on import.
+"eventtui" is kept under `eventtui.shadowed` and put back on import. `source` (the protocol the
+event arrived in) is absent for events stored before stores recorded it; an imported plain
+object's is "import".
 
 Import rule: the good lines are imported and every bad line is refused, never dropped silently.
 A refused line is named by its line number and reason in `ImportResult.refused`, and recorded, as
@@ -62,6 +64,8 @@ from eventtui.store.rows import META_KEY
 from eventtui.store.rows import export_line as _export_line
 
 IMPORT_CLIENT: Final = "import"
+# The `source` of an event imported from a plain object; an export's own key keeps the original.
+IMPORT_SOURCE: Final = "import"
 # The writer's transaction size: one submission fills one transaction.
 CHUNK_EVENTS: Final = 5000
 # Submissions queued ahead of the writer; bounds memory when decoding outruns SQLite.
@@ -352,18 +356,24 @@ def _line_chunks(lines: Iterable[bytes], now: float, total: int | None) -> Itera
             try:
                 meta = _take_meta(obj)
                 if meta is None:
-                    event = normalise(obj, client=IMPORT_CLIENT, received_at=now)
+                    event = normalise(
+                        obj, client=IMPORT_CLIENT, received_at=now, source=IMPORT_SOURCE
+                    )
                 else:
                     received_at = now if meta.received_at is UNSET else meta.received_at
                     client = meta.client or IMPORT_CLIENT
-                    event = normalise(obj, client=client, received_at=received_at)
+                    event = normalise(
+                        obj, client=client, received_at=received_at, source=IMPORT_SOURCE
+                    )
                 chunk.events.append(_restore(event, meta))
             except EventRefused as exc:
                 chunk.refuse(BadLine(number, None, str(exc)), line.rstrip(b"\r\n"))
         elif not line.isspace():
             chunk.lines += 1
             line = line.rstrip(b"\r\n")  # so a refused line's raw copy is the line as written
-            frame = decode_frame(line, binary=False, client=IMPORT_CLIENT, received_at=now)
+            frame = decode_frame(
+                line, binary=False, client=IMPORT_CLIENT, received_at=now, source=IMPORT_SOURCE
+            )
             for r in frame.refusals:
                 item = None if r.index is None else r.index + 1
                 chunk.refuse(BadLine(number, item, r.reason), r.raw)
@@ -382,7 +392,9 @@ def _line_chunks(lines: Iterable[bytes], now: float, total: int | None) -> Itera
 
 
 def _array_chunks(content: bytes, now: float) -> Iterator[_Chunk]:
-    frame = decode_frame(content, binary=False, client=IMPORT_CLIENT, received_at=now)
+    frame = decode_frame(
+        content, binary=False, client=IMPORT_CLIENT, received_at=now, source=IMPORT_SOURCE
+    )
     chunk = _Chunk()
     whole = [r for r in frame.refusals if r.index is None]
     if whole:  # the array as a whole was refused (`[]`)
@@ -419,6 +431,7 @@ class _Meta(msgspec.Struct, frozen=True):
     client: str | UnsetType | None = UNSET
     valid: bool | UnsetType = UNSET
     errors: list[str] | UnsetType | None = UNSET
+    source: str | UnsetType | None = UNSET
 
 
 def _take_meta(obj: dict[str, Any]) -> _Meta | None:
@@ -475,12 +488,14 @@ def _restore(event: StoredEvent, meta: _Meta | None) -> StoredEvent:
     else:
         received_at = event.received_at if sent_at is None else sent_at
     client = meta.client or event.client  # UNSET and None are both false
-    if (received_at, sent_at, client, valid, errors) == (
+    source = meta.source or event.source
+    if (received_at, sent_at, client, valid, errors, source) == (
         event.received_at,
         event.sent_at,
         event.client,
         event.valid,
         event.errors,
+        event.source,
     ):
         return event  # the usual case when normalise was handed our receipt time and client
     # Positional: the NamedTuple's keyword constructor costs a microsecond per event.
@@ -499,4 +514,5 @@ def _restore(event: StoredEvent, meta: _Meta | None) -> StoredEvent:
         errors,
         event.extra,
         event.absent,
+        source,
     )

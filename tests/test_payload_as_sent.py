@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from eventtui.model import decode_frame
-from eventtui.store import Reader
+from eventtui.store import SCHEMA_VERSION, Reader
 from eventtui.tui.widgets.payload import copy_text
 from eventtui.tui.widgets.payload import payload_of as pane_payload
 from tests.conftest import eventtui, write_session
@@ -68,7 +68,10 @@ def test_a_store_of_schema_2_is_read_as_it_is_and_migrated_by_a_writer(
     db: Path, tmp_path: Path
 ) -> None:
     with sqlite3.connect(db) as conn:
+        # Back to schema 2: without `absent` (v3), `source` (v4) and the rollups (v5).
         conn.execute("ALTER TABLE events DROP COLUMN absent")
+        conn.execute("ALTER TABLE events DROP COLUMN source")
+        conn.executescript("DROP TABLE name_totals; DROP TABLE name_minutes")
         conn.execute("PRAGMA user_version = 2")
     conn.close()
     with Reader(db) as reader:
@@ -80,7 +83,7 @@ def test_a_store_of_schema_2_is_read_as_it_is_and_migrated_by_a_writer(
     assert result.returncode == 0, result.stderr
     write_session(db, [])  # a writer migrates the store
     with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     conn.close()
     with Reader(copied) as reader:
         assert len(reader.query()) == 4

@@ -4,7 +4,7 @@ The websocket and HTTP listeners both hand raw bodies here. `Ingest` decodes the
 the tracking-plan check when one is configured, submits rows to the store's writer (a process of its own), and resolves
 each submission when the transaction holding it has committed, in the event loop that submitted it.
 
-May import: model, store (writer API).
+May import: model, protocols, store (writer API).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from eventtui.model import DecodedFrame, EventCheck, StoredEvent, decode_frame, decode_json_lines
+from eventtui.protocols import Options, Request
+from eventtui.protocols import Protocol as VendorProtocol
 from eventtui.store import Commit, Reject, Submission, Writer
 
 log = logging.getLogger(__name__)
@@ -73,12 +75,22 @@ class Ingest:
         self.writer.add_listener(self._on_commit)
 
     def decode(
-        self, data: bytes, *, binary: bool, client: str, lines: bool = False
+        self,
+        data: bytes,
+        *,
+        binary: bool,
+        client: str,
+        lines: bool = False,
+        source: str = "eventtui",
     ) -> DecodedFrame:
         """Accepted events (checked against the plan) and refusals; never raises for bad input."""
         if lines:
             return decode_json_lines(
-                data, client=client, max_event_bytes=self.max_event_bytes, check=self.check
+                data,
+                client=client,
+                max_event_bytes=self.max_event_bytes,
+                check=self.check,
+                source=source,
             )
         return decode_frame(
             data,
@@ -86,7 +98,15 @@ class Ingest:
             client=client,
             max_event_bytes=self.max_event_bytes,
             check=self.check,
+            source=source,
         )
+
+    def decode_request(
+        self, protocol: VendorProtocol, request: Request, *, client: str
+    ) -> DecodedFrame:
+        """A vendor SDK's request (`eventtui.protocols`), decoded as `decode` decodes a frame."""
+        options = Options(client, time.time(), self.max_event_bytes, self.check)
+        return protocol.decode(request, options)
 
     def submit(
         self,

@@ -37,7 +37,13 @@ from eventtui.store.rows import (
     event_rows,
     light_rows,
 )
-from eventtui.store.schema import ROLLUPS_VERSION, StoreError, connect_for_reading, store_size
+from eventtui.store.schema import (
+    ABSENT_VERSION,
+    ROLLUPS_VERSION,
+    StoreError,
+    connect_for_reading,
+    store_size,
+)
 
 # A skip-scan of the (name, received_at) index: one seek per distinct name, where a full scan of a
 # store of millions of rows costs a second.
@@ -88,7 +94,7 @@ class Reader:
         # the aggregates over events that the rollups replace.
         version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
         self.schema_version = version
-        self.row_select = ROW_SELECT if version >= 3 else ROW_SELECT_V2
+        self.row_select = ROW_SELECT if version >= ABSENT_VERSION else ROW_SELECT_V2
         self.rollups = version >= ROLLUPS_VERSION
         self._session_sql = _SESSION_SQL_ROLLUPS if self.rollups else _SESSION_SQL
 

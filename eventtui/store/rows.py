@@ -23,7 +23,7 @@ from eventtui.model import event_object, payload_of
 # The `events` table's columns, in order: the schema's contract (a copy between stores uses it).
 EVENT_COLUMNS: Final = (
     "id, session_id, received_at, sent_at, name, type, user_id, anonymous_id, message_id, client,"
-    " properties, context, valid, errors, extra, absent"
+    " properties, context, valid, errors, extra, absent, source"
 )
 # The same for a store of schema 2 (before `absent`), read without migrating it.
 EVENT_COLUMNS_V2: Final = EVENT_COLUMNS.replace(", absent", ", 0 AS absent")
@@ -69,6 +69,8 @@ class EventRow(NamedTuple):
     extra: str | None
     # The fields the producer did not send (model.ABSENT_* bits): stored with their defaults.
     absent: int = 0
+    # The protocol it arrived in (`model.StoredEvent.source`); None when stored before version 4.
+    source: str | None = None
     # Bytes of payload (properties, context, extra) left in the store: 0 when the row is whole;
     # -1 for a light row (`light_rows`: only id, session_id, received_at, name, valid and errors
     # were read; the rest is empty); else a large payload the TUI's stream keeps out of memory
@@ -107,7 +109,8 @@ def light_rows(values: Iterable[Sequence[Any]]) -> list[EventRow]:
     """Rows of `LIGHT_SELECT` as `EventRow`s without their payload (`omitted` -1)."""
     return [
         _new_row(
-            EventRow, (i, s, at, None, n, "", None, None, None, None, "", "", v, e, None, 0, -1)
+            EventRow,
+            (i, s, at, None, n, "", None, None, None, None, "", "", v, e, None, 0, None, -1),
         )
         for i, s, at, n, v, e in values
     ]
@@ -181,6 +184,7 @@ def export_line(
     errors: str | None,
     extra: str | None,
     absent: int,
+    source: str | None,
     omitted: int,
 ) -> bytes:
     """One stored row (an `EventRow`'s fields, in order) as a line of `eventtui export`'s format
@@ -213,6 +217,8 @@ def export_line(
         "valid": valid,
         "errors": msgspec.Raw(errors) if errors else None,
     }
+    if source is not None:
+        meta["source"] = source
     if META_KEY in obj:
         meta["shadowed"] = obj[META_KEY]
     obj[META_KEY] = meta

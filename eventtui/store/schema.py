@@ -25,9 +25,12 @@ if TYPE_CHECKING:
 
 # "EvTU": marks a SQLite file as an eventtui store.
 APPLICATION_ID: Final = 0x45765455
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 # The first version with the rollups (store/rollups.py); viewers read older stores without them.
-ROLLUPS_VERSION: Final = 4
+ROLLUPS_VERSION: Final = 5
+# The first versions with the `absent` and `source` columns (viewers read older stores too).
+ABSENT_VERSION: Final = 3
+SOURCE_VERSION: Final = 4
 
 _SCHEMA_V1: Final = """
 CREATE TABLE sessions (
@@ -84,7 +87,21 @@ _SCHEMA_V3: Final = """
 ALTER TABLE events ADD COLUMN absent INTEGER NOT NULL DEFAULT 0
 """
 
-# Version 4: per-session rollups (name_totals, name_minutes) that the writer keeps in the same
+# Version 4: the protocol each event arrived in (`source:posthog`), for the filter and the payload
+# pane: "eventtui" (the websocket and POST /events), "segment", "posthog", "snowplow", "amplitude",
+# "mixpanel" (README.md, "The store"). Rows stored before it have NULL: their protocol was not
+# recorded. A column with no default is added without rewriting the table, and left unindexed:
+# a handful of values, and every index costs each insert (see version 2).
+_SCHEMA_V4: Final = """
+ALTER TABLE events ADD COLUMN source TEXT
+"""
+# Viewers open a store without migrating it (it may be read-only, or its collector an older
+# eventtui): on a store older than version 4, a temporary view of the same name stands in front
+# of `events` and adds the column as NULL, so every read and filter means the same on both.
+_SOURCE_SHIM: Final = "CREATE TEMP VIEW events AS SELECT *, NULL AS source FROM main.events"
+
+
+# Version 5: per-session rollups (name_totals, name_minutes) that the writer keeps in the same
 # transaction as the events, so that viewers' counters, trends and totals cost what the number of
 # names costs, not the number of events (store/rollups.py). Built from the events on migration.
 
@@ -96,6 +113,7 @@ MIGRATIONS: Final[list[Callable[[sqlite_utils.Database, Progress | None], None]]
     lambda db, _: _run_script(db, _SCHEMA_V1),
     lambda db, _: _run_script(db, _SCHEMA_V2),
     lambda db, _: _run_script(db, _SCHEMA_V3),
+    lambda db, _: _run_script(db, _SCHEMA_V4),
     lambda db, progress: rollups.build(db.conn, progress),
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -139,7 +157,19 @@ def connect_for_reading(path: Path, *, detect_types: int = 0) -> tuple[sqlite3.C
 
     `detect_types` is sqlite3's (a reader names a column converter in a column's alias).
     """
-    return _connect(path, create=False, read_only=True, detect_types=detect_types)
+    conn, uri = _connect(path, create=False, read_only=True, detect_types=detect_types)
+    try:
+        if conn.execute("PRAGMA user_version").fetchone()[0] < SOURCE_VERSION:
+            conn.execute(_SOURCE_SHIM)  # in the temp schema: the store itself is not touched
+    except BaseException:
+        conn.close()
+        raise
+    return conn, uri
+
+
+def has_source_column(conn: sqlite3.Connection, schema: str = "main") -> bool:
+    """Whether `schema`'s events table records each event's protocol (SOURCE_VERSION and later)."""
+    return bool(conn.execute(f"PRAGMA {schema}.user_version").fetchone()[0] >= SOURCE_VERSION)
 
 
 def _connect(

@@ -32,7 +32,13 @@ from eventtui.store import rollups
 from eventtui.store.liveness import writer_alive
 from eventtui.store.reader import Reader, no_session
 from eventtui.store.rows import EVENT_COLUMNS, EVENT_COLUMNS_V2
-from eventtui.store.schema import StoreError, connect, is_store_file
+from eventtui.store.schema import (
+    ABSENT_VERSION,
+    StoreError,
+    connect,
+    has_source_column,
+    is_store_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +237,9 @@ def export_store(
     with Reader(source) as reader:  # StoreError for a source that is not a usable store
         source_uri = reader.uri
         # The source is read as it is (never migrated): a store of schema 2 has no `absent`.
-        source_columns = EVENT_COLUMNS if reader.schema_version >= 3 else EVENT_COLUMNS_V2
+        source_columns = (
+            EVENT_COLUMNS if reader.schema_version >= ABSENT_VERSION else EVENT_COLUMNS_V2
+        )
         if sessions is None:
             sessions = [s.id for s in reader.sessions()]
         else:
@@ -300,11 +308,17 @@ def _copy(
             tuple(sessions),
         ).fetchone()
         events = 0
+        # A store older than SOURCE_VERSION (read, never migrated, by a viewer) has no `source`.
+        src_columns = (
+            source_columns
+            if has_source_column(conn, "src")
+            else source_columns.replace(", source", ", NULL")
+        )
         for low in range(first, last + 1, COPY_SLICE):
             high = min(last, low + COPY_SLICE - 1)
             # NOT INDEXED: walk the rowid range; the session and the filter are tested per row.
             cur = conn.execute(
-                f"INSERT INTO main.events ({EVENT_COLUMNS}) SELECT {source_columns}"
+                f"INSERT INTO main.events ({EVENT_COLUMNS}) SELECT {src_columns}"
                 f" FROM src.events NOT INDEXED WHERE id BETWEEN ? AND ? AND {in_sessions}"
                 f" AND ({where})",
                 (low, high, *sessions, *params),

@@ -46,8 +46,8 @@ _decode = msgspec.msgpack.Decoder().decode
 # decoded rows as they are.
 _INSERT_EVENT: Final = (
     "INSERT OR IGNORE INTO events (session_id, received_at, sent_at, name, type, user_id,"
-    " anonymous_id, message_id, client, properties, context, valid, errors, extra, absent)"
-    " VALUES ({session:d}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " anonymous_id, message_id, client, properties, context, valid, errors, extra, absent,"
+    " source) VALUES ({session:d}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_REJECT: Final = (
     "INSERT INTO rejects (session_id, received_at, client, reason, raw)"
