@@ -14,7 +14,7 @@ from typing import NoReturn
 from eventtui import __version__
 from eventtui.cli.common import EXIT_USAGE
 from eventtui.cli.output import clean
-from eventtui.config import DEFAULT_PORT, host_problem, port_problem
+from eventtui.config import DEFAULT_PORT, host_problem, port_problem, stream_url_problem
 from eventtui.store import MAX_INT64  # a session id or a limit past it cannot even be asked about
 
 
@@ -90,6 +90,22 @@ def _listen(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _stream_url(text: str) -> str:
+    problem = stream_url_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def _stream(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--stream",
+        metavar="URL",
+        type=_stream_url,
+        help=f"NATS JetStream: {what} (nats://HOST:PORT[,nats://...]; default [stream] url)",
+    )
+
+
 def _common_after_action(parser: argparse.ArgumentParser) -> None:
     """--db and --config after a sub-action (`sessions delete 3 --db x`); absent, they leave the
     values given before the action alone."""
@@ -113,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         _common(p)
         _listen(p)
         p.add_argument("--label", help="label for this session")
+        _stream(p, "publish events there instead of the store file")
 
     p = sub.add_parser("open", help="TUI on an existing store, following it live")
     _common(p)
@@ -236,4 +253,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="check recorded session S on its own clock",
     )
+
+    p = sub.add_parser(
+        "sink",
+        help="write a stream into a store file, exactly once, until stopped",
+        description="A durable JetStream consumer: writes every event of the stream into the"
+        " store file (--db), acknowledging to the stream only after the commit, so each event is"
+        " stored once; a restart goes on where the last run stopped.",
+    )
+    _common(p)
+    _stream(p, "the stream to read")
+    p.add_argument(
+        "--durable",
+        metavar="NAME",
+        default="eventtui-sink",
+        help="the consumer's name on the stream: one per store (default eventtui-sink)",
+    )
+    p.add_argument("--label", help="label for the session it writes")
     return parser

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from eventtui.model import DecodedFrame, EventCheck, StoredEvent, decode_frame, decode_json_lines
-from eventtui.store import Commit, Reject, Submission, Writer
+from eventtui.store import Commit, EventWriter, Reject, Submission
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class Ingest:
     queue hand-off and one ticket list per turn, however many connections sent frames in it.
     """
 
-    writer: Writer
+    writer: EventWriter
     loop: asyncio.AbstractEventLoop
     max_event_bytes: int
     check: EventCheck | None = None
