@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import nats
 from nats.aio.msg import Msg
@@ -28,7 +28,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from eventtui.config import StreamConfig
 from eventtui.model import StoredEvent
 from eventtui.store import Commit, Reject, Submission, Writer
-from eventtui.stream.connection import Link, StreamError, reason
+from eventtui.stream.connection import Link, reason
 from eventtui.stream.subjects import Subjects, decode_event, decode_reject
 
 log = logging.getLogger(__name__)
@@ -58,9 +58,13 @@ class Sink:
         self.problem: str | None = None
 
     async def connect(self) -> None:
-        """Connect and bind the durable consumer; StreamError (one sentence) if that fails."""
+        """Connect and find the stream; StreamError (one sentence) if either fails."""
         await self.link.connect(pending_size=16 * 1024 * 1024)
         await self.link.require_stream()
+
+    async def _bind(self, stop: asyncio.Event) -> Any:
+        """The durable consumer's pull subscription, created if missing; retried until it works
+        (a node may be down, a leader being elected) or `stop` is set (then None)."""
         config = ConsumerConfig(
             ack_policy=AckPolicy.ALL,
             deliver_policy=DeliverPolicy.ALL,
@@ -68,17 +72,19 @@ class Sink:
             max_ack_pending=self.batch * 4,
             filter_subjects=[self.subjects.all_events, self.subjects.all_rejects],
         )
-        try:
-            self._sub = await self.link.js.pull_subscribe(
-                self.subjects.all_events,
-                durable=self.durable,
-                stream=self.settings.name,
-                config=config,
-            )
-        except (nats.errors.Error, TimeoutError) as exc:
-            raise StreamError(
-                f"cannot consume stream {self.settings.name} as {self.durable}: {reason(exc)}"
-            ) from None
+        while not stop.is_set():
+            try:
+                return await self.link.js.pull_subscribe(
+                    self.subjects.all_events,
+                    durable=self.durable,
+                    stream=self.settings.name,
+                    config=config,
+                )
+            except (nats.errors.Error, OSError, TimeoutError) as exc:
+                await self._trouble(
+                    f"cannot consume stream {self.settings.name}: {reason(exc)}", stop
+                )
+        return None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Store batches until `stop` is set; the batch in hand is committed and acknowledged."""
@@ -90,9 +96,10 @@ class Sink:
                     loop.call_soon_threadsafe(_settle, future, commit)
 
         self.writer.add_listener(committed)
+        subscription = await self._bind(stop)
         while not stop.is_set():
             try:
-                messages = await self._sub.fetch(self.batch, timeout=FETCH_WAIT)
+                messages = await subscription.fetch(self.batch, timeout=FETCH_WAIT)
             except (TimeoutError, nats.errors.TimeoutError):
                 self._ok()
                 continue
