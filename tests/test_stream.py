@@ -23,6 +23,7 @@ from eventtui.collector import Collector
 from eventtui.config import CollectorConfig, Config, Duration, StreamConfig
 from eventtui.store import Writer
 from eventtui.stream import Sink
+from eventtui.stream.mirror import pinned_names
 from eventtui.stream.subjects import Subjects, decode_event, decode_token, encode_token
 
 
@@ -238,3 +239,91 @@ def test_sink_cli_says_when_there_is_no_stream(node: Cluster, tmp_path: Path) ->
     )
     assert result.returncode == 2
     assert "no stream EVENTTUI" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("", None),
+        ("name:checkout", {"checkout"}),
+        ("name:checkout plan=pro", {"checkout"}),
+        ("name:a OR name:b", {"a", "b"}),
+        ("name:a OR checkout", None),
+        ("name:check*", None),
+        ("-name:a", None),
+        ('name:"a b.c"', {"a b.c"}),
+    ],
+)
+def test_a_filter_that_pins_names_reads_only_their_subjects(
+    text: str, names: set[str] | None
+) -> None:
+    assert pinned_names(text) == names
+
+
+async def publish(url: str, events: list[dict[str, Any]]) -> None:
+    async with connect(url) as ws:
+        await ws.send(json.dumps(events))
+        await recv_until_ack(ws, 1)
+
+
+async def test_query_check_and_replay_read_a_stream_as_they_read_a_store(
+    node: Cluster, tmp_path: Path, collectors: list[Collector]
+) -> None:
+    stream = settings(node.url)
+    for i in range(2):
+        collectors.append(await stream_collector(tmp_path / f"{i}.db", stream))
+    await publish(
+        collectors[0].ws_url,
+        [{"event": "checkout", "messageId": "a", "properties": {"plan": "pro"}}, {"event": "page"}],
+    )
+    await publish(
+        collectors[1].ws_url,
+        [{"event": "checkout", "messageId": "b", "properties": {"plan": "free"}}],
+    )
+    config = tmp_path / "eventtui.toml"
+    config.write_text(
+        f'[stream]\nname = "{stream.name}"\n\n[[expect]]\nevent = "checkout"\nevery = "1h"\n'
+    )
+    common = ["--config", str(config), "--stream", node.url]
+    result = await asyncio.to_thread(
+        eventtui, "query", "name:checkout", "plan=pro", "--json", *common
+    )
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["messageId"] for line in result.stdout.splitlines()] == ["a"]
+    result = await asyncio.to_thread(eventtui, "query", "--since", "10m", *common)
+    assert [line.split()[2] for line in result.stdout.splitlines()] == [
+        "checkout",
+        "page",
+        "checkout",
+    ]
+    result = await asyncio.to_thread(eventtui, "check", "--json", *common)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["ok"] is True
+    # Replay re-sends the stream's events to a plain collector, at their pace.
+    target = Collector(Config(), tmp_path / "target.db", with_http=False)
+    await target.start(port=0)
+    try:
+        result = await asyncio.to_thread(
+            eventtui,
+            "replay",
+            "--to-url",
+            target.ws_url,
+            "--speed",
+            "max",
+            "--filter",
+            "name:checkout",
+            *common,
+        )
+        assert result.returncode == 0, result.stderr
+    finally:
+        await target.stop()
+    assert sorted(row.message_id for row in stored(tmp_path / "target.db")) == ["a", "b"]
+
+
+def test_since_without_a_stream_is_a_usage_error(tmp_path: Path) -> None:
+    result = eventtui("query", "--since", "1h", "--db", str(tmp_path / "x.db"))
+    assert result.returncode == 2
+    assert (
+        result.stderr
+        == "eventtui: error: --since goes with --stream (a stream, not a store file)\n"
+    )

@@ -34,15 +34,15 @@ __all__ = ["COMMANDS", "main", "run"]
 COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
     "watch": listen.cmd_watch,
     "demo": listen.cmd_demo,
-    "open": listen.cmd_open,
+    "open": stream.on_stream(listen.cmd_open, follow=True),
     "collect": listen.cmd_collect,
     "send": send.cmd_send,
     "sessions": sessions.cmd_sessions,
     "export": transfer.cmd_export,
     "import": transfer.cmd_import,
-    "replay": replay.cmd_replay,
-    "query": query.cmd_query,
-    "check": check.cmd_check,
+    "replay": stream.on_stream(replay.cmd_replay),
+    "query": stream.on_stream(query.cmd_query),
+    "check": stream.on_stream(check.cmd_check),
     "sink": stream.cmd_sink,
 }
 

@@ -106,6 +106,19 @@ def _stream(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
+def _stream_viewer(parser: argparse.ArgumentParser, until: bool = False) -> None:
+    _stream(parser, "read it instead of the store file")
+    parser.add_argument(
+        "--since",
+        metavar="WHEN",
+        help='with --stream: from this long ago ("30m", "2h") or this time (default 1h)',
+    )
+    if until:
+        parser.add_argument(
+            "--until", metavar="WHEN", help="with --stream: up to this long ago, or this time"
+        )
+
+
 def _common_after_action(parser: argparse.ArgumentParser) -> None:
     """--db and --config after a sub-action (`sessions delete 3 --db x`); absent, they leave the
     values given before the action alone."""
@@ -133,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("open", help="TUI on an existing store, following it live")
     _common(p)
+    _stream_viewer(p)
 
     p = sub.add_parser("send", help="send JSON events to a collector and wait for the acks")
     _common(p)
@@ -213,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay only matching events (one starting with -: --filter=-Q)",
     )
     p.add_argument("--to-url", metavar="URL", help="re-send to this collector instead (ws://...)")
+    _stream_viewer(p, until=True)
     p.add_argument(
         "--new-ids",
         action="store_true",
@@ -233,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="at most N events, newest last (default 100; 0 for all)",
     )
     p.add_argument("--json", action="store_true", help="JSON Lines, one event per line")
+    _stream_viewer(p, until=True)
 
     p = sub.add_parser(
         "check",
@@ -253,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="check recorded session S on its own clock",
     )
+    _stream_viewer(p)
 
     p = sub.add_parser(
         "sink",
