@@ -103,7 +103,16 @@ def _watch(args: argparse.Namespace, config: Config, *, demo: bool) -> int:
     from eventtui.collector import PortInUse
     from eventtui.tui.launch import run_watch
 
-    config = listen_config(args, config)
+    config = stream_config(args, listen_config(args, config))
+    if config.stream.url:
+        # The collector publishes to the stream; the TUI follows it (cli/stream.py, "viewers").
+        from eventtui.cli.stream import mirrored
+
+        with mirrored(args, config, follow=True, create=True) as path:
+            ran = run_watch(config, path, label=args.label, demo=demo)
+        where = f"to stream {config.stream.name}"
+        code = stopped(ran.writer, 0, "published", where)
+        return ran.return_code or code
     path = db_path(args, config)
     try:
         ran = run_watch(config, path, label=args.label, demo=demo)

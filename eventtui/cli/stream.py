@@ -108,7 +108,9 @@ def _moment(text: str, flag: str, now: float) -> float:
 
 
 @contextlib.contextmanager
-def mirrored(args: argparse.Namespace, config: Config, *, follow: bool) -> Iterator[Path]:
+def mirrored(
+    args: argparse.Namespace, config: Config, *, follow: bool, create: bool = False
+) -> Iterator[Path]:
     from eventtui.stream.mirror import Mirror, pinned_names
 
     now = time.time()
@@ -136,6 +138,7 @@ def mirrored(args: argparse.Namespace, config: Config, *, follow: bool) -> Itera
             until=None if until is None else _moment(until, "until", now),
             names=names,
             follow=follow,
+            create=create,
         )
         mirror.start()  # StreamError: one line, exit 2
         try:

@@ -76,6 +76,8 @@ class Mirror:
     until: float | None = None
     names: set[str] | None = None
     follow: bool = False
+    # Create the stream if it is missing (`watch`, whose own collector is about to publish to it).
+    create: bool = False
     retry_wait: float = RETRY_WAIT
     copied: int = 0
     problem: str | None = field(default=None, init=False)
@@ -110,7 +112,10 @@ class Mirror:
     async def _main(self, stop: asyncio.Event, started: Future[None]) -> None:
         try:
             await self.link.connect()
-            await self.link.require_stream()
+            if self.create:
+                await self.link.ensure_stream(self.subjects.all)
+            else:
+                await self.link.require_stream()
             await asyncio.to_thread(self.writer.start)
         except BaseException as exc:
             await self.link.close()
