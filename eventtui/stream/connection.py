@@ -91,7 +91,10 @@ class Link:
             reason = self.last_error or _reason(exc)
             raise StreamError(f"cannot reach the stream at {self.settings.url}: {reason}") from None
         self.nc.options["max_reconnect_attempts"] = -1
-        self.js = self.nc.jetstream(timeout=min(5.0, self.settings.connect_timeout))
+        # Async publishes in flight: the publisher bounds them itself (MAX_IN_FLIGHT).
+        self.js = self.nc.jetstream(
+            timeout=min(5.0, self.settings.connect_timeout), publish_async_max_pending=1_000_000
+        )
 
     def _set_down(self, why: str | None) -> None:
         if why == self.down:

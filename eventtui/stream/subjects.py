@@ -78,6 +78,8 @@ class Subjects:
 
     def __init__(self, stream: str) -> None:
         self.stream = stream
+        # Subject per event name, encoded once: a collector sees few names, many times each.
+        self._events: dict[str, str] = {}
         self.prefix = stream.lower()
         self.events = f"{self.prefix}.events"
         self.all_events = f"{self.events}.>"
@@ -89,7 +91,12 @@ class Subjects:
         return [self.all_events, self.all_rejects, self.all_rollups]
 
     def event(self, name: str) -> str:
-        return f"{self.events}.{encode_token(name)}"
+        subject = self._events.get(name)
+        if subject is None:
+            subject = f"{self.events}.{encode_token(name)}"
+            if len(self._events) < 10_000:  # bounded: names are client input
+                self._events[name] = subject
+        return subject
 
     def reject(self, collector: str) -> str:
         return f"{self.prefix}.rejects.{encode_token(collector)}"
