@@ -24,7 +24,8 @@ from eventtui.config import CollectorConfig, Config, Duration, StreamConfig
 from eventtui.store import Writer
 from eventtui.stream import Sink
 from eventtui.stream.mirror import pinned_names
-from eventtui.stream.subjects import Subjects, decode_event, decode_token, encode_token
+from eventtui.stream.rollups import RollupSum
+from eventtui.stream.subjects import Rollup, Subjects, decode_event, decode_token, encode_token
 
 
 @pytest.fixture(scope="module")
@@ -296,9 +297,25 @@ async def test_query_check_and_replay_read_a_stream_as_they_read_a_store(
         "page",
         "checkout",
     ]
+
+    # Each collector's rollup (once a second) is summed across collectors by `check`.
+    async def rollups() -> int:
+        return len(await stream_messages(node.url, stream.name, "rollups"))
+
+    deadline = time.monotonic() + 10
+    while await rollups() < 2:
+        assert time.monotonic() < deadline, "no rollups"
+        await asyncio.sleep(0.05)
     result = await asyncio.to_thread(eventtui, "check", "--json", *common)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["ok"] is True
+    report = json.loads(result.stdout)
+    assert report["ok"] is True
+    assert report["stream"]["collectors"] == 2
+    assert {name: n["count"] for name, n in report["stream"]["names"].items()} == {
+        "checkout": 2,
+        "page": 1,
+    }
+    assert report["stream"]["names"]["checkout"]["per_minute"] == 2
     # Replay re-sends the stream's events to a plain collector, at their pace.
     target = Collector(Config(), tmp_path / "target.db", with_http=False)
     await target.start(port=0)
@@ -327,3 +344,16 @@ def test_since_without_a_stream_is_a_usage_error(tmp_path: Path) -> None:
         result.stderr
         == "eventtui: error: --since goes with --stream (a stream, not a store file)\n"
     )
+
+
+def test_rollups_sum_across_collectors() -> None:
+    total = RollupSum()
+    total.add(Rollup("a", 100.0, {"x": (3, 1, 99.5), "y": (1, 0, 99.0)}))
+    total.add(Rollup("b", 101.0, {"x": (2, 0, 100.5)}))
+    total.add(Rollup("a", 30.0, {"x": (5, 0, 29.0)}))  # long before: counted, not per minute
+    assert {n: (t.count, t.invalid, t.last_seen) for n, t in total.names.items()} == {
+        "x": (10, 1, 100.5),
+        "y": (1, 0, 99.0),
+    }
+    assert total.per_minute(now=101.0) == {"x": 5, "y": 1}
+    assert set(total.collectors) == {"a", "b"}

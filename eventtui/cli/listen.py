@@ -108,8 +108,8 @@ def _watch(args: argparse.Namespace, config: Config, *, demo: bool) -> int:
         # The collector publishes to the stream; the TUI follows it (cli/stream.py, "viewers").
         from eventtui.cli.stream import mirrored
 
-        with mirrored(args, config, follow=True, create=True) as path:
-            ran = run_watch(config, path, label=args.label, demo=demo)
+        with mirrored(args, config, follow=True, create=True) as mirror:
+            ran = run_watch(config, mirror.path, label=args.label, demo=demo)
         where = f"to stream {config.stream.name}"
         code = stopped(ran.writer, 0, "published", where)
         return ran.return_code or code

@@ -15,11 +15,14 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from eventtui.cli.common import UsageError, db_path, stream_config
 from eventtui.cli.listen import stopped
 from eventtui.config import Config
+
+if TYPE_CHECKING:
+    from eventtui.stream.mirror import Mirror  # imported lazily where it runs
 
 
 def cmd_sink(args: argparse.Namespace, config: Config) -> int:
@@ -83,8 +86,9 @@ def on_stream(handler: Handler, *, follow: bool = False) -> Handler:
                 if getattr(args, flag, None) is not None:
                     raise UsageError(f"--{flag} goes with --stream (a stream, not a store file)")
             return handler(args, config)
-        with mirrored(args, config, follow=follow) as path:
-            args.db = str(path)
+        with mirrored(args, config, follow=follow) as mirror:
+            args.db = str(mirror.path)
+            args.stream_rollups = mirror.rollups  # `check` sums them across collectors
             return handler(args, config)
 
     return run
@@ -110,7 +114,7 @@ def _moment(text: str, flag: str, now: float) -> float:
 @contextlib.contextmanager
 def mirrored(
     args: argparse.Namespace, config: Config, *, follow: bool, create: bool = False
-) -> Iterator[Path]:
+) -> Iterator[Mirror]:
     from eventtui.stream.mirror import Mirror, pinned_names
 
     now = time.time()
@@ -143,6 +147,6 @@ def mirrored(
         mirror.start()  # StreamError: one line, exit 2
         try:
             mirror.wait()
-            yield mirror.path
+            yield mirror
         finally:
             mirror.close()

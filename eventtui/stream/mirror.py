@@ -35,7 +35,8 @@ from eventtui.loop_thread import LoopThread
 from eventtui.model import StoredEvent
 from eventtui.store import Reject, Submission, Writer
 from eventtui.stream.connection import Link, reason
-from eventtui.stream.subjects import Subjects, decode_event, decode_reject
+from eventtui.stream.rollups import RollupSum
+from eventtui.stream.subjects import Subjects, decode_event, decode_reject, decode_rollup
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,9 @@ class Mirror:
         self.writer = Writer(self.path, source="stream", label=f"stream {self.settings.name}")
         self._thread = LoopThread("eventtui-stream-mirror")
         self._caught_up = threading.Event()
+        # The collectors' per-name rollups in range, summed (read in the mirror's thread; a
+        # one-shot command reads them after `wait`).
+        self.rollups = RollupSum()
         self._finished = threading.Event()
 
     def start(self) -> None:
@@ -105,9 +109,10 @@ class Mirror:
         self.writer.close(timeout)
 
     def _filter_subjects(self) -> list[str]:
+        rollups = [self.subjects.all_rollups]  # small: always read
         if self.names is None:
-            return [self.subjects.all_events, self.subjects.all_rejects]
-        return [self.subjects.event(name) for name in sorted(self.names)]
+            return [self.subjects.all_events, self.subjects.all_rejects, *rollups]
+        return [*(self.subjects.event(name) for name in sorted(self.names)), *rollups]
 
     async def _main(self, stop: asyncio.Event, started: Future[None]) -> None:
         try:
@@ -172,6 +177,8 @@ class Mirror:
                             events.append(event)
                     elif kind == "rejects":
                         rejects.append(decode_reject(message.data))
+                    elif kind == "rollups":
+                        self.rollups.add(decode_rollup(message.data))
             if events or rejects:
                 self.writer.submit(Submission(events, rejects))
                 self.copied += len(events)
