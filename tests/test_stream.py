@@ -20,7 +20,14 @@ from nats_cluster import Cluster, free_port
 from websockets.asyncio.client import connect
 
 from eventtui.collector import Collector
-from eventtui.config import CollectorConfig, Config, Duration, StreamConfig
+from eventtui.config import (
+    CollectorConfig,
+    Config,
+    ConfigError,
+    Duration,
+    StreamConfig,
+    load_config,
+)
 from eventtui.store import Writer
 from eventtui.stream import Sink
 from eventtui.stream.mirror import pinned_names
@@ -357,3 +364,52 @@ def test_rollups_sum_across_collectors() -> None:
     }
     assert total.per_minute(now=101.0) == {"x": 5, "y": 1}
     assert set(total.collectors) == {"a", "b"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('url = "http://x:1"', 'stream.url: "http://x:1" is not a nats://HOST:PORT URL'),
+        ('url = "nats://a:1,nats://b"', 'stream.url: "nats://b" is not a nats://HOST:PORT URL'),
+        ('name = "a.b"', 'stream.name: "a.b" is not a stream name'),
+        ("replicas = 7", "stream.replicas: 7 is not 1 to 5"),
+        ('ack_timeout = "0s"', "stream.ack_timeout: must be longer than 0s"),
+        ("subject = 1", 'stream.subject: unknown key "subject"'),
+    ],
+)
+def test_a_bad_stream_setting_names_the_key_and_line(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "eventtui.toml"
+    path.write_text(f"[stream]\n{text}\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value).startswith(f"{path}, line 2: {message}")
+
+
+def test_a_bad_stream_url_on_the_command_line_is_a_usage_error(tmp_path: Path) -> None:
+    result = eventtui("query", "--stream", "localhost:4222", "--db", str(tmp_path / "x.db"))
+    assert result.returncode == 2
+    assert "--stream" in result.stderr and "nats://HOST:PORT" in result.stderr
+
+
+async def test_slow_acks_under_load_are_awaited_not_sent_again(
+    node: Cluster, tmp_path: Path, collectors: list[Collector]
+) -> None:
+    """A publish whose ack is slow while others arrive is not sent again: an earlier version
+    re-sent every message unacknowledged after `attempt_timeout`, and under load (2 collectors
+    on R3) the copies queued in front of the acks until clients got errors after 30 s."""
+    stream = settings(node.url)
+    collector = await stream_collector(tmp_path / "x.db", stream, attempt_timeout=1.0)
+    collectors.append(collector)
+    frames = [
+        json.dumps([{"event": f"e{i % 9}", "messageId": f"{f}-{i}"} for i in range(1000)])
+        for f in range(20)
+    ]
+    async with connect(collector.ws_url) as ws:
+        for frame in frames:
+            await ws.send(frame)
+        replies = await recv_until_ack(ws, 20, timeout=30)
+    assert replies[-1] == {"ack": 20}
+    assert collector.writer.stats.events == 20_000
+    assert collector.writer.sent == 20_000

@@ -111,16 +111,17 @@ async def load_and_kill(cluster: Cluster, tmp_path: Path, victim: str) -> None:
     config = tmp_path / "eventtui.toml"
     config.write_text('[stream]\nreplicas = 3\nack_timeout = "15s"\n')
     sink_db = tmp_path / "sink.db"
-    # Started side by side: each is a Python process that takes a moment to import.
-    *collectors, sink = await asyncio.gather(
+    # Started side by side: each is a Python process that takes a moment to import. The sink
+    # comes once a collector has created the stream.
+    collectors = await asyncio.gather(
         *(
             asyncio.to_thread(
                 Collect, tmp_path / f"c{i}.db", "--stream", cluster.url, "--config", str(config)
             )
             for i in range(2)
-        ),
-        asyncio.to_thread(sink_process, sink_db, cluster.url),
+        )
     )
+    sink = await asyncio.to_thread(sink_process, sink_db, cluster.url)
     try:
         clients = [Client(f"c{i}", collectors[i % 2].ws_url) for i in range(4)]
         load = asyncio.gather(*(client.run() for client in clients))

@@ -100,6 +100,8 @@ class StreamPublisher:
         self._counts: dict[str, list[float]] = {}
         self._done = threading.Event()
         self._closed = False
+        self._last_ack = time.monotonic()  # of any publish: acks flowing means no stall
+        self.sent = 0  # messages published, re-sends included
 
     # --- the EventWriter protocol ----------------------------------------------------------------
 
@@ -232,12 +234,16 @@ class StreamPublisher:
                     except BaseException:
                         self._flight.release()
                         raise
-                    futures[index].add_done_callback(lambda _: self._flight.release())
+                    futures[index].add_done_callback(self._answered)
+                    self.sent += 1
+                    if self.sent % 256 == 0:
+                        # Let the acks of earlier batches in: a loop busy publishing thousands
+                        # reads none, and their senders would take the silence for a stall.
+                        await asyncio.sleep(0)
             except (nats.errors.Error, OSError) as exc:  # the outbound buffer is full, closed...
                 error = reason(exc)
             if futures:
-                left = max(0.0, deadline - time.monotonic())
-                await asyncio.wait(futures.values(), timeout=min(self.attempt_timeout, left))
+                await self._acks(futures, deadline)
             still = []
             for index in pending:
                 future = futures.get(index)
@@ -285,6 +291,29 @@ class StreamPublisher:
             last_seq,
         )
         return commit, stored
+
+    def _answered(self, future: asyncio.Future[Any]) -> None:
+        self._flight.release()
+        if not future.cancelled() and future.exception() is None:
+            self._last_ack = time.monotonic()
+
+    async def _acks(self, futures: dict[int, asyncio.Future[Any]], deadline: float) -> None:
+        """Wait for these publish acks until they all came, the deadline passed, or the stream
+        stalled: no ack at all, for any batch, for `attempt_timeout`.
+
+        Acks that are slow while others arrive are waited for, not sent again: under load, a
+        second copy of every slow message would only add to the queue in front of them (an
+        earlier version did, and under load never caught up). A stall is a lost publish (a
+        leader died with it, the connection dropped): those are sent again.
+        """
+        waiting = set(futures.values())
+        while waiting:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            _, waiting = await asyncio.wait(waiting, timeout=min(self.attempt_timeout, left))
+            if waiting and time.monotonic() - self._last_ack >= self.attempt_timeout:
+                return
 
     def _stall(self, why: str | None) -> None:
         if why and not self._stalled:
