@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -15,7 +18,7 @@ from typing import Any
 
 import nats
 import pytest
-from conftest import eventtui, recv_until_ack, stored, until
+from conftest import ENV, eventtui, recv_until_ack, stored, until
 from nats_cluster import Cluster, free_port
 from websockets.asyncio.client import connect
 
@@ -413,3 +416,37 @@ async def test_slow_acks_under_load_are_awaited_not_sent_again(
     assert replies[-1] == {"ack": 20}
     assert collector.writer.stats.events == 20_000
     assert collector.writer.sent == 20_000
+
+
+async def test_an_idle_sink_stops_cleanly_on_sigint(
+    node: Cluster, tmp_path: Path, collectors: list[Collector]
+) -> None:
+    """An idle sink's pull requests expire, some answered with no message: it once took the
+    last of none, and crashed with a traceback when stopped."""
+    stream = settings(node.url)
+    collectors.append(await stream_collector(tmp_path / "c.db", stream))
+    config = tmp_path / "eventtui.toml"
+    config.write_text(f'[stream]\nname = "{stream.name}"\n')
+    command = [
+        "sink",
+        "--stream",
+        node.url,
+        "--config",
+        str(config),
+        "--db",
+        str(tmp_path / "s.db"),
+    ]
+    sink = subprocess.Popen(
+        [sys.executable, "-m", "eventtui", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    assert sink.stdout is not None
+    assert (await asyncio.to_thread(sink.stdout.readline)).startswith("sinking stream")
+    await asyncio.sleep(1.5)  # a few expired pull requests
+    sink.send_signal(signal.SIGINT)
+    _, err = await asyncio.to_thread(sink.communicate, timeout=30)
+    assert sink.returncode == 0, err
+    assert err.startswith("stopped: stored 0 events"), err

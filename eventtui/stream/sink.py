@@ -106,6 +106,8 @@ class Sink:
             except (nats.errors.Error, OSError) as exc:
                 await self._trouble(f"cannot read the stream: {reason(exc)}", stop)
                 continue
+            if not messages:  # an expired pull request can answer with none
+                continue
             events: list[StoredEvent] = []
             rejects: list[Reject] = []
             for message in messages:
