@@ -188,9 +188,27 @@ class Alert(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     format: str = "json"
 
 
+class StreamConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """[stream]: NATS JetStream instead of (collectors) or beside (viewers, sink) a store file."""
+
+    # nats://HOST:PORT, or several comma-separated (any node of a cluster will do); `--stream`
+    # overrides. None: no stream, the SQLite store as always.
+    url: str | None = None
+    name: str = "EVENTTUI"
+    # Used only when a collector creates the stream (it leaves an existing one as it is).
+    replicas: int = 1
+    max_age: Duration = Duration(7 * 86400)
+    # How long events may wait for the stream's publish ack (retried meanwhile) before their
+    # clients are told they were not stored.
+    ack_timeout: Duration = Duration(30)
+    # How long the first connection may take before the command gives up (exit 2).
+    connect_timeout: Duration = Duration(5)
+
+
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     collector: CollectorConfig = CollectorConfig()
     store: StoreConfig = StoreConfig()
+    stream: StreamConfig = StreamConfig()
     ui: UIConfig = UIConfig()
     expect: tuple[Expectation, ...] = ()
     plan: PlanConfig = PlanConfig()
@@ -393,6 +411,7 @@ def _value_problems(config: Config) -> Iterator[tuple[list[str], str]]:
             ["store", "retention"],
             "must be longer than 0s (leave the key out to keep everything)",
         )
+    yield from _stream_problems(config.stream)
     if config.ui.theme not in KNOWN_THEMES:
         yield (
             ["ui", "theme"],
@@ -416,6 +435,41 @@ def _value_problems(config: Config) -> Iterator[tuple[list[str], str]]:
     for keys, file_name in paths:
         if isinstance(file_name, str) and "\0" in file_name:
             yield keys, "a file name cannot hold a NUL character"
+
+
+def stream_url_problem(url: str) -> str | None:
+    """Why `url` (one or more comma-separated nats:// URLs) names no stream server, or None."""
+    for part in url.split(","):
+        match = re.fullmatch(r"(nats|tls)://([^\s/:]+|\[[0-9a-fA-F:]+\]):(\d{1,5})/?", part.strip())
+        if not match or not 0 < int(match.group(3)) <= 65535:
+            return f'"{part.strip()}" is not a nats://HOST:PORT URL'
+    return None
+
+
+def stream_name_problem(name: str) -> str | None:
+    """JetStream stream names: letters, digits, - and _ (they also prefix the subjects)."""
+    if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+        return None
+    return f'"{name}" is not a stream name (1 to 64 letters, digits, "-" or "_")'
+
+
+def _stream_problems(stream: StreamConfig) -> Iterator[tuple[list[str], str]]:
+    if stream.url is not None:
+        problem = stream_url_problem(stream.url)
+        if problem:
+            yield ["stream", "url"], problem
+    problem = stream_name_problem(stream.name)
+    if problem:
+        yield ["stream", "name"], problem
+    if stream.replicas not in (1, 2, 3, 4, 5):
+        yield ["stream", "replicas"], f"{stream.replicas} is not 1 to 5 (JetStream's limit)"
+    for key, value in (
+        ("max_age", stream.max_age),
+        ("ack_timeout", stream.ack_timeout),
+        ("connect_timeout", stream.connect_timeout),
+    ):
+        if value <= 0:
+            yield ["stream", key], "must be longer than 0s"
 
 
 def _check_plan_files(config: Config, path: Path, text: str) -> None:

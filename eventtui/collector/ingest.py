@@ -19,7 +19,7 @@ from typing import Any, Final, Protocol
 from eventtui.model import DecodedFrame, EventCheck, StoredEvent, decode_frame, decode_json_lines
 from eventtui.protocols import Options, Request
 from eventtui.protocols import Protocol as VendorProtocol
-from eventtui.store import Commit, Reject, Submission, Writer
+from eventtui.store import Commit, EventWriter, Reject, Submission
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class Ingest:
     queue hand-off and one ticket list per turn, however many connections sent frames in it.
     """
 
-    writer: Writer
+    writer: EventWriter
     loop: asyncio.AbstractEventLoop
     max_event_bytes: int
     check: EventCheck | None = None

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from eventtui.collector.ingest import EventCheck, Ingest
 from eventtui.collector.websocket import WebsocketListener
 from eventtui.config import Config
-from eventtui.store import Writer
+from eventtui.store import EventWriter, Writer
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,13 @@ class Collector:
             from eventtui.collector.validation import plan_check
 
             self.check = plan_check(self.config)  # raises PlanError for an unusable schema
-        self.writer = Writer(self.db_path, source=self.source, label=self.label)
+        self.writer: EventWriter
+        if self.config.stream.url:  # publish to JetStream instead of the store file
+            from eventtui.stream import StreamPublisher
+
+            self.writer = StreamPublisher(self.config.stream, self.db_path, self.label)
+        else:
+            self.writer = Writer(self.db_path, source=self.source, label=self.label)
         self.ingest: Ingest | None = None
         self.websocket: WebsocketListener | None = None
         self.http: Any = None

@@ -29,7 +29,7 @@ from prometheus_client.core import (
 
 from eventtui.monitor import INVALID, LATE, LOW_RATE, MISSING, OK
 from eventtui.oncall.watch import CollectorWatch
-from eventtui.store import Writer
+from eventtui.store import EventWriter
 
 # The text format every Prometheus 2.x reads (Debian's is 2.42); our names and labels need none of
 # version 1.0.0's escaping, and prometheus-client's text is the same for both.
@@ -42,7 +42,7 @@ FIRING_STATES: Final = {MISSING: "missing", LOW_RATE: "low_rate", INVALID: "inva
 class Source(Protocol):
     """What the metrics read from the running collector besides the watch."""
 
-    writer: Writer
+    writer: EventWriter
 
     @property
     def clients(self) -> int: ...

@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import msgspec
 
@@ -106,6 +106,32 @@ class WriterStats:
     # their clients (never acknowledged), maybe stored if the process died between its commit
     # and its report.
     refused_events: int = 0
+
+
+class EventWriter(Protocol):
+    """What a collector needs of its writer: `Writer` here, or a stream publisher
+    (`eventtui.stream`) that acknowledges after the stream's publish ack instead of a commit."""
+
+    path: Path
+    session_id: int
+    stats: WriterStats
+    restarts: int
+    meta: dict[str, Any]
+    pending_bytes: int
+
+    @property
+    def problem(self) -> str | None: ...
+
+    @property
+    def failure(self) -> str | None: ...
+
+    def add_listener(self, listener: Callable[[Commit], None]) -> None: ...
+
+    def start(self) -> int: ...
+
+    def submit(self, submission: Submission) -> None: ...
+
+    def close(self, timeout: float = 30.0) -> None: ...
 
 
 # The restart policy: at most `restart_limit` restarts within `restart_window` seconds, the n-th

@@ -25,7 +25,7 @@ import msgspec
 from eventtui.config import Config
 from eventtui.monitor import Episode
 from eventtui.monitor.factory import build_monitor
-from eventtui.store import Reader, Writer
+from eventtui.store import EventWriter, Reader
 from eventtui.tracking.live import BaselineWatch
 from eventtui.tui.app import EventApp
 from eventtui.tui.feeds import StoreFeed
@@ -42,7 +42,7 @@ class Ran:
     refused: int
     path: Path
     # The collector's writer: its restarts, and its failure if it died for good.
-    writer: Writer
+    writer: EventWriter
     # The app's own: non-zero when it crashed (Textual has printed the traceback).
     return_code: int = 0
 
