@@ -184,7 +184,6 @@ def test_prometheus_fires_when_an_expected_event_stops(tmp_path: Path, prometheu
     assert code == 0, err
     assert fired["labels"]["event"] == "heartbeat"
     took = _epoch(fired["activeAt"]) - sent
-    print(f"fired {took:.2f}s after the heartbeat")
     assert EVERY + GRACE <= took <= EVERY + GRACE + 2 * SCRAPE, took
 
 
