@@ -116,6 +116,21 @@ REFUSED: list[tuple[str, str, str, Any, dict[str, str], str]] = [
         "schema 'nope' is not an Iglu URI",
     ),
     ("snowplow no e", "POST", SNOWPLOW, {"data": [{"eid": "1"}]}, {}, 'the event has no "e"'),
+    (
+        "snowplow ue_pr with NaN",
+        "POST",
+        SNOWPLOW,
+        {
+            "data": [
+                {
+                    "e": "ue",
+                    "ue_pr": '{"data": {"schema": "iglu:a/b/jsonschema/1-0-0", "data": {"x": NaN}}}',
+                }
+            ]
+        },
+        {},
+        'the self-describing event ("ue_pr"): not valid JSON',
+    ),
     ("amplitude no events", "POST", "/2/httpapi", {"api_key": "k"}, {}, 'the body has no "events"'),
     (
         "amplitude no ids",

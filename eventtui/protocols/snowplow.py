@@ -20,18 +20,28 @@ May import: msgspec, model, protocols.common.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Final
 
 import msgspec
 
-from eventtui.model import DecodedFrame, EventRefused, StoredEvent, kind_of
+from eventtui.model import (
+    MAX_DEPTH,
+    DecodedFrame,
+    EventRefused,
+    StoredEvent,
+    json_encode,
+    json_refusal,
+    kind_of,
+    nesting_depth,
+    openers,
+    without_lone_surrogates,
+)
 from eventtui.protocols.common import (
     Answer,
     Options,
     Protocol,
     Request,
-    base64_json,
+    base64_bytes,
     decode_items,
     event,
     json_document,
@@ -114,16 +124,11 @@ def _event(fields: Any, options: Options) -> StoredEvent:
                 value = f.pop(field)
                 properties[key] = _number(value) if field == "se_va" else value
     elif kind == "ue":
-        data = _json_field(f, "ue_pr", "ue_px", "the self-describing event")
-        inner = data.get("data") if isinstance(data, dict) else None
-        if not isinstance(inner, dict) or not isinstance(inner.get("schema"), str):
-            raise EventRefused(
-                'the self-describing event must be {"schema", "data": {"schema", "data"}}'
-            )
-        context["schema"] = inner["schema"]
-        name = _schema_name(inner["schema"])
-        body = inner.get("data")
-        properties = body if isinstance(body, dict) else {"data": body}
+        inner = _self_describing(_json_bytes(f, "ue_pr", "ue_px", "the self-describing event"))
+        context["schema"] = inner.schema
+        name = _schema_name(inner.schema)
+        body = inner.data
+        properties = body if body.__class__ is dict else {"data": body}
     else:
         name = _NAMES.get(kind, kind)
         if kind == "pv":
@@ -135,8 +140,7 @@ def _event(fields: Any, options: Options) -> StoredEvent:
                 if field in f:
                     properties[field] = _number(f.pop(field))
     if "co" in f or "cx" in f:
-        contexts = _json_field(f, "co", "cx", "the contexts")
-        context["contexts"] = contexts.get("data") if isinstance(contexts, dict) else contexts
+        context["contexts"] = _contexts(_json_bytes(f, "co", "cx", "the contexts"))
     timestamp = f.pop("ttm", None) or f.get("dtm")
     if timestamp is not None:
         timestamp = _number(timestamp)
@@ -150,15 +154,70 @@ def _event(fields: Any, options: Options) -> StoredEvent:
     )  # fmt: skip
 
 
-def _json_field(f: dict[str, Any], plain: str, encoded: str, what: str) -> Any:
+def _json_bytes(f: dict[str, Any], plain: str, encoded: str, what: str) -> tuple[bytes, str]:
+    """The JSON text of a field sent plain (`ue_pr`, `co`) or base64 (`ue_px`, `cx`), taken out
+    of `f`, and the words that name it in a refusal."""
     if plain in f:
         text = f.pop(plain)
         f.pop(encoded, None)
-        try:
-            return json.loads(text) if isinstance(text, str) else text
-        except ValueError:
-            raise EventRefused(f'{what} ("{plain}") is not valid JSON') from None
-    return base64_json(f.pop(encoded), f'{what} ("{encoded}")')
+        where = f'{what} ("{plain}")'
+        if not isinstance(text, str):  # a JSON body may carry it decoded already
+            return json_encode(text), where
+        return text.encode(), where
+    where = f'{what} ("{encoded}")'
+    value = f.pop(encoded)
+    if not isinstance(value, str):
+        raise EventRefused(f"{where} must be base64 text, not {kind_of(value)}")
+    return base64_bytes(value, where), where
+
+
+class _Inner(msgspec.Struct):
+    schema: str
+    data: Any = None
+
+
+class _Unstruct(msgspec.Struct):
+    data: _Inner
+
+
+class _Contexts(msgspec.Struct):
+    data: list[msgspec.Raw]
+
+
+_unstruct_decoder: Final = msgspec.json.Decoder(_Unstruct)
+_contexts_decoder: Final = msgspec.json.Decoder(_Contexts)
+_any_decoder: Final = msgspec.json.Decoder()
+
+
+def _decoded(text: bytes, where: str, decoder: msgspec.json.Decoder[Any]) -> Any:
+    """`text` decoded with `decoder`, checked as every event is (nesting, lone surrogates)."""
+    text = without_lone_surrogates(text)
+    try:
+        if openers(text) > MAX_DEPTH and nesting_depth(_any_decoder.decode(text)) > MAX_DEPTH:
+            raise EventRefused(f"{where}: nesting is deeper than {MAX_DEPTH} levels")
+        return decoder.decode(text)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
+        raise EventRefused(f"{where}: {json_refusal(exc)}") from None
+
+
+def _self_describing(found: tuple[bytes, str]) -> _Inner:
+    text, where = found
+    try:
+        decoded: _Unstruct = _decoded(text, where, _unstruct_decoder)
+    except msgspec.ValidationError:
+        raise EventRefused(f'{where} must be {{"schema", "data": {{"schema", "data"}}}}') from None
+    return decoded.data
+
+
+def _contexts(found: tuple[bytes, str]) -> Any:
+    """The contexts' list, each kept as the raw JSON it came as (checked, never rebuilt)."""
+    text, where = found
+    try:
+        contexts: _Contexts = _decoded(text, where, _contexts_decoder)
+    except msgspec.ValidationError:
+        whole = _decoded(text, where, _any_decoder)  # not the usual shape: kept as it is
+        return whole.get("data", whole) if isinstance(whole, dict) else whole
+    return contexts.data
 
 
 def _schema_name(uri: str) -> str:
