@@ -232,8 +232,13 @@ async def test_unknown_session_and_file_are_exit_2(
 # --- properties of the pure parts -----------------------------------------------------------------
 
 _keys = st.text(min_size=0, max_size=6)
+# JSON values (no infinities: an event arrives as JSON, which has none).
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_keys, inner, max_size=3),
     max_leaves=12,
 )
