@@ -243,8 +243,18 @@ def _rate_window(spec: Expectation) -> float:
 # --- the two scopes -------------------------------------------------------------------------------
 
 
-def check_window(reader: Reader, config: Config, *, window: float, now: float) -> CheckResult:
-    """Expectations at `now` over the whole store; the plan over events received in `window`."""
+def check_window(
+    reader: Reader,
+    config: Config,
+    *,
+    window: float,
+    now: float,
+    seen: Mapping[str, float] | None = None,
+) -> CheckResult:
+    """Expectations at `now` over the whole store; the plan over events received in `window`.
+
+    `seen`: when each name was last seen according to another source (a stream's rollups, summed
+    across collectors), for names whose events the store does not hold (`check --stream`)."""
     plan = _plan(config)
     filters = _filters(config)
     top = reader.last_event_id()
@@ -261,6 +271,9 @@ def check_window(reader: Reader, config: Config, *, window: float, now: float) -
         if before is not None:
             last_seen[name] = before
         rows.extend(reader.light_events(name=name, after=history_start, to_id=top))
+    for name, at in (seen or {}).items():
+        if at <= history_start and at > last_seen.get(name, -math.inf):
+            last_seen[name] = at
     rows.sort()
     expectation_last_seen: dict[Expectation, float] = {}
     matching: dict[str, set[int]] = {}

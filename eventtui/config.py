@@ -177,12 +177,42 @@ class PlanConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     strict_types: bool = False
 
 
+# `[[alert]] format`: the body a webhook gets (README.md, "Page on-call").
+ALERT_FORMATS: Final = ("json", "slack")
+
+
+class Alert(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A webhook posted when an anomaly starts firing and when it resolves (eventtui.oncall)."""
+
+    url: str
+    format: str = "json"
+
+
+class StreamConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """[stream]: NATS JetStream instead of (collectors) or beside (viewers, sink) a store file."""
+
+    # nats://HOST:PORT, or several comma-separated (any node of a cluster will do); `--stream`
+    # overrides. None: no stream, the SQLite store as always.
+    url: str | None = None
+    name: str = "EVENTTUI"
+    # Used only when a collector creates the stream (it leaves an existing one as it is).
+    replicas: int = 1
+    max_age: Duration = Duration(7 * 86400)
+    # How long events may wait for the stream's publish ack (retried meanwhile) before their
+    # clients are told they were not stored.
+    ack_timeout: Duration = Duration(30)
+    # How long the first connection may take before the command gives up (exit 2).
+    connect_timeout: Duration = Duration(5)
+
+
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     collector: CollectorConfig = CollectorConfig()
     store: StoreConfig = StoreConfig()
+    stream: StreamConfig = StreamConfig()
     ui: UIConfig = UIConfig()
     expect: tuple[Expectation, ...] = ()
     plan: PlanConfig = PlanConfig()
+    alert: tuple[Alert, ...] = ()
     # The file this came from (None for defaults); relative paths in it are resolved against it.
     source: str | None = None
 
@@ -236,7 +266,54 @@ def load_config(path: Path | None) -> Config:
     config = msgspec.structs.replace(config, source=os.path.realpath(path))
     _check_expectations(config, path, text)
     _check_plan_files(config, path, text)
+    _check_alerts(config, path, text)
     return config
+
+
+def alert_url_problem(url: str) -> str | None:
+    """Why `url` cannot be a webhook, or None. Never quotes the URL: its path or query is often
+    the secret (a Slack incoming webhook's is), so only its scheme is named."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return "is not a URL"
+    if parts.scheme.lower() not in ("http", "https"):
+        shown = f'"{parts.scheme}:"' if parts.scheme else "no scheme"
+        return f"must be an http:// or https:// URL (this one has {shown})"
+    if not parts.hostname:
+        return "has no host name"
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        return "holds spaces or control characters"
+    return None
+
+
+def _check_alerts(config: Config, path: Path, text: str) -> None:
+    for index, alert in enumerate(config.alert):
+        key, problem = "url", alert_url_problem(alert.url)
+        if problem is None and alert.format not in ALERT_FORMATS:
+            shown = json.dumps(alert.format, ensure_ascii=False)
+            key, problem = "format", f"unknown format {shown}; one of: {', '.join(ALERT_FORMATS)}"
+        if problem:
+            line = _nth_table_key_line(text, "alert", index, key)
+            where = f"{path}, line {line}" if line else str(path)
+            raise ConfigError(f"{where}: alert[{index}].{key}: {problem}")
+
+
+def _nth_table_key_line(text: str, table: str, index: int, key: str) -> int | None:
+    """Line of `key = ...` in the index-th `[[table]]`, else of that header."""
+    header = _nth_header_line(text, table, index)
+    if header is None:
+        return None
+    assignment = re.compile(rf'^\s*"?{re.escape(key)}"?\s*=')
+    for number, line in enumerate(text.splitlines()[header:], start=header + 1):
+        if re.match(r"^\s*\[", line):
+            break
+        if assignment.match(line):
+            return number
+    return header
 
 
 def _decode_custom(type_: type, value: Any) -> Any:
@@ -334,6 +411,7 @@ def _value_problems(config: Config) -> Iterator[tuple[list[str], str]]:
             ["store", "retention"],
             "must be longer than 0s (leave the key out to keep everything)",
         )
+    yield from _stream_problems(config.stream)
     if config.ui.theme not in KNOWN_THEMES:
         yield (
             ["ui", "theme"],
@@ -357,6 +435,41 @@ def _value_problems(config: Config) -> Iterator[tuple[list[str], str]]:
     for keys, file_name in paths:
         if isinstance(file_name, str) and "\0" in file_name:
             yield keys, "a file name cannot hold a NUL character"
+
+
+def stream_url_problem(url: str) -> str | None:
+    """Why `url` (one or more comma-separated nats:// URLs) names no stream server, or None."""
+    for part in url.split(","):
+        match = re.fullmatch(r"(nats|tls)://([^\s/:]+|\[[0-9a-fA-F:]+\]):(\d{1,5})/?", part.strip())
+        if not match or not 0 < int(match.group(3)) <= 65535:
+            return f'"{part.strip()}" is not a nats://HOST:PORT URL'
+    return None
+
+
+def stream_name_problem(name: str) -> str | None:
+    """JetStream stream names: letters, digits, - and _ (they also prefix the subjects)."""
+    if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+        return None
+    return f'"{name}" is not a stream name (1 to 64 letters, digits, "-" or "_")'
+
+
+def _stream_problems(stream: StreamConfig) -> Iterator[tuple[list[str], str]]:
+    if stream.url is not None:
+        problem = stream_url_problem(stream.url)
+        if problem:
+            yield ["stream", "url"], problem
+    problem = stream_name_problem(stream.name)
+    if problem:
+        yield ["stream", "name"], problem
+    if stream.replicas not in (1, 2, 3, 4, 5):
+        yield ["stream", "replicas"], f"{stream.replicas} is not 1 to 5 (JetStream's limit)"
+    for key, value in (
+        ("max_age", stream.max_age),
+        ("ack_timeout", stream.ack_timeout),
+        ("connect_timeout", stream.connect_timeout),
+    ):
+        if value <= 0:
+            yield ["stream", key], "must be longer than 0s"
 
 
 def _check_plan_files(config: Config, path: Path, text: str) -> None:

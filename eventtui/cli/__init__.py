@@ -7,6 +7,7 @@ calling one function of the core and printing through `output`:
 - `sessions`: sessions [label|delete]        - `transfer`: export, import
 - `replay`: replay                           - `query`: query
 - `check`: check                             - `tracking`: snapshot, diff, plan infer
+- `stream`: sink
 
 Exit codes (README.md, "Commands"): 0 ok; 1 the check found problems (`check`, `send` with
 rejections); 2 usage, config or input error, with one line on stderr saying what and where; 3 a
@@ -22,7 +23,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from eventtui.cli import check, listen, query, replay, send, sessions, tracking, transfer
+from eventtui.cli import check, listen, query, replay, send, sessions, stream, tracking, transfer
 from eventtui.cli.common import EXIT_USAGE, UsageError
 from eventtui.cli.output import clean
 from eventtui.cli.parser import build_parser
@@ -34,15 +35,16 @@ __all__ = ["COMMANDS", "main", "run"]
 COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
     "watch": listen.cmd_watch,
     "demo": listen.cmd_demo,
-    "open": listen.cmd_open,
+    "open": stream.on_stream(listen.cmd_open, follow=True),
     "collect": listen.cmd_collect,
     "send": send.cmd_send,
     "sessions": sessions.cmd_sessions,
     "export": transfer.cmd_export,
     "import": transfer.cmd_import,
-    "replay": replay.cmd_replay,
-    "query": query.cmd_query,
-    "check": check.cmd_check,
+    "replay": stream.on_stream(replay.cmd_replay),
+    "query": stream.on_stream(query.cmd_query),
+    "check": stream.on_stream(check.cmd_check),
+    "sink": stream.cmd_sink,
     "snapshot": tracking.cmd_snapshot,
     "diff": tracking.cmd_diff,
     "plan": tracking.cmd_plan,

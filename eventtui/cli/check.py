@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+from typing import Any
 
 from eventtui.cli.common import EXIT_OK, EXIT_PROBLEMS, UsageError, db_path
 from eventtui.cli.output import clean
@@ -21,17 +22,23 @@ def cmd_check(args: argparse.Namespace, config: Config) -> int:
     from eventtui.checking import CheckError, check_session, check_window, parse_window, render_text
 
     now = time.time()
+    rollups = None
     try:
         window = parse_window(args.window)
         with Reader(db_path(args, config)) as reader:
             if args.session is not None:
                 result = check_session(reader, config, args.session, now=now)
             else:
-                result = check_window(reader, config, window=window, now=now)
+                rollups = getattr(args, "stream_rollups", None)  # --stream: summed rollups
+                seen = rollups.last_seen() if rollups is not None else None
+                result = check_window(reader, config, window=window, now=now, seen=seen)
     except CheckError as exc:
         raise UsageError(str(exc)) from None
     if args.json:
-        print(json.dumps(result.as_json()))
+        report = result.as_json()
+        if rollups is not None:
+            report["stream"] = stream_summary(rollups, now)
+        print(json.dumps(report))
     else:
         out = sys.stdout
         color = out.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
@@ -47,3 +54,20 @@ def cmd_check(args: argparse.Namespace, config: Config) -> int:
             text = text.encode(encoding, "backslashreplace").decode(encoding)
         out.write(text)
     return EXIT_OK if result.ok else EXIT_PROBLEMS
+
+
+def stream_summary(rollups: Any, now: float) -> dict[str, Any]:
+    """`check --stream --json`'s "stream": per-name counts summed over every collector's rollups."""
+    minute = rollups.per_minute(now)
+    return {
+        "collectors": len(rollups.collectors),
+        "names": {
+            name: {
+                "count": total.count,
+                "invalid": total.invalid,
+                "per_minute": minute.get(name, 0),
+                "last_seen": total.last_seen,
+            }
+            for name, total in sorted(rollups.names.items())
+        },
+    }

@@ -50,6 +50,14 @@ def listen_config(args: argparse.Namespace, config: Config) -> Config:
     return msgspec.structs.replace(config, collector=collector)
 
 
+def stream_config(args: argparse.Namespace, config: Config) -> Config:
+    """The config with --stream applied (the commands that have it)."""
+    url = getattr(args, "stream", None)
+    if not url:
+        return config
+    return msgspec.structs.replace(config, stream=msgspec.structs.replace(config.stream, url=url))
+
+
 def filter_arg(text: str | None) -> tuple[str, tuple[object, ...]]:
     """A --filter as (where, params); a bad one is a usage error pointing at the term."""
     from eventtui.filters import FilterError, compile_filter

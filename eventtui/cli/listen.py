@@ -22,24 +22,27 @@ from eventtui.cli.common import (
     UsageError,
     db_path,
     listen_config,
+    stream_config,
 )
 from eventtui.cli.output import count
 from eventtui.config import Config
-from eventtui.store import Writer
+from eventtui.store import EventWriter
 
 if TYPE_CHECKING:
     from eventtui.tracking.live import BaselineWatch
 
 
 def cmd_collect(args: argparse.Namespace, config: Config) -> int:
-    config = listen_config(args, config)
+    config = stream_config(args, listen_config(args, config))
     return asyncio.run(_collect(config, db_path(args, config), args.label))
 
 
 async def _collect(config: Config, path: Path, label: str | None) -> int:
     from eventtui.collector import Collector, PortInUse
+    from eventtui.oncall import OnCall
 
-    collector = Collector(config, path, source="collect", label=label)
+    # OnCall: GET /metrics and [[alert]] webhooks, judged by the collector itself (no TUI here).
+    collector = Collector(config, path, source="collect", label=label, extensions=[OnCall(config)])
     try:
         await collector.start()
     except PortInUse as exc:
@@ -51,13 +54,19 @@ async def _collect(config: Config, path: Path, label: str | None) -> int:
         loop.add_signal_handler(sig, stop.set)
     http = f" and {collector.http_url}" if collector.http_url else ""
     print(f"listening on {collector.ws_url}{http}", flush=True)
-    print(f"session {collector.session_id} in {path}", flush=True)
+    stream = config.stream
+    if stream.url:
+        print(f"publishing to stream {stream.name} at {stream.url}", flush=True)
+    else:
+        print(f"session {collector.session_id} in {path}", flush=True)
     await stop.wait()
     await collector.stop()
+    if stream.url:
+        return stopped(collector.writer, 0, "stopped: published", f"to stream {stream.name}")
     return stopped(collector.writer, collector.session_id, "stopped: stored")
 
 
-def stopped(writer: Writer, session: int, stored: str, where: str = "") -> int:
+def stopped(writer: EventWriter, session: int, stored: str, where: str = "") -> int:
     """The collector's last line: what it stored, or, if its writer died for good, what it lost.
 
     A collector whose writer could not be restarted never says "stored": it exits EXIT_STORE_LOST
@@ -72,9 +81,11 @@ def stopped(writer: Writer, session: int, stored: str, where: str = "") -> int:
             file=sys.stderr,
         )
         return EXIT_STORE_LOST
+    # Session 0: a stream's publisher, which has no session; `where` names the stream.
+    place = f"in session {session}{where}" if session else where
     line = (
         f"{stored} {stats.events:,} events ({stats.duplicates:,} duplicates, "
-        f"{stats.rejects:,} refused) in session {session}{where}"
+        f"{stats.rejects:,} refused) {place}"
     )
     if writer.restarts:
         times = "once" if writer.restarts == 1 else f"{writer.restarts} times"
@@ -99,7 +110,16 @@ def _watch(args: argparse.Namespace, config: Config, *, demo: bool) -> int:
     from eventtui.collector import PortInUse
     from eventtui.tui.launch import run_watch
 
-    config = listen_config(args, config)
+    config = stream_config(args, listen_config(args, config))
+    if config.stream.url:
+        # The collector publishes to the stream; the TUI follows it (cli/stream.py, "viewers").
+        from eventtui.cli.stream import mirrored
+
+        with mirrored(args, config, follow=True, create=True) as mirror:
+            ran = run_watch(config, mirror.path, label=args.label, demo=demo)
+        where = f"to stream {config.stream.name}"
+        code = stopped(ran.writer, 0, "published", where)
+        return ran.return_code or code
     path = db_path(args, config)
     baseline = _baseline(args.baseline)
     try:

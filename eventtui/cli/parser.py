@@ -14,7 +14,7 @@ from typing import NoReturn
 from eventtui import __version__
 from eventtui.cli.common import EXIT_USAGE
 from eventtui.cli.output import clean
-from eventtui.config import DEFAULT_PORT, host_problem, port_problem
+from eventtui.config import DEFAULT_PORT, host_problem, port_problem, stream_url_problem
 from eventtui.store import MAX_INT64  # a session id or a limit past it cannot even be asked about
 
 
@@ -98,6 +98,35 @@ def _baseline(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _stream_url(text: str) -> str:
+    problem = stream_url_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def _stream(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--stream",
+        metavar="URL",
+        type=_stream_url,
+        help=f"NATS JetStream: {what} (nats://HOST:PORT[,nats://...]; default [stream] url)",
+    )
+
+
+def _stream_viewer(parser: argparse.ArgumentParser, until: bool = False) -> None:
+    _stream(parser, "read it instead of the store file")
+    parser.add_argument(
+        "--since",
+        metavar="WHEN",
+        help='with --stream: from this long ago ("30m", "2h") or this time (default 1h)',
+    )
+    if until:
+        parser.add_argument(
+            "--until", metavar="WHEN", help="with --stream: up to this long ago, or this time"
+        )
+
+
 def _common_after_action(parser: argparse.ArgumentParser) -> None:
     """--db and --config after a sub-action (`sessions delete 3 --db x`); absent, they leave the
     values given before the action alone."""
@@ -121,12 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
         _common(p)
         _listen(p)
         p.add_argument("--label", help="label for this session")
+        _stream(p, "publish events there instead of the store file")
         if name != "collect":
             _baseline(p)
 
     p = sub.add_parser("open", help="TUI on an existing store, following it live")
     _common(p)
     _baseline(p)
+    _stream_viewer(p)
 
     p = sub.add_parser("send", help="send JSON events to a collector and wait for the acks")
     _common(p)
@@ -184,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("file", metavar="FILE", help="the file to load (- for stdin)")
     p.add_argument("--label", help="session label (default: the file name)")
+    p.add_argument(
+        "--new-ids",
+        action="store_true",
+        help="give every messageId a suffix of this run, so that events already in the store"
+        " (an export imported back into it) are stored again",
+    )
 
     p = sub.add_parser(
         "replay",
@@ -207,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay only matching events (one starting with -: --filter=-Q)",
     )
     p.add_argument("--to-url", metavar="URL", help="re-send to this collector instead (ws://...)")
+    _stream_viewer(p, until=True)
     p.add_argument(
         "--new-ids",
         action="store_true",
@@ -227,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="at most N events, newest last (default 100; 0 for all)",
     )
     p.add_argument("--json", action="store_true", help="JSON Lines, one event per line")
+    _stream_viewer(p, until=True)
 
     p = sub.add_parser(
         "check",
@@ -247,6 +286,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="check recorded session S on its own clock",
     )
+    _stream_viewer(p)
+
+    p = sub.add_parser(
+        "sink",
+        help="write a stream into a store file, exactly once, until stopped",
+        description="A durable JetStream consumer: writes every event of the stream into the"
+        " store file (--db), acknowledging to the stream only after the commit, so each event is"
+        " stored once; a restart goes on where the last run stopped.",
+    )
+    _common(p)
+    _stream(p, "the stream to read")
+    p.add_argument(
+        "--durable",
+        metavar="NAME",
+        default="eventtui-sink",
+        help="the consumer's name on the stream: one per store (default eventtui-sink)",
+    )
+    p.add_argument("--label", help="label for the session it writes")
+
     _tracking(sub)
     return parser
 

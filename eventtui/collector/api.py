@@ -38,7 +38,7 @@ from aiohttp import web
 from eventtui.config import parse_duration
 from eventtui.explain import SIMILAR_RATIO, Explainer, name_likeness
 from eventtui.filters import Compiled, FilterError, compile_filter
-from eventtui.store import MAX_INT64, Commit, EventRow, Reader, StoreError, Writer
+from eventtui.store import MAX_INT64, Commit, EventRow, EventWriter, Reader, StoreError
 from eventtui.store.rows import export_line
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,9 @@ class TestApi:
 
     __test__ = False  # not a pytest test class, whatever its name says
 
-    def __init__(self, writer: Writer, loop: asyncio.AbstractEventLoop, max_waits: int) -> None:
+    def __init__(
+        self, writer: EventWriter, loop: asyncio.AbstractEventLoop, max_waits: int
+    ) -> None:
         self.writer = writer
         self.loop = loop
         self.max_waits = max_waits

@@ -204,9 +204,12 @@ class Monitor:
     def observe(self, event: ObservedEvent) -> None:
         self.observe_many((event,))
 
-    def observe_many(self, events: Iterable[ObservedEvent]) -> None:
-        """Count and judge events, oldest first (store order). O(1) per event."""
-        counters = self.counters.observe
+    def observe_many(self, events: Iterable[ObservedEvent], *, count: bool = True) -> None:
+        """Count and judge events, oldest first (store order). O(1) per event.
+
+        `count=False`: judge only; the counters already hold them (seeded from the store's counts).
+        """
+        counters = self.counters.observe if count else _no_count
         learned = self.learned.observe
         watch = self.plan_watch
         strict = watch.strict
@@ -251,6 +254,7 @@ class Monitor:
         last_seen: Mapping[str, float] | None = None,
         expectation_last_seen: Mapping[Expectation, float] | None = None,
         history_from: float | None = None,
+        counted: bool = False,
     ) -> None:
         """Carry state over a restart from the store's history, before any live event.
 
@@ -263,11 +267,12 @@ class Monitor:
           max(received_at) ... GROUP BY name`): deadlines count from there, not from the restart.
           It applies to expectations without `where`.
         - `expectation_last_seen`: per expectation with `where`, the latest matching event's time.
+        - `counted`: the counters were already seeded with `events` (from the store's counts).
         """
         if history_from is not None:
             for tracker in self.trackers:
                 tracker.note_history_from(history_from)
-        self.observe_many(events)
+        self.observe_many(events, count=not counted)
         for name, at in (last_seen or {}).items():
             self.counters.note_last_seen(name, at)
             for tracker in self._declared.get(name, ()):
@@ -334,6 +339,10 @@ class Monitor:
         found.extend(self.drift.episodes())
         found.sort(key=lambda e: (e.started_at, STATE_RANK[e.state], e.event, e.where or ""))
         return found
+
+
+def _no_count(name: str, at: float, valid: bool) -> None:
+    """The counters' `observe` when the events are already counted."""
 
 
 def describe(anomaly: Anomaly, now: float) -> str:

@@ -7,9 +7,9 @@ sessions; `schema` owns the tables, migrations and opening a file safely.
 """
 
 from eventtui.store.reader import MAX_INT64, NoSuchSession, Reader
-from eventtui.store.rows import EVENT_COLUMNS, EventRow, NameCounts, SessionRow
+from eventtui.store.rows import EVENT_COLUMNS, EventRow, MonitorHistory, NameCounts, SessionRow
 from eventtui.store.schema import SCHEMA_VERSION, StoreError, connect, default_db_path, store_size
-from eventtui.store.writer import Commit, Reject, Submission, Writer
+from eventtui.store.writer import Commit, EventWriter, Reject, Submission, Writer, WriterStats
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -17,6 +17,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "Commit",
     "EventRow",
+    "EventWriter",
+    "MonitorHistory",
     "NameCounts",
     "NoSuchSession",
     "Reader",
@@ -25,6 +27,7 @@ __all__ = [
     "StoreError",
     "Submission",
     "Writer",
+    "WriterStats",
     "connect",
     "default_db_path",
     "store_size",

@@ -33,11 +33,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import msgspec
 
 from eventtui.model import StoredEvent
+from eventtui.store.liveness import live_writer_mark
 from eventtui.store.schema import StoreError, connect
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,32 @@ class WriterStats:
     # their clients (never acknowledged), maybe stored if the process died between its commit
     # and its report.
     refused_events: int = 0
+
+
+class EventWriter(Protocol):
+    """What a collector needs of its writer: `Writer` here, or a stream publisher
+    (`eventtui.stream`) that acknowledges after the stream's publish ack instead of a commit."""
+
+    path: Path
+    session_id: int
+    stats: WriterStats
+    restarts: int
+    meta: dict[str, Any]
+    pending_bytes: int
+
+    @property
+    def problem(self) -> str | None: ...
+
+    @property
+    def failure(self) -> str | None: ...
+
+    def add_listener(self, listener: Callable[[Commit], None]) -> None: ...
+
+    def start(self) -> int: ...
+
+    def submit(self, submission: Submission) -> None: ...
+
+    def close(self, timeout: float = 30.0) -> None: ...
 
 
 # The restart policy: at most `restart_limit` restarts within `restart_window` seconds, the n-th
@@ -262,7 +289,7 @@ class Writer:
         from_child_r, from_child_w = os.pipe()
         args = json.dumps({
             "path": str(self.path), "source": self.source, "label": self.label,
-            "meta": json.dumps(self.meta), "max_rows": self.max_batch_rows,
+            "meta": json.dumps({**self.meta, **live_writer_mark()}), "max_rows": self.max_batch_rows,
             "lock_wait": self.lock_wait,
             "inbox": to_child_r, "outbox": from_child_w, "resume": resume,
         })  # fmt: skip

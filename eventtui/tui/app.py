@@ -53,6 +53,10 @@ from eventtui.tui.widgets.status import StatusBar
 from eventtui.tui.widgets.stream import EventStream
 
 PAINT_INTERVAL: Final = 0.1
+# New rows are painted when they arrive rather than at the next tick (commit to screen was up to
+# a whole tick, p99 ~300 ms in a terminal at 100 events/s), at most once per this gap, so a
+# flood still costs at most 20 stream paints a second.
+STREAM_PAINT_GAP: Final = 0.05
 # Counters re-sort and rates re-sum at this pace; the ages they show tick in whole seconds.
 COUNTERS_INTERVAL: Final = 0.25
 # While following, the payload pane shows the newest event, at a pace a reader can take in.
@@ -167,6 +171,8 @@ class EventApp(App[None]):
         self._payload_at = 0.0
         self._payload_stale = False
         self._alerts_at = 0.0
+        self._painted_at = 0.0  # monotonic
+        self._paint_pending = False
         if theme:
             self.theme = theme
 
@@ -255,6 +261,7 @@ class EventApp(App[None]):
                 self._own_counters.observe_many(rows)
             if message.generation == self.generation:
                 self._stream.add(message.shown)
+                self._paint_soon()
             if message.through is not None:
                 self.feed_time = message.through  # only now has the monitor seen that far
         finally:
@@ -276,10 +283,17 @@ class EventApp(App[None]):
             self.counters.seed(
                 seed.name, seed.total, seed.invalid, seed.last_seen, seed.minutes, seed.seconds
             )
+        last_seen = {seed.name: seed.last_seen for seed in message.seeds}
+        seed_history = getattr(self.states, "seed_history", None)
+        if seed_history is not None and message.recent_from is not None:
+            # Deadlines, learned cadence and plan results continue from the store's history.
+            seed_history(message.recent, last_seen, message.recent_from)
+            self._counters_version = -1
+            return
         seed_last_seen = getattr(self.states, "seed_last_seen", None)
         if seed_last_seen is not None:
             # Deadlines count from the last stored event, not from the moment we attached.
-            seed_last_seen({seed.name: seed.last_seen for seed in message.seeds})
+            seed_last_seen(last_seen)
 
     def on_event_loaded(self, message: EventLoaded) -> None:
         if message.row is not None and self._payload.waiting_for == message.event_id:
@@ -312,9 +326,25 @@ class EventApp(App[None]):
 
     # --- painting ----------------------------------------------------------------------------------
 
+    def _paint_soon(self) -> None:
+        """Paint new rows now, or as soon as `STREAM_PAINT_GAP` has passed since the last paint."""
+        if self._paint_pending:
+            return
+        self._paint_pending = True
+        wait = self._painted_at + STREAM_PAINT_GAP - time.monotonic()
+        if wait <= 0:
+            self.call_later(self._paint_now)  # after the messages already queued
+        else:
+            self.set_timer(wait, self._paint_now, name="paint soon")
+
+    def _paint_now(self) -> None:
+        self._paint_pending = False
+        self._paint()
+
     def _paint(self) -> None:
         now = self.clock()
         tick = time.monotonic()
+        self._painted_at = tick
         with self.batch_update():
             changed = self._stream.flush()
             self.stream_paints += changed

@@ -122,6 +122,13 @@ class MonitorStates:
     def seed_last_seen(self, last_seen: Mapping[str, float]) -> None:
         self.monitor.seed(last_seen=last_seen)
 
+    def seed_history(
+        self, recent: Iterable[Any], last_seen: Mapping[str, float], history_from: float
+    ) -> None:
+        """Continue from the store: the recent events judged (already counted), then each name's
+        last stored time, so deadlines, learned cadence and plan results carry over."""
+        self.monitor.seed(recent, last_seen=last_seen, history_from=history_from, counted=True)
+
     def state_of(self, name: str, now: float) -> StateMark:
         state = self.monitor.state_of(name, now)
         mark = NO_STATE if state == OK else self.mark(state)

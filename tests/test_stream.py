@@ -1,0 +1,452 @@
+"""Collectors publishing to NATS JetStream, and the sink writing it into a store (README, "More
+than one machine"), against a real `nats-server` on loopback (tests/nats_cluster.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from conftest import ENV, eventtui, recv_until_ack, stored, until
+from nats_cluster import Cluster, free_port
+from websockets.asyncio.client import connect
+
+from eventtui.collector import Collector
+from eventtui.config import (
+    CollectorConfig,
+    Config,
+    ConfigError,
+    Duration,
+    StreamConfig,
+    load_config,
+)
+from eventtui.store import Writer
+from eventtui.stream import Sink
+from eventtui.stream.mirror import pinned_names
+from eventtui.stream.rollups import RollupSum
+from eventtui.stream.subjects import Rollup, Subjects, decode_event, decode_token, encode_token
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One JetStream server for the module's tests; each test uses a stream of its own."""
+    cluster = Cluster(tmp_path_factory.mktemp("nats"), size=1).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def own_node(tmp_path: Path) -> Iterator[Cluster]:
+    """A server for one test, which it may kill and start again."""
+    cluster = Cluster(tmp_path / "nats", size=1).start()
+    yield cluster
+    cluster.stop()
+
+
+def settings(url: str, **stream: Any) -> StreamConfig:
+    stream.setdefault("name", f"T{uuid.uuid4().hex[:8]}")
+    for key in ("ack_timeout", "connect_timeout"):
+        if key in stream:
+            stream[key] = Duration(stream[key])
+    return StreamConfig(url=url, **stream)
+
+
+async def stream_collector(db: Path, stream: StreamConfig, **options: Any) -> Collector:
+    collector = Collector(Config(collector=CollectorConfig(), stream=stream), db, with_http=True)
+    for key, value in options.items():
+        setattr(collector.writer, key, value)
+    await collector.start(port=0, http_port=0)
+    return collector
+
+
+@pytest.fixture
+async def collectors(tmp_path: Path) -> AsyncIterator[list[Collector]]:
+    started: list[Collector] = []
+    yield started
+    for collector in started:
+        await collector.stop()
+
+
+async def stream_messages(url: str, name: str, kind: str = "events") -> list[Any]:
+    """The stream's messages of one kind (events, rejects, rollups), in order."""
+    nc = await nats.connect(url.split(","))
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(name)
+        messages = [await js.get_msg(name, seq) for seq in range(1, info.state.last_seq + 1)]
+        return [m for m in messages if Subjects(name).kind(m.subject) == kind]
+    finally:
+        await nc.close()
+
+
+def health(collector: Collector) -> dict[str, Any]:
+    """/health's JSON (served with 503 while nothing can be stored)."""
+    try:
+        with urllib.request.urlopen(f"{collector.http_url}/health", timeout=5) as response:
+            return dict(json.load(response))
+    except urllib.error.HTTPError as exc:
+        return dict(json.load(exc))
+
+
+@pytest.mark.parametrize(
+    "name", ["checkout", "checkout.completed", "a b", "*", ">", "%41", "émoji 🎉", "x" * 256, "-_"]
+)
+def test_any_event_name_is_one_subject_token(name: str) -> None:
+    token = encode_token(name)
+    assert token and not set(token) & set(". *>\t\r\n")
+    assert token.isascii()
+    assert decode_token(token) == name
+
+
+async def test_collectors_ack_after_the_publish_ack_and_a_retry_is_stored_once(
+    node: Cluster, tmp_path: Path, collectors: list[Collector]
+) -> None:
+    stream = settings(node.url)
+    for i in range(2):
+        collectors.append(await stream_collector(tmp_path / f"{i}.db", stream))
+    first, second = collectors
+    events = [
+        {"event": "checkout.completed", "messageId": "m1", "properties": {"total": 5}},
+        {"event": "page view *", "messageId": "m2"},
+        {"event": "no id"},
+    ]
+    async with connect(first.ws_url) as ws:
+        await ws.send(json.dumps(events))
+        assert (await recv_until_ack(ws, 1))[-1] == {"ack": 1}
+    # The client retries m1 through the other collector: acknowledged, and a duplicate.
+    async with connect(second.ws_url) as ws:
+        await ws.send(json.dumps(events[0]))
+        assert (await recv_until_ack(ws, 1))[-1] == {"ack": 1}
+    messages = await stream_messages(node.url, stream.name)
+    subjects = Subjects(stream.name)
+    assert [m.subject for m in messages] == [
+        subjects.event("checkout.completed"),
+        subjects.event("page view *"),
+        subjects.event("no id"),
+    ]
+    assert [decode_event(m.data).name for m in messages] == [e["event"] for e in events]
+    ids = [m.headers["Nats-Msg-Id"] for m in messages]
+    assert ids[:2] == ["m1", "m2"]
+    assert ids[2] == decode_event(messages[2].data).message_id  # given one by the collector
+    assert second.writer.stats.duplicates == 1
+    assert (await asyncio.to_thread(health, first))["status"] == "ok"
+
+
+def test_a_stream_unreachable_at_start_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    url = f"nats://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    result = eventtui("collect", "--port", "0", "--db", str(tmp_path / "x.db"), "--stream", url)
+    assert result.returncode == 2
+    assert (
+        result.stderr == f"eventtui: error: cannot reach the stream at {url}: connection refused\n"
+    )
+    assert time.monotonic() - started < 10
+    assert not (tmp_path / "x.db").exists()
+
+
+async def test_unreachable_mid_run_holds_acks_says_so_and_resumes(
+    own_node: Cluster, tmp_path: Path, collectors: list[Collector]
+) -> None:
+    stream = settings(own_node.url, ack_timeout=30)
+    collector = await stream_collector(tmp_path / "x.db", stream, attempt_timeout=0.5)
+    collectors.append(collector)
+    server = own_node.nodes[0]
+    async with connect(collector.ws_url) as ws:
+        await ws.send(json.dumps({"event": "before", "messageId": "b"}))
+        await recv_until_ack(ws, 1)
+        server.kill()
+        await ws.send(json.dumps({"event": "during", "messageId": "d"}))
+        with pytest.raises(TimeoutError):  # held: no ack while the stream cannot confirm
+            await recv_until_ack(ws, 2, timeout=1.0)
+        state = await asyncio.to_thread(health, collector)
+        assert state["status"] == "error"
+        assert "stream" in state["error"]
+        await asyncio.to_thread(own_node.restart, server)
+        assert (await recv_until_ack(ws, 2, timeout=15))[-1] == {"ack": 2}
+    await until(lambda: collector.writer.problem is None, what="the problem to clear")
+    messages = await stream_messages(own_node.url, stream.name)
+    assert [m.headers["Nats-Msg-Id"] for m in messages] == ["b", "d"]
+
+
+async def test_a_publish_never_acknowledged_is_an_error_not_silence(
+    own_node: Cluster, tmp_path: Path, collectors: list[Collector]
+) -> None:
+    stream = settings(own_node.url, ack_timeout=1)
+    collector = await stream_collector(tmp_path / "x.db", stream, attempt_timeout=0.3)
+    collectors.append(collector)
+    own_node.nodes[0].kill()
+    started = time.monotonic()
+    async with connect(collector.ws_url) as ws:
+        await ws.send(json.dumps({"event": "lost", "messageId": "l"}))
+        reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    assert "did not acknowledge" in reply["error"] and reply["frame"] == 1
+    assert time.monotonic() - started < 4
+
+
+async def sink_until(db: Path, stream: StreamConfig, count: int, durable: str = "s") -> Writer:
+    """Run a sink into `db` until its store holds `count` events; returns its closed writer."""
+    writer = Writer(db, source="sink")
+    sink = Sink(stream, writer, durable=durable, ack_wait=2)
+    await sink.connect()
+    await asyncio.to_thread(writer.start)
+    stop = asyncio.Event()
+    task = asyncio.create_task(sink.run(stop))
+    try:
+        await until(lambda: writer.stats.events + writer.stats.duplicates >= count, timeout=20)
+    finally:
+        stop.set()
+        await task
+        await sink.close()
+        await asyncio.to_thread(writer.close)
+    return writer
+
+
+async def test_the_sink_stores_every_event_once_however_often_it_is_delivered(
+    node: Cluster, tmp_path: Path, collectors: list[Collector]
+) -> None:
+    stream = settings(node.url)
+    collectors.append(await stream_collector(tmp_path / "c.db", stream))
+    batch = [{"event": f"e{i % 7}", "messageId": f"id{i}"} for i in range(300)]
+    async with connect(collectors[0].ws_url) as ws:
+        for start in range(0, 300, 100):
+            await ws.send(json.dumps(batch[start : start + 100]))
+        await ws.send(json.dumps([{"event": "anonymous"}, "not an event"]))
+        await recv_until_ack(ws, 4)
+    db = tmp_path / "sink.db"
+    first = await sink_until(db, stream, 301)
+    assert first.stats.events == 301 and first.stats.rejects == 1
+    # A second consumer delivers the whole stream again (as a redelivery after a crash would):
+    # the store's UNIQUE message_id keeps each event once.
+    again = await sink_until(db, stream, 301, durable="other")
+    assert again.stats.events == 0 and again.stats.duplicates == 301
+    rows = stored(db)
+    assert len(rows) == 301
+    assert len({row.message_id for row in rows}) == 301
+    # The first consumer goes on where it stopped: only what is new.
+    async with connect(collectors[0].ws_url) as ws:
+        await ws.send(json.dumps({"event": "later", "messageId": "late"}))
+        await recv_until_ack(ws, 1)
+    resumed = await sink_until(db, stream, 1)
+    assert (resumed.stats.events, resumed.stats.duplicates) == (1, 0)
+
+
+def test_sink_cli_says_when_there_is_no_stream(node: Cluster, tmp_path: Path) -> None:
+    result = eventtui("sink", "--db", str(tmp_path / "s.db"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("eventtui: error: sink needs a stream")
+    result = eventtui(
+        "sink", "--db", str(tmp_path / "s.db"), "--stream", node.url, "--config", "/dev/null"
+    )
+    assert result.returncode == 2
+    assert "no stream EVENTTUI" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("", None),
+        ("name:checkout", {"checkout"}),
+        ("name:checkout plan=pro", {"checkout"}),
+        ("name:a OR name:b", {"a", "b"}),
+        ("name:a OR checkout", None),
+        ("name:check*", None),
+        ("-name:a", None),
+        ('name:"a b.c"', {"a b.c"}),
+    ],
+)
+def test_a_filter_that_pins_names_reads_only_their_subjects(
+    text: str, names: set[str] | None
+) -> None:
+    assert pinned_names(text) == names
+
+
+async def publish(url: str, events: list[dict[str, Any]]) -> None:
+    async with connect(url) as ws:
+        await ws.send(json.dumps(events))
+        await recv_until_ack(ws, 1)
+
+
+async def test_query_check_and_replay_read_a_stream_as_they_read_a_store(
+    node: Cluster, tmp_path: Path, collectors: list[Collector]
+) -> None:
+    stream = settings(node.url)
+    for i in range(2):
+        collectors.append(await stream_collector(tmp_path / f"{i}.db", stream))
+    await publish(
+        collectors[0].ws_url,
+        [{"event": "checkout", "messageId": "a", "properties": {"plan": "pro"}}, {"event": "page"}],
+    )
+    await publish(
+        collectors[1].ws_url,
+        [{"event": "checkout", "messageId": "b", "properties": {"plan": "free"}}],
+    )
+    config = tmp_path / "eventtui.toml"
+    config.write_text(
+        f'[stream]\nname = "{stream.name}"\n\n[[expect]]\nevent = "checkout"\nevery = "1h"\n'
+    )
+    common = ["--config", str(config), "--stream", node.url]
+    result = await asyncio.to_thread(
+        eventtui, "query", "name:checkout", "plan=pro", "--json", *common
+    )
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["messageId"] for line in result.stdout.splitlines()] == ["a"]
+    result = await asyncio.to_thread(eventtui, "query", "--since", "10m", *common)
+    assert [line.split()[2] for line in result.stdout.splitlines()] == [
+        "checkout",
+        "page",
+        "checkout",
+    ]
+
+    # Each collector's rollup (once a second) is summed across collectors by `check`.
+    async def rollups() -> int:
+        return len(await stream_messages(node.url, stream.name, "rollups"))
+
+    deadline = time.monotonic() + 10
+    while await rollups() < 2:
+        assert time.monotonic() < deadline, "no rollups"
+        await asyncio.sleep(0.05)
+    result = await asyncio.to_thread(eventtui, "check", "--json", *common)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is True
+    assert report["stream"]["collectors"] == 2
+    assert {name: n["count"] for name, n in report["stream"]["names"].items()} == {
+        "checkout": 2,
+        "page": 1,
+    }
+    assert report["stream"]["names"]["checkout"]["per_minute"] == 2
+    # Replay re-sends the stream's events to a plain collector, at their pace.
+    target = Collector(Config(), tmp_path / "target.db", with_http=False)
+    await target.start(port=0)
+    try:
+        result = await asyncio.to_thread(
+            eventtui,
+            "replay",
+            "--to-url",
+            target.ws_url,
+            "--speed",
+            "max",
+            "--filter",
+            "name:checkout",
+            *common,
+        )
+        assert result.returncode == 0, result.stderr
+    finally:
+        await target.stop()
+    assert sorted(row.message_id for row in stored(tmp_path / "target.db")) == ["a", "b"]
+
+
+def test_since_without_a_stream_is_a_usage_error(tmp_path: Path) -> None:
+    result = eventtui("query", "--since", "1h", "--db", str(tmp_path / "x.db"))
+    assert result.returncode == 2
+    assert (
+        result.stderr
+        == "eventtui: error: --since goes with --stream (a stream, not a store file)\n"
+    )
+
+
+def test_rollups_sum_across_collectors() -> None:
+    total = RollupSum()
+    total.add(Rollup("a", 100.0, {"x": (3, 1, 99.5), "y": (1, 0, 99.0)}))
+    total.add(Rollup("b", 101.0, {"x": (2, 0, 100.5)}))
+    total.add(Rollup("a", 30.0, {"x": (5, 0, 29.0)}))  # long before: counted, not per minute
+    assert {n: (t.count, t.invalid, t.last_seen) for n, t in total.names.items()} == {
+        "x": (10, 1, 100.5),
+        "y": (1, 0, 99.0),
+    }
+    assert total.per_minute(now=101.0) == {"x": 5, "y": 1}
+    assert set(total.collectors) == {"a", "b"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('url = "http://x:1"', 'stream.url: "http://x:1" is not a nats://HOST:PORT URL'),
+        ('url = "nats://a:1,nats://b"', 'stream.url: "nats://b" is not a nats://HOST:PORT URL'),
+        ('name = "a.b"', 'stream.name: "a.b" is not a stream name'),
+        ("replicas = 7", "stream.replicas: 7 is not 1 to 5"),
+        ('ack_timeout = "0s"', "stream.ack_timeout: must be longer than 0s"),
+        ("subject = 1", 'stream.subject: unknown key "subject"'),
+    ],
+)
+def test_a_bad_stream_setting_names_the_key_and_line(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "eventtui.toml"
+    path.write_text(f"[stream]\n{text}\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value).startswith(f"{path}, line 2: {message}")
+
+
+def test_a_bad_stream_url_on_the_command_line_is_a_usage_error(tmp_path: Path) -> None:
+    result = eventtui("query", "--stream", "localhost:4222", "--db", str(tmp_path / "x.db"))
+    assert result.returncode == 2
+    assert "--stream" in result.stderr and "nats://HOST:PORT" in result.stderr
+
+
+async def test_slow_acks_under_load_are_awaited_not_sent_again(
+    node: Cluster, tmp_path: Path, collectors: list[Collector]
+) -> None:
+    """A publish whose ack is slow while others arrive is not sent again: an earlier version
+    re-sent every message unacknowledged after `attempt_timeout`, and under load (2 collectors
+    on R3) the copies queued in front of the acks until clients got errors after 30 s."""
+    stream = settings(node.url)
+    collector = await stream_collector(tmp_path / "x.db", stream, attempt_timeout=1.0)
+    collectors.append(collector)
+    frames = [
+        json.dumps([{"event": f"e{i % 9}", "messageId": f"{f}-{i}"} for i in range(1000)])
+        for f in range(20)
+    ]
+    async with connect(collector.ws_url) as ws:
+        for frame in frames:
+            await ws.send(frame)
+        replies = await recv_until_ack(ws, 20, timeout=30)
+    assert replies[-1] == {"ack": 20}
+    assert collector.writer.stats.events == 20_000
+    assert collector.writer.sent == 20_000
+
+
+async def test_an_idle_sink_stops_cleanly_on_sigint(
+    node: Cluster, tmp_path: Path, collectors: list[Collector]
+) -> None:
+    """An idle sink's pull requests expire, some answered with no message: it once took the
+    last of none, and crashed with a traceback when stopped."""
+    stream = settings(node.url)
+    collectors.append(await stream_collector(tmp_path / "c.db", stream))
+    config = tmp_path / "eventtui.toml"
+    config.write_text(f'[stream]\nname = "{stream.name}"\n')
+    command = [
+        "sink",
+        "--stream",
+        node.url,
+        "--config",
+        str(config),
+        "--db",
+        str(tmp_path / "s.db"),
+    ]
+    sink = subprocess.Popen(
+        [sys.executable, "-m", "eventtui", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    assert sink.stdout is not None
+    assert (await asyncio.to_thread(sink.stdout.readline)).startswith("sinking stream")
+    await asyncio.sleep(1.5)  # a few expired pull requests
+    sink.send_signal(signal.SIGINT)
+    _, err = await asyncio.to_thread(sink.communicate, timeout=30)
+    assert sink.returncode == 0, err
+    assert err.startswith("stopped: stored 0 events"), err
