@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from eventtui.monitor import PII, TYPE_CHANGED, Monitor
+from eventtui.monitor import DRIFT_FIRST, PII, TYPE_CHANGED, Monitor
 from eventtui.store import EventRow
 from tests.conftest import eventtui
 from tests.test_snapshots_and_diff import record, track
@@ -74,3 +74,16 @@ async def test_check_reports_type_changes_and_strict_types_fails(db: Path, tmp_p
         (c["event"], c["path"], c["before"], c["after"]) for c in report["plan"]["type_changes"]
     ] == [("checkout", "properties.total", ["number"], "string")]
     assert any(a["state"] == TYPE_CHANGED for a in report["anomalies"])
+
+
+def test_the_live_learner_samples_each_name_and_check_reads_all() -> None:
+    """At most `drift_samples` events per name per second teach the live monitor (a payload
+    decode per event cost the TUI 6 us); `check` feeds the learner every event itself."""
+    monitor = Monitor(started_at=0.0)
+    first = [row("a", {"n": 1}, 1.0 + i / 10_000) for i in range(DRIFT_FIRST)]
+    monitor.observe_many(first)  # a new name's first events all teach
+    burst = [row("a", {"n": "1"}, 1.0101), row("b", {"n": 1}, 1.0101)]
+    monitor.observe_many(burst)
+    assert monitor.drift.drifts_of("a") == []  # within 10 ms of the last one taught: skipped
+    monitor.observe_many([row("a", {"n": "1"}, 1.03)])
+    assert [d.after for d in monitor.drift.drifts_of("a")] == ["string"]

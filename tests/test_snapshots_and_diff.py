@@ -12,11 +12,12 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 
 from eventtui.config import load_config
+from eventtui.model import normalise
 from eventtui.plan import Plan
 from eventtui.shapes import segments, walk
 from eventtui.store import Reader
 from eventtui.tracking import diff, infer, snapshot
-from tests.conftest import eventtui, recv_until_ack, started_collector
+from tests.conftest import eventtui, recv_until_ack, started_collector, write_session
 
 
 async def record(db: Path, events: list[dict[str, Any]]) -> int:
@@ -231,8 +232,13 @@ async def test_unknown_session_and_file_are_exit_2(
 # --- properties of the pure parts -----------------------------------------------------------------
 
 _keys = st.text(min_size=0, max_size=6)
+# JSON values (no infinities: an event arrives as JSON, which has none).
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_keys, inner, max_size=3),
     max_leaves=12,
 )
@@ -283,3 +289,47 @@ def test_inferred_schemas_accept_the_events_they_came_from(
         schema = json.loads(plan.schemas[name][1])
         errors = list(Draft202012Validator(schema).iter_errors(properties))
         assert not errors, (name, properties, schema, [e.message for e in errors])
+
+
+_stored_events = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c.d"]),
+        st.dictionaries(st.sampled_from(["x", "y", "z.w", ""]), _json, max_size=3),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=15, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(_stored_events)
+def test_a_stored_session_snapshots_as_its_events_and_diffs_empty_against_itself(
+    tmp_path_factory: pytest.TempPathFactory, events: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """Through a real store: the session's snapshot is the events' own, and a snapshot file of it
+    compared with the session says nothing."""
+    db = tmp_path_factory.mktemp("store") / "events.db"
+    rows = [
+        normalise({"event": name, "properties": props}, client="t", received_at=1.0 + i)
+        for i, (name, props) in enumerate(events)
+    ]
+    session = write_session(db, rows)
+    with Reader(db) as reader:
+        stored = snapshot.from_session(reader, session)
+    assert stored == snapshot.from_events(events)
+    snap_file = db.parent / "s.json"
+    snap_file.write_bytes(snapshot.dumps(stored))
+    assert diff.diff(snapshot.load(snap_file), stored).changes == ()
+
+
+async def test_a_bad_candidate_leaves_the_baseline_as_it_was(
+    db: Path, sessions: tuple[int, int], tmp_path: Path
+) -> None:
+    base, _ = sessions
+    snap = tmp_path / "t.snap.json"
+    run(db, "snapshot", str(base), "-o", str(snap))
+    before = snap.read_bytes()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("not json\n")
+    done = run(db, "diff", str(snap), str(bad), "--update")
+    assert done.returncode == 2 and snap.read_bytes() == before
