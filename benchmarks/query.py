@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 
 from eventtui.filters import compile_filter
-from eventtui.store import EVENT_COLUMNS, Reader, StoreError, connect
+from eventtui.store import EVENT_COLUMNS, Reader, StoreError, connect, rollups
 from eventtui.transfer import export_events, import_events
 
 # Name weights: a few chatty events and a long tail, as a real app sends them.
@@ -115,6 +115,10 @@ def build(path: Path, count: int) -> None:
             batch = []
     if batch:
         _insert(conn, insert, batch)
+    # The rollups a collector would have kept while writing these rows.
+    conn.execute("BEGIN")
+    rollups.add_range(conn, 1)
+    conn.execute("COMMIT")
     conn.close()
 
 

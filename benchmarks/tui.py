@@ -3,6 +3,7 @@
     uv run python benchmarks/tui.py            # idle baseline, then 2k, 10k, 30k/s
     uv run python benchmarks/tui.py --quick    # shorter phases
     uv run python benchmarks/tui.py --million  # run the 30k/s phase until 1M events are stored
+    uv run python benchmarks/tui.py --screen   # only commit-to-screen: idle, 100, 1k, 10k/s
 
 What runs: `EventApp` over a `StoreFeed`, wired as `eventtui watch` wires it (the writer's commit
 signal wakes the feed), inside `App.run_test` at 160x45. A load thread submits batches to the
@@ -16,7 +17,10 @@ Measured per phase:
   effect (`s` re-sorts the counters, ↑/↓ move the selection);
 - screen updates per second, and stream paints per second (ticks that moved rows on screen);
 - stream lag: how old the newest row on screen is when a frame goes out;
-- CPU share of the TUI (process CPU minus the load thread's own), peak and current RSS.
+- CPU share of the TUI (process CPU minus the load thread's own), peak and current RSS;
+- commit to screen, last: from the writer's commit report (when a client gets its ack) to the
+  first frame whose newest stream row is that commit's newest, at a few events a second ("idle",
+  3/s), 100, 1k and 10k/s, the stream following and no key pressed (p50, p99, max).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import resource
 import tempfile
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +89,16 @@ class BenchApp(EventApp):
         super().__init__(*args, **kwargs)
         self.frames: list[float] = []
         self.frame_lag: list[float] = []
+        # Commits not yet on screen: (last event id, when the commit was reported); and, for
+        # each, how long until a frame showed its newest row (commit to screen).
+        self.commits: deque[tuple[int, float]] = deque()
+        self.to_screen: list[float] = []
+        # The baseline: paint new rows only at the 10 Hz tick, as before rows painted on arrival.
+        self.tick_only = False
+
+    def _paint_soon(self) -> None:
+        if not self.tick_only:
+            super()._paint_soon()
 
     def action_cycle_sort(self) -> None:
         super().action_cycle_sort()
@@ -100,6 +115,9 @@ class BenchApp(EventApp):
             stream = self.stream if self.is_mounted else None  # type: ignore[truthy-function]
             if stream is not None and stream.latest is not None and not stream.holding:
                 self.frame_lag.append(time.time() - stream.latest.received_at)
+                shown, commits = stream.latest.id, self.commits
+                while commits and commits[0][0] <= shown:
+                    self.to_screen.append(now - commits.popleft()[1])
         super()._display(screen, renderable)
 
 
@@ -265,6 +283,23 @@ async def phase(
     }
 
 
+# Commit-to-screen phases: "idle" is a few events a second (one now and then, as a developer
+# clicking through an app sends them), then steady traffic.
+SCREEN_RATES = (3, 100, 1_000, 10_000)
+
+
+async def to_screen(app: BenchApp, load: Load, rate: int, seconds: float) -> list[float]:
+    """Commit-to-screen latencies at `rate` events/s, the stream following, no keys pressed."""
+    load.rate = rate
+    if not app.stream.following:
+        app._driver.send_message(events.Key("f", "f"))  # type: ignore[union-attr]
+    await asyncio.sleep(1.0)
+    app.commits.clear()
+    start = len(app.to_screen)
+    await asyncio.sleep(seconds)
+    return app.to_screen[start:]
+
+
 DEBUG = bool(__import__("os").environ.get("BENCH_DEBUG"))
 GC_PAUSES: list[float] = []
 GC_BY_GENERATION: dict[int, list[float]] = {0: [], 1: [], 2: []}
@@ -280,6 +315,36 @@ def _on_gc(phase: str, info: dict[str, int]) -> None:
         GC_BY_GENERATION[info["generation"]].append(time.thread_time() - _gc_started[1])
 
 
+async def keys(
+    app: BenchApp,
+    load: Load,
+    seconds: float,
+    stored: list[int],
+    results: list[dict[str, Any]],
+    args: argparse.Namespace,
+) -> None:
+    """Keypress-to-screen and the rest, idle, at 2k, 10k and 30k/s, idle again."""
+    results.append({**await phase(app, load, 0, seconds, stored), "rate": "idle"})
+    for rate in (2_000, 10_000, 30_000):
+        until = 1_000_000 if args.million and rate == 30_000 else 0
+        results.append(await phase(app, load, rate, seconds, stored, until))
+        print(_header() if len(results) == 2 else "", _row(results[-1]), sep="\n", flush=True)
+    load.rate = 0
+    await asyncio.sleep(1.0)
+    gc.collect()
+    results.append({**await phase(app, load, 0, seconds, stored), "rate": "idle after"})
+    if args.census:
+        from collections import Counter
+
+        census = Counter(type(o).__name__ for o in gc.get_objects())
+        print("tracked objects:", len(gc.get_objects()), census.most_common(12))
+        for generation, cpu in GC_BY_GENERATION.items():
+            print(
+                f"gen{generation}: {len(cpu)} collections, cpu max"
+                f" {max(cpu, default=0) * 1000:.1f} ms, total {sum(cpu) * 1000:.0f} ms"
+            )
+
+
 async def main(args: argparse.Namespace) -> None:
     gc.callbacks.append(_on_gc)
     folder = Path(tempfile.mkdtemp(prefix="eventtui-bench-"))
@@ -291,10 +356,13 @@ async def main(args: argparse.Namespace) -> None:
 
     def count(commit: Commit) -> None:
         stored[0] += commit.inserted
+        if commit.inserted:  # the app reads these only while its stream follows
+            app.commits.append((commit.last_event_id, time.perf_counter()))
 
     writer.add_listener(count)
     writer.start()
     feed.session = writer.session_id
+    shipped_interval = feed.min_interval
     load = Load(writer)
     load.thread.start()
     from eventtui.config import Config
@@ -302,37 +370,47 @@ async def main(args: argparse.Namespace) -> None:
 
     # As `eventtui watch` runs it: with the monitor judging every event.
     app = BenchApp(feed, states=monitor_states(Config(), time.time()), tune_gc=not args.default_gc)
-    results = []
+    results: list[dict[str, Any]] = []
     seconds = 5 if args.quick else args.seconds
     async with app.run_test(size=(160, 45)):
         load.rate = 2_000  # some rows on screen, so the idle baseline has something to select
         await asyncio.sleep(1.0)
-        results.append({**await phase(app, load, 0, seconds, stored), "rate": "idle"})
-        for rate in (2_000, 10_000, 30_000):
-            until = 1_000_000 if args.million and rate == 30_000 else 0
-            results.append(await phase(app, load, rate, seconds, stored, until))
-            print(_header() if len(results) == 2 else "", _row(results[-1]), sep="\n", flush=True)
+        if not args.screen:
+            await keys(app, load, seconds, stored, results, args)
         load.rate = 0
         await asyncio.sleep(1.0)
-        gc.collect()
-        results.append({**await phase(app, load, 0, seconds, stored), "rate": "idle after"})
-        if args.census:
-            from collections import Counter
-
-            census = Counter(type(o).__name__ for o in gc.get_objects())
-            print("tracked objects:", len(gc.get_objects()), census.most_common(12))
-            for generation, cpu in GC_BY_GENERATION.items():
-                print(
-                    f"gen{generation}: {len(cpu)} collections, cpu max"
-                    f" {max(cpu, default=0) * 1000:.1f} ms, total {sum(cpu) * 1000:.0f} ms"
-                )
+        # Baseline and shipped, one rate after the other, so both see the same machine load.
+        screen = []
+        for rate in SCREEN_RATES:
+            app.tick_only, feed.min_interval = True, 1 / 30
+            base = await to_screen(app, load, rate, seconds)
+            app.tick_only, feed.min_interval = False, shipped_interval
+            screen.append((base, await to_screen(app, load, rate, seconds)))
     load.stop.set()
     load.thread.join()
     writer.close()
+    if results:
+        print()
+        print(_header())
+        for result in results:
+            print(_row(result))
     print()
-    print(_header())
-    for result in results:
-        print(_row(result))
+    print(
+        "commit to screen (the stream following; a commit counts once a frame shows its newest row)"
+    )
+    print("baseline: rows painted at the 10 Hz tick only, the feed pausing 33 ms between batches")
+    print(
+        f"{'rate':>10} {'commits':>10} {'p50 ms':>10} {'p99 ms':>10} {'max ms':>10}"
+        f" {'base p50':>10} {'base p99':>10} {'p99 ratio':>10}"
+    )
+    for rate, (base, times) in zip(SCREEN_RATES, screen, strict=True):
+        p99, base_p99 = percentile(times, 99), percentile(base, 99)
+        print(
+            f"{rate:>10,} {len(times):>10,} {percentile(times, 50) * 1000:>10.1f}"
+            f" {p99 * 1000:>10.1f} {max(times, default=0.0) * 1000:>10.1f}"
+            f" {percentile(base, 50) * 1000:>10.1f} {base_p99 * 1000:>10.1f}"
+            f" {p99 / base_p99:>10.2f}"
+        )
     print(f"\nstore: {path} ({stored[0]:,} events); machine: {_machine()}")
 
 
@@ -378,6 +456,9 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="5-second phases")
     parser.add_argument(
         "--default-gc", action="store_true", help="leave CPython's GC thresholds (for comparison)"
+    )
+    parser.add_argument(
+        "--screen", action="store_true", help="only commit-to-screen (idle, 100, 1k, 10k/s)"
     )
     parser.add_argument("--census", action="store_true", help="count GC-tracked objects at the end")
     parser.add_argument(

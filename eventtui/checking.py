@@ -24,14 +24,14 @@ bounded by the newest id seen at the start, so rows committed meanwhile never ma
 disagree.
 
 The core never prints: the CLI prints `render_text` or `CheckResult.as_json()`.
-May import: config, filters, monitor, store.
+May import: config, filters, monitor, pii (what a finding looks like), store.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -43,12 +43,15 @@ from eventtui.monitor import (
     LATE,
     LOW_RATE,
     MISSING,
+    PII,
     QUIET,
     RATE_DROP,
     RATE_SPIKE,
     RECOVERED,
+    TYPE_CHANGED,
     UNPLANNED,
     Anomaly,
+    Drift,
     ExpectationError,
     Monitor,
     MonitorSettings,
@@ -59,9 +62,11 @@ from eventtui.monitor import (
 )
 from eventtui.monitor.anomaly import SYMBOLS
 from eventtui.monitor.factory import build_monitor, where_filters
+from eventtui.pii import PII_PREFIX
 from eventtui.store import EventRow, Reader
 
 DEFAULT_WINDOW: Final = 15 * 60.0
+_PAGE: Final = 5000
 
 # For a terminal whose encoding has no room for the symbols above.
 ASCII_SYMBOLS: Final = {
@@ -74,6 +79,8 @@ ASCII_SYMBOLS: Final = {
     RATE_SPIKE: "^",
     UNPLANNED: "?",
     RECOVERED: "+",
+    TYPE_CHANGED: "~",
+    PII: "!",
 }
 _SGR: Final = {
     Severity.FIRING: "\x1b[1;31m",
@@ -117,6 +124,14 @@ class CheckResult:
     sample_errors: Mapping[str, str]
     unplanned: tuple[str, ...]
     planned: bool
+    # Events flagged for personal data, per name, and one finding each (a path and a detector,
+    # never the value); `[plan] pii = "fail"` makes them fail the check.
+    pii: Mapping[str, int] = field(default_factory=dict)
+    pii_samples: Mapping[str, str] = field(default_factory=dict)
+    pii_fails: bool = False
+    # Property types that changed in the scope; `[plan] strict_types` makes them fail the check.
+    drifts: tuple[Drift, ...] = ()
+    strict_types: bool = False
 
     @property
     def firing(self) -> list[Anomaly]:
@@ -124,7 +139,10 @@ class CheckResult:
 
     @property
     def ok(self) -> bool:
-        """What the exit code says: nothing firing and no invalid event in the scope."""
+        """What the exit code says: nothing firing and no invalid event in the scope (nor personal
+        data or a changed type, when the plan says they fail)."""
+        if (self.pii_fails and self.pii) or (self.strict_types and self.drifts):
+            return False
         return not self.firing and not self.invalid
 
     def as_json(self) -> dict[str, Any]:
@@ -162,6 +180,20 @@ class CheckResult:
             "invalid": dict(self.invalid),
             "sample_errors": dict(self.sample_errors),
             "unplanned": list(self.unplanned),
+            "pii": dict(self.pii),
+            "pii_findings": dict(self.pii_samples),
+            "pii_fails": self.pii_fails,
+            "type_changes": [
+                {
+                    "event": d.name,
+                    "path": d.path,
+                    "before": list(d.before),
+                    "after": d.after,
+                    "since": d.since,
+                }
+                for d in self.drifts
+            ],
+            "strict_types": self.strict_types,
         }
         return out
 
@@ -273,6 +305,7 @@ def check_window(
         history_from=history_start,
     )
     monitor.observe_many(observed)
+    _learn_types(reader, monitor, in_window)
     scope = Scope(window_start, now, window=window)
     latest = _latest(rows, last_seen)
     return _result(reader, config, plan, monitor, scope, in_window, latest, checked_at=now)
@@ -319,11 +352,22 @@ def check_session(reader: Reader, config: Config, session_id: int, *, now: float
     plan_window = max(end - start, 0.0) + 1.0
     monitor = _monitor(config, plan, matching, started_at=start, plan_window=plan_window)
     monitor.observe_many(rows)
+    _learn_types(reader, monitor, rows)
     scope = Scope(start, end, session_id=session_id, session_label=label, running=running)
     return _result(reader, config, plan, monitor, scope, rows, _latest(rows), checked_at=now)
 
 
 # --- shared --------------------------------------------------------------------------------------
+
+
+def _learn_types(reader: Reader, monitor: Monitor, rows: list[EventRow]) -> None:
+    """Type drift needs the payloads the light rows left in the store: read them, a page at a
+    time, in store order, and let the monitor's learner see each."""
+    observe = monitor.drift.observe
+    for start in range(0, len(rows), _PAGE):
+        ids = [r.id for r in rows[start : start + _PAGE]]
+        for row in reader.events_in(ids):
+            observe(row.name, row.properties, row.received_at)
 
 
 def _monitor(
@@ -370,12 +414,19 @@ def _result(
     invalid: dict[str, int] = {}
     samples: dict[str, str] = {}
     unplanned: set[str] = set()
+    pii: dict[str, int] = {}
+    pii_samples: dict[str, str] = {}
     for row in rows:
         if not row.valid:
             invalid[row.name] = invalid.get(row.name, 0) + 1
             errors = row.error_list()
             if errors:
                 samples[row.name] = errors[0]  # the newest: rows are in store order
+        if row.errors and PII_PREFIX in row.errors:
+            found = [e for e in row.error_list() if e.startswith(PII_PREFIX)]
+            if found:
+                pii[row.name] = pii.get(row.name, 0) + 1
+                pii_samples[row.name] = found[0].removeprefix(PII_PREFIX)
         if plan is not None and plan.is_unplanned(row.name):
             unplanned.add(row.name)
     last_seen: dict[tuple[str, str | None], float] = {}
@@ -399,6 +450,11 @@ def _result(
         sample_errors=dict(sorted(samples.items())),
         unplanned=tuple(sorted(unplanned)),
         planned=plan is not None,
+        pii=dict(sorted(pii.items())),
+        pii_samples=dict(sorted(pii_samples.items())),
+        pii_fails=config.plan.pii == "fail",
+        drifts=tuple(monitor.drift.all_drifts()),
+        strict_types=config.plan.strict_types,
     )
 
 
@@ -422,7 +478,8 @@ def render_text(
     lines = [_header(result, clean, sep=" · " if unicode else " - ")]
     if result.expectations == 0 and not result.planned:
         lines.append(
-            "note: the config declares no [[expect]] and no [plan]: only invalid events are checked"
+            "note: the config declares no [[expect]] and no [plan]: only invalid events, personal"
+            " data and changed property types are checked"
         )
     symbols = SYMBOLS if unicode else ASCII_SYMBOLS
     if result.anomalies:
@@ -461,6 +518,35 @@ def render_text(
         lines.append("")
         lines.append("plan violations")
         lines.extend(_table(["event", "invalid", "sample error"], rows, color=False))
+    if result.drifts:
+        severity = Severity.FIRING if result.strict_types else Severity.WARNING
+        rows = [
+            (
+                severity,
+                [
+                    clean(d.name),
+                    clean(d.path),
+                    " | ".join(d.before),
+                    d.after,
+                    _clock(d.since, same_day_as=end),
+                ],
+            )
+            for d in result.drifts
+        ]
+        lines.append("")
+        fails = "fail: [plan] strict_types" if result.strict_types else "a warning"
+        lines.append(f"type changes ({fails})")
+        lines.extend(_table(["event", "path", "was", "now", "since"], rows, color=color))
+    if result.pii:
+        severity = Severity.FIRING if result.pii_fails else Severity.WARNING
+        rows = [
+            (severity, [clean(name), f"{count:,}", clean(result.pii_samples.get(name, ""))])
+            for name, count in result.pii.items()
+        ]
+        lines.append("")
+        fails = 'fail: [plan] pii = "fail"' if result.pii_fails else "a warning"
+        lines.append(f"personal data ({fails})")
+        lines.extend(_table(["event", "events", "finding (path: detector)"], rows, color=color))
     if result.unplanned:
         names = ", ".join(clean(n) for n in result.unplanned)
         lines.append("")
@@ -469,7 +555,12 @@ def render_text(
     if result.ok:
         verdict, severity = "OK: nothing firing", Severity.INFO
     else:
-        verdict, severity = f"FAIL: {firing} firing", Severity.FIRING
+        reasons = [f"{firing} firing"]
+        if result.pii_fails and result.pii:
+            reasons.append(f"personal data in {sum(result.pii.values()):,} events")
+        if result.strict_types and result.drifts:
+            reasons.append(f"{len(result.drifts)} type changes")
+        verdict, severity = f"FAIL: {', '.join(reasons)}", Severity.FIRING
     lines.append("")
     lines.append(_paint(verdict, severity) if color else verdict)
     return "\n".join(lines) + "\n"

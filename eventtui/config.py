@@ -4,7 +4,8 @@ Every key is documented in `config.example.toml`. Unknown keys, wrong types and 
 range are errors that name the file, the key and the line. Paths in a config file are relative to
 that file.
 
-May import: msgspec, tomllib, filters (to check `where`), model (the event-name limit).
+May import: msgspec, tomllib, filters (to check `where`), model (the event-name limit), pii (to
+check `[plan] forbid` patterns).
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ import msgspec
 # filter a config error at load, naming the file and line, instead of a failure much later.
 from eventtui.filters import FilterError, compile_filter
 from eventtui.model import MAX_NAME_CHARS
+from eventtui.pii import check_pattern
 
 DEFAULT_PORT: Final = 8765
 CONFIG_FILE_NAME: Final = "eventtui.toml"
+PII_MODES: Final = ("off", "warn", "fail")
 # A config file is a page of text. Reading it with a bound keeps `--config /dev/zero` (or a huge
 # file named by mistake) from reading until memory runs out.
 CONFIG_LIMIT: Final = 4 * 1024 * 1024
@@ -165,6 +168,24 @@ class PlanEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class PlanConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     strict: bool = False
     events: dict[str, PlanEvent] = msgspec.field(default_factory=dict)
+    # Property paths no event may carry (`properties.password`, `*.ssn`): such an event is invalid.
+    forbid: tuple[str, ...] = ()
+    # Personal data found by the built-in detectors: "off" (not looked for), "warn" (flagged, the
+    # default) or "fail" (flagged, and `check` fires).
+    pii: str = "warn"
+    # A property whose type changes (number -> string) makes `check` fire, not only warn.
+    strict_types: bool = False
+
+
+# `[[alert]] format`: the body a webhook gets (README.md, "Page on-call").
+ALERT_FORMATS: Final = ("json", "slack")
+
+
+class Alert(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A webhook posted when an anomaly starts firing and when it resolves (eventtui.oncall)."""
+
+    url: str
+    format: str = "json"
 
 
 class StreamConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -191,6 +212,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ui: UIConfig = UIConfig()
     expect: tuple[Expectation, ...] = ()
     plan: PlanConfig = PlanConfig()
+    alert: tuple[Alert, ...] = ()
     # The file this came from (None for defaults); relative paths in it are resolved against it.
     source: str | None = None
 
@@ -244,7 +266,54 @@ def load_config(path: Path | None) -> Config:
     config = msgspec.structs.replace(config, source=os.path.realpath(path))
     _check_expectations(config, path, text)
     _check_plan_files(config, path, text)
+    _check_alerts(config, path, text)
     return config
+
+
+def alert_url_problem(url: str) -> str | None:
+    """Why `url` cannot be a webhook, or None. Never quotes the URL: its path or query is often
+    the secret (a Slack incoming webhook's is), so only its scheme is named."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return "is not a URL"
+    if parts.scheme.lower() not in ("http", "https"):
+        shown = f'"{parts.scheme}:"' if parts.scheme else "no scheme"
+        return f"must be an http:// or https:// URL (this one has {shown})"
+    if not parts.hostname:
+        return "has no host name"
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        return "holds spaces or control characters"
+    return None
+
+
+def _check_alerts(config: Config, path: Path, text: str) -> None:
+    for index, alert in enumerate(config.alert):
+        key, problem = "url", alert_url_problem(alert.url)
+        if problem is None and alert.format not in ALERT_FORMATS:
+            shown = json.dumps(alert.format, ensure_ascii=False)
+            key, problem = "format", f"unknown format {shown}; one of: {', '.join(ALERT_FORMATS)}"
+        if problem:
+            line = _nth_table_key_line(text, "alert", index, key)
+            where = f"{path}, line {line}" if line else str(path)
+            raise ConfigError(f"{where}: alert[{index}].{key}: {problem}")
+
+
+def _nth_table_key_line(text: str, table: str, index: int, key: str) -> int | None:
+    """Line of `key = ...` in the index-th `[[table]]`, else of that header."""
+    header = _nth_header_line(text, table, index)
+    if header is None:
+        return None
+    assignment = re.compile(rf'^\s*"?{re.escape(key)}"?\s*=')
+    for number, line in enumerate(text.splitlines()[header:], start=header + 1):
+        if re.match(r"^\s*\[", line):
+            break
+        if assignment.match(line):
+            return number
+    return header
 
 
 def _decode_custom(type_: type, value: Any) -> Any:
@@ -349,6 +418,15 @@ def _value_problems(config: Config) -> Iterator[tuple[list[str], str]]:
             f"unknown theme {json.dumps(config.ui.theme, ensure_ascii=False)}; one of: "
             + ", ".join(KNOWN_THEMES),
         )
+    if config.plan.pii not in PII_MODES:
+        yield (
+            ["plan", "pii"],
+            f"{json.dumps(config.plan.pii, ensure_ascii=False)} is not one of: {', '.join(PII_MODES)}",
+        )
+    for pattern in config.plan.forbid:
+        problem = check_pattern(pattern)
+        if problem:
+            yield ["plan", "forbid"], f"{json.dumps(pattern, ensure_ascii=False)}: {problem}"
     paths: list[tuple[list[str], object]] = [(["store", "path"], config.store.path)]
     paths += [
         (["plan", "events", name, "schema"], event.schema)

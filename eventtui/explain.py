@@ -4,7 +4,7 @@ A test that waited for `name:sign_up plan=pro` and timed out wants to hear "name
 'sign_up'" or "properties.plan is 'free', wanted 'pro'", not "0 matched". `Explainer` walks the
 filter's tree (`filters.parse_filter`), judges each term on its own with `matching` (so a term
 means exactly what it means in SQL), and words the terms that failed: names, name globs, property
-and context comparisons, `has:`, `user:`, `type:`, `session:`, `invalid` and quoted text; a
+and context comparisons, `has:`, `user:`, `type:`, `source:`, `session:`, `invalid` and quoted text; a
 negated or OR-ed part that fails is named as written. Every piece of event data in a reason passes
 through `text.clean` (a reason may be printed on a terminal).
 
@@ -127,6 +127,9 @@ def _term_reason(term: Term, event: Any) -> str:
         return "the event is valid (it met the tracking plan), wanted an invalid one"
     if kind == "type":
         return f"type is {_show(getattr(event, 'type', ''))}, wanted {wanted}"
+    if kind == "source":
+        source = getattr(event, "source", None)
+        return f"source is {_show(source) if source else 'not recorded'}, wanted {wanted}"
     if kind == "session":
         return f"session is {getattr(event, 'session_id', '?')}, wanted {term.value}"
     if kind == "user":

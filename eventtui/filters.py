@@ -16,6 +16,8 @@ Grammar (terms are separated by spaces)::
     user:42               user_id or anonymous_id is 42
     session:3             events of session 3
     type:page             track, page, screen, identify, group or alias
+    source:posthog        the protocol it arrived in: eventtui, segment, posthog, snowplow,
+                          amplitude, mixpanel or import
     invalid               events that broke the tracking plan (valid = 0)
     "quoted text"         anywhere in the payload: name, type, ids, properties, context, other fields
     -term                 negation; `-(a OR b)` negates a group
@@ -59,7 +61,9 @@ __all__ = [
 # Mirrors eventtui.model.EVENT_TYPES (this module imports nothing from eventtui); a test keeps
 # the two equal.
 EVENT_TYPES: Final = ("track", "page", "screen", "identify", "group", "alias")
-FIELDS: Final = ("name", "has", "user", "session", "type")
+# Mirrors eventtui.model.SOURCES, kept equal by a test as EVENT_TYPES is.
+SOURCES: Final = ("eventtui", "segment", "posthog", "snowplow", "amplitude", "mixpanel", "import")
+FIELDS: Final = ("name", "has", "user", "session", "type", "source")
 # Bounds that keep every accepted filter inside SQLite's limits (measured on 3.40: 21 nested
 # negated groups overflow its parser stack; an expression deeper than 1000 is an error).
 MAX_TERMS: Final = 100
@@ -126,7 +130,8 @@ class Term:
     """One term of a filter, as written and as understood.
 
     `kind`: "word" (the name contains `value`), "text" (quoted: anywhere in the payload),
-    "invalid", "name" (an exact name), "glob" (a name glob), "has", "user", "session", "type", or
+    "invalid", "name" (an exact name), "glob" (a name glob), "has", "user", "session", "type",
+    "source", or
     "compare" (a property or context path `op` `value`). `text` is the term's source, itself a
     filter of one term. For "has" and "compare", `column` is "properties" or "context" and `path`
     the keys below it. `literal`: the value was quoted (always a string).
@@ -471,6 +476,10 @@ def _compile_field(
                 token, f"a session is a number, as `eventtui sessions` lists; got {text!r}"
             )
         return "session_id = ?", [int(text)]
+    if field == "source":
+        if text not in SOURCES:
+            raise _error(token, f"source must be one of {', '.join(SOURCES)}; got {text!r}")
+        return "source = ?", [text]
     if text not in EVENT_TYPES:
         raise _error(token, f"type must be one of {', '.join(EVENT_TYPES)}; got {text!r}")
     return "type = ?", [text]

@@ -19,7 +19,7 @@ from eventtui.filters import compile_filter
 
 _COLUMNS: Final = (
     "id", "session_id", "received_at", "sent_at", "name", "type", "user_id", "anonymous_id",
-    "message_id", "client", "properties", "context", "valid", "errors", "extra",
+    "message_id", "client", "properties", "context", "valid", "errors", "extra", "source",
 )  # fmt: skip
 _ROW: Final = ", ".join(f"? AS {column}" for column in _COLUMNS)
 

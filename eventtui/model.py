@@ -17,6 +17,12 @@ from typing import Annotated, Any, Final, Literal, NamedTuple, Protocol
 
 import msgspec
 
+# The protocols an event can arrive in (the `source` column): eventtui's own (the websocket and
+# POST /events), Segment's HTTP API (RudderStack's SDKs speak it too), the vendors' own
+# (`eventtui.protocols`), and `import` for a plain event object loaded from a file.
+SOURCES: Final = (
+    "eventtui", "segment", "posthog", "snowplow", "amplitude", "mixpanel", "import",
+)  # fmt: skip
 EVENT_TYPES: Final = frozenset({"track", "page", "screen", "identify", "group", "alias"})
 MAX_NAME_CHARS: Final = 256
 MAX_DEPTH: Final = 64
@@ -29,7 +35,15 @@ DEFAULT_MAX_EVENT_BYTES: Final = 512 * 1024
 MIN_EPOCH: Final = -62135596800.0
 MAX_EPOCH: Final = 253402300800.0
 
-# Top-level fields with a column of their own; the rest are kept in `extra`.
+# `absent` (a column of its own): the fields the producer did not send, stored with their default
+# ("track", {}) so that the columns stay simple to query, and left out again wherever the event is
+# shown as the producer sent it (payload pane, copy, export, re-send).
+ABSENT_TYPE: Final = 1
+ABSENT_PROPERTIES: Final = 2
+ABSENT_CONTEXT: Final = 4
+
+# Top-level fields with a column of their own; the rest are kept in `extra` (and so is a
+# `timestamp` that cannot be read as a time: kept as sent, beside the error that says so).
 _KNOWN_FIELDS: Final = frozenset(
     {"event", "type", "properties", "context", "userId", "anonymousId", "messageId", "timestamp"}
 )
@@ -56,6 +70,10 @@ class StoredEvent(NamedTuple):
     valid: bool
     errors: str | None
     extra: str | None
+    absent: int = 0  # ABSENT_* bits
+    # The protocol it arrived in (`SOURCES`); a default, so that rows built before the column
+    # existed still build.
+    source: str = "eventtui"
 
     def as_dict(self) -> dict[str, Any]:
         """The event as a Segment-style object, as the producer sent it (plus what we derived)."""
@@ -105,6 +123,7 @@ def decode_frame(
     received_at: float | None = None,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     check: EventCheck | None = None,
+    source: str = "eventtui",
 ) -> DecodedFrame:
     """Decode a websocket frame (or an HTTP body) into accepted events and refusals.
 
@@ -117,8 +136,8 @@ def decode_frame(
         # One try around the whole frame, not one per event: if anything fails, the full path
         # below goes event by event and refuses only the one at fault, with its index.
         try:
-            fast = _fast_path(data, client, now, max_event_bytes)
-            if fast is not None and check is not None:
+            fast = _fast_path(data, client, now, max_event_bytes, source)
+            if fast is not None and check is not None and _needed(check, fast):
                 fast = [check(event) for event in fast]
         except Exception:
             fast = None
@@ -134,11 +153,25 @@ def decode_frame(
             if isinstance(item, _DeepItem):
                 raise EventRefused(f"nesting is deeper than {MAX_DEPTH} levels")
             obj = _decode_item(item) if isinstance(item, msgspec.Raw | bytes) else item
-            event = normalise(obj, client=client, received_at=now, max_event_bytes=max_event_bytes)
+            event = normalise(
+                obj,
+                client=client,
+                received_at=now,
+                max_event_bytes=max_event_bytes,
+                source=source,
+            )
             out.events.append(event if check is None else check(event))
         except Exception as exc:
             out.refusals.append(Refusal(_reason(exc), index if listed else None, _raw_copy(item)))
     return out
+
+
+def _needed(check: EventCheck, events: list[StoredEvent]) -> bool:
+    """Whether `check` has anything to say about these events. A check may answer for a whole
+    frame at once (its `needed` attribute): the personal-data detectors look at a frame's
+    properties in one pass, where a call per event cost more than the detectors themselves."""
+    needed = getattr(check, "needed", None)
+    return needed is None or bool(needed(events))
 
 
 def _reason(exc: Exception) -> str:
@@ -155,7 +188,7 @@ class _Envelope(msgspec.Struct, forbid_unknown_fields=True):
     """The common, well-formed event, checked by msgspec in C (see `_fast_path`)."""
 
     event: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_CHARS)]
-    type: Literal["track", "page", "screen", "identify", "group", "alias"] = "track"
+    type: Literal["track", "page", "screen", "identify", "group", "alias"] | None = None
     properties: dict[str, Any] | None = None
     context: dict[str, Any] | None = None
     userId: Annotated[str, msgspec.Meta(min_length=1)] | None = None
@@ -169,7 +202,7 @@ _envelopes_decoder: Final = msgspec.json.Decoder(list[_Envelope])
 
 
 def _fast_path(
-    data: bytes, client: str, now: float, max_event_bytes: int
+    data: bytes, client: str, now: float, max_event_bytes: int, source: str = "eventtui"
 ) -> list[StoredEvent] | None:
     """Events of a frame that holds only plain, valid events; None sends it down the full path.
 
@@ -208,6 +241,13 @@ def _fast_path(
     encode = _json_encoder.encode
     lowest, highest = MIN_EPOCH, MAX_EPOCH  # locals: this loop runs for every event
     for e in envelopes:
+        absent = 0
+        if e.type is None:
+            absent = ABSENT_TYPE
+        if e.properties is None:
+            absent |= ABSENT_PROPERTIES
+        if e.context is None:
+            absent |= ABSENT_CONTEXT
         properties = encode(e.properties).decode() if e.properties else "{}"
         context = encode(e.context).decode() if e.context else "{}"
         if len(properties) + len(context) > max_event_bytes:
@@ -219,8 +259,8 @@ def _fast_path(
             if not lowest <= sent_at < highest:
                 return None  # past year 9999 or before year 1 once in UTC: `normalise` says so
         events.append(StoredEvent(
-            now, sent_at, e.event, e.type, e.userId, e.anonymousId, e.messageId, client,
-            properties, context, True, None, None,
+            now, sent_at, e.event, e.type or "track", e.userId, e.anonymousId, e.messageId, client,
+            properties, context, True, None, None, absent, source,
         ))  # fmt: skip
     return events
 
@@ -248,6 +288,7 @@ def decode_json_lines(
     received_at: float | None = None,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     check: EventCheck | None = None,
+    source: str = "eventtui",
 ) -> DecodedFrame:
     """Decode a JSON Lines body: each non-blank line is a frame; refusals carry the line index."""
     now = time.time() if received_at is None else received_at
@@ -261,6 +302,7 @@ def decode_json_lines(
             received_at=now,
             max_event_bytes=max_event_bytes,
             check=check,
+            source=source,
         )
         out.events.extend(frame.events)
         out.refusals.extend(Refusal(r.reason, index, r.raw) for r in frame.refusals)
@@ -273,6 +315,7 @@ def normalise(
     client: str,
     received_at: float,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    source: str = "eventtui",
 ) -> StoredEvent:
     """Check one decoded event object and map its Segment-spec fields to columns.
 
@@ -282,7 +325,10 @@ def normalise(
     if obj.__class__ is not dict:
         raise EventRefused(f"an event must be a JSON object, not {_kind(obj)}")
     get = obj.get
-    type_ = get("type", "track")
+    type_ = get("type")
+    absent = 0
+    if type_ is None:
+        type_, absent = "track", ABSENT_TYPE
     if type_.__class__ is not str or type_ not in EVENT_TYPES:  # a list is not even hashable
         raise EventRefused(
             f"type must be one of {', '.join(sorted(EVENT_TYPES))}; got {_show(type_)}"
@@ -296,9 +342,13 @@ def normalise(
         raise EventRefused(_bad_name(name))
     properties = get("properties")
     if properties.__class__ is not dict:
+        if properties is None:
+            absent |= ABSENT_PROPERTIES
         properties = _object_value(properties, "properties")
     context = get("context")
     if context.__class__ is not dict:
+        if context is None:
+            absent |= ABSENT_CONTEXT
         context = _object_value(context, "context")
     user_id = get("userId")
     if user_id.__class__ is not str or not user_id:
@@ -312,16 +362,21 @@ def normalise(
     errors = None
     sent_at = None
     timestamp = get("timestamp")
+    unreadable = False
     if timestamp is not None:
         sent_at = parse_timestamp(timestamp)
         if sent_at is None:
             errors = _json_encoder.encode([_timestamp_error(timestamp)]).decode()
+            unreadable = True
     properties_json = _json_encoder.encode(properties).decode()
     context_json = _json_encoder.encode(context).decode()
     size = len(properties_json) + len(context_json)
     extra_json = None
-    if not obj.keys() <= _KNOWN_FIELDS:
-        extra = {k: v for k, v in obj.items() if k not in _KNOWN_FIELDS}
+    if unreadable or not obj.keys() <= _KNOWN_FIELDS:
+        # An unreadable timestamp stays in the event as sent (searchable, shown, exported).
+        extra = {k: v for k, v in obj.items() if k not in _KNOWN_FIELDS or k == "timestamp"}
+        if not unreadable:
+            extra.pop("timestamp", None)
         extra_json = _json_encoder.encode(extra).decode()
         size += len(extra_json)
     if size > max_event_bytes:
@@ -329,7 +384,7 @@ def normalise(
     # Positional: building the NamedTuple by keyword costs a microsecond per event.
     return StoredEvent(
         received_at, sent_at, name, type_, user_id, anonymous_id, message_id, client,
-        properties_json, context_json, errors is None, errors, extra_json,
+        properties_json, context_json, errors is None, errors, extra_json, absent, source,
     )  # fmt: skip
 
 
@@ -364,6 +419,8 @@ class EventColumns(Protocol):
     def sent_at(self) -> float | None: ...
     @property
     def extra(self) -> str | None: ...
+    @property
+    def absent(self) -> int: ...
 
 
 def payload_of(row: EventColumns) -> dict[str, Any]:
@@ -378,6 +435,7 @@ def payload_of(row: EventColumns) -> dict[str, Any]:
         message_id=row.message_id,
         sent_at=row.sent_at,
         extra=row.extra,
+        absent=row.absent,
     )
 
 
@@ -392,16 +450,21 @@ def event_object(
     message_id: str | None,
     sent_at: float | None,
     extra: str | None,
+    absent: int = 0,
 ) -> dict[str, Any]:
-    """Rebuild the Segment-style event object from stored columns (export, payload pane, re-send)."""
+    """Rebuild the Segment-style event object from stored columns (export, payload pane, re-send):
+    the fields the producer sent, without the defaults the store filled in (`absent`)."""
     obj: dict[str, Any] = {}
     if extra:
         obj.update(_json_decoder.decode(extra))
     if type_ == "track" or obj.get("name") != name:
         obj["event"] = name
-    obj["type"] = type_
-    obj["properties"] = _json_decoder.decode(properties) if properties else {}
-    obj["context"] = _json_decoder.decode(context) if context else {}
+    if not absent & ABSENT_TYPE:
+        obj["type"] = type_
+    if not absent & ABSENT_PROPERTIES:
+        obj["properties"] = _json_decoder.decode(properties) if properties else {}
+    if not absent & ABSENT_CONTEXT:
+        obj["context"] = _json_decoder.decode(context) if context else {}
     for key, value in (
         ("userId", user_id),
         ("anonymousId", anonymous_id),
@@ -665,3 +728,38 @@ def _raw_copy(item: Any) -> bytes:
         return _json_encoder.encode(item)[:RAW_COPY_BYTES]
     except (TypeError, ValueError, RecursionError, msgspec.EncodeError):
         return repr(item)[:RAW_COPY_BYTES].encode("utf-8", "replace")
+
+
+# --- for the vendor decoders (`eventtui.protocols`): the same rules, in the same words ---------
+
+refusal_reason: Final = _reason
+raw_copy: Final = _raw_copy
+nesting_depth: Final = _depth
+json_encode: Final = _json_encoder.encode
+kind_of: Final = _kind
+bad_name: Final = _bad_name
+timestamp_error: Final = _timestamp_error
+id_value: Final = _id_value
+
+
+def openers(data: bytes) -> int:
+    """How many objects and arrays open in `data`: a bound on how deep it nests."""
+    return _openers(data)
+
+
+def without_lone_surrogates(data: bytes) -> bytes:
+    """JSON text with each lone UTF-16 surrogate escape replaced by U+FFFD (kept, as the
+    websocket path keeps them), which msgspec would otherwise refuse."""
+    if b"\\ud" in data or b"\\uD" in data:
+        return _SURROGATE_ESCAPE.sub(_replace_lone_surrogate, data)
+    return data
+
+
+def decode_json_item(item: msgspec.Raw | bytes) -> Any:
+    """One event's raw JSON, decoded; EventRefused when it is not JSON or nests too deeply."""
+    return _decode_item(item)
+
+
+def json_refusal(exc: Exception) -> EventRefused:
+    """A JSON decoding error (msgspec's, RecursionError, UnicodeDecodeError) as a refusal."""
+    return _refusal(exc, "JSON")

@@ -1,8 +1,8 @@
 """A one-line progress display for long CLI commands (export, import) on stderr.
 
-Owns only drawing: it is the `progress` callback that `eventtui.transfer` calls. It draws when stderr
-is a terminal and stays silent otherwise, so piped or scripted runs see only their output. The core
-never imports this module; the CLI does.
+Owns only drawing: it is the `progress` callback that `eventtui.transfer` calls, and that the
+store's writer process hands a long migration. It draws when stderr is a terminal and stays silent
+otherwise, so piped or scripted runs see only their output.
 
 May import: the standard library only.
 """

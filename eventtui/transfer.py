@@ -7,7 +7,7 @@ top-level key ``"eventtui"``::
     {"event": "signup", "type": "track", "properties": {...}, "context": {...}, ...,
      "eventtui": {"id": 7, "session_id": 2, "received_at": 1714567890.123456,
                   "sent_at": 1714567890.1, "client": "ws:127.0.0.1:50412",
-                  "valid": false, "errors": ["..."]}}
+                  "valid": false, "errors": ["..."], "source": "posthog"}}
 
 Round trip: export, import into any store, export again, and every line is byte-for-byte the same
 except `eventtui.id` and `eventtui.session_id` (the importing store numbers rows and sessions its own
@@ -15,7 +15,9 @@ way). `sent_at` rides along because `timestamp` is written with millisecond prec
 `errors` because import does not re-run the tracking plan. (One exception: a `sent_at` outside the
 years 1 to 9999, which only a store written before the collector refused such times holds, comes
 back as the collector would store it now: unreadable. A `received_at` out there refuses the line.) A producer's own top-level field named
-"eventtui" is kept under `eventtui.shadowed` and put back on import.
+"eventtui" is kept under `eventtui.shadowed` and put back on import. `source` (the protocol the
+event arrived in) is absent for events stored before stores recorded it; an imported plain
+object's is "import".
 
 Import rule: the good lines are imported and every bad line is refused, never dropped silently.
 A refused line is named by its line number and reason in `ImportResult.refused`, and recorded, as
@@ -36,6 +38,7 @@ from __future__ import annotations
 import io
 import itertools
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -61,6 +64,8 @@ from eventtui.store.rows import META_KEY
 from eventtui.store.rows import export_line as _export_line
 
 IMPORT_CLIENT: Final = "import"
+# The `source` of an event imported from a plain object; an export's own key keeps the original.
+IMPORT_SOURCE: Final = "import"
 # The writer's transaction size: one submission fills one transaction.
 CHUNK_EVENTS: Final = 5000
 # Submissions queued ahead of the writer; bounds memory when decoding outruns SQLite.
@@ -179,11 +184,16 @@ def import_events(
     db: Path,
     label: str | None = None,
     progress: Progress | None = None,
+    new_ids: bool = False,
 ) -> ImportResult:
     """Read JSON Lines (ours or plain event objects) or a JSON array into a new session of `db`.
 
     Raises ImportRefused (nothing written) for input with no events, StoreError if the store
     cannot be written. See the module docstring for what is kept and what is refused.
+    `new_ids`: every messageId gets a suffix of this run (`~import-<hex>`), so events already in
+    the store (an export imported back into it) are stored again as new ones. When nothing at
+    all was stored (every event a duplicate, none refused), the empty session is removed again
+    (`ImportResult.session_id` is then 0).
     """
     if isinstance(source, str | Path):
         path = Path(source)
@@ -193,8 +203,10 @@ def import_events(
             raise ImportRefused(f"{path}: cannot read ({exc.strerror})") from None
         with stream:
             total = os.fstat(stream.fileno()).st_size
-            return _import(stream, total, db=db, label=label or path.name, progress=progress)
-    return _import(source, None, db=db, label=label, progress=progress)
+            return _import(
+                stream, total, db=db, label=label or path.name, progress=progress, new_ids=new_ids
+            )
+    return _import(source, None, db=db, label=label, progress=progress, new_ids=new_ids)
 
 
 def _import(
@@ -204,8 +216,10 @@ def _import(
     db: Path,
     label: str | None,
     progress: Progress | None,
+    new_ids: bool = False,
 ) -> ImportResult:
     now = time.time()
+    suffix = f"~import-{secrets.token_hex(4)}" if new_ids else ""
     chunks = _chunks(stream, now, total)
     first = next(chunks, None)
     if first is None:
@@ -229,7 +243,13 @@ def _import(
                 Reject(now, IMPORT_CLIENT, str(bad), raw)
                 for bad, raw in zip(chunk.refused, chunk.raw, strict=True)
             ]
-            writer.submit(Submission(chunk.events, rejects))
+            events = chunk.events
+            if suffix:
+                events = [
+                    e._replace(message_id=e.message_id + suffix) if e.message_id else e
+                    for e in events
+                ]
+            writer.submit(Submission(events, rejects))
             result.events += len(chunk.events)
             result.refused.extend(chunk.refused)
             if progress is not None:
@@ -249,6 +269,12 @@ def _import(
     # Every submitted event was committed (no commit failed): what was not inserted was ignored
     # by `INSERT OR IGNORE`, that is, its messageId was already stored.
     result.duplicates = result.events - result.imported
+    if not result.imported and not result.refused:
+        # Nothing stored and nothing refused: an empty session would only be clutter.
+        from eventtui.store.sessions import delete_session
+
+        delete_session(db, result.session_id)
+        result.session_id = 0
     if progress is not None:
         progress(result.events, 1.0)
     return result
@@ -330,18 +356,24 @@ def _line_chunks(lines: Iterable[bytes], now: float, total: int | None) -> Itera
             try:
                 meta = _take_meta(obj)
                 if meta is None:
-                    event = normalise(obj, client=IMPORT_CLIENT, received_at=now)
+                    event = normalise(
+                        obj, client=IMPORT_CLIENT, received_at=now, source=IMPORT_SOURCE
+                    )
                 else:
                     received_at = now if meta.received_at is UNSET else meta.received_at
                     client = meta.client or IMPORT_CLIENT
-                    event = normalise(obj, client=client, received_at=received_at)
+                    event = normalise(
+                        obj, client=client, received_at=received_at, source=IMPORT_SOURCE
+                    )
                 chunk.events.append(_restore(event, meta))
             except EventRefused as exc:
                 chunk.refuse(BadLine(number, None, str(exc)), line.rstrip(b"\r\n"))
         elif not line.isspace():
             chunk.lines += 1
             line = line.rstrip(b"\r\n")  # so a refused line's raw copy is the line as written
-            frame = decode_frame(line, binary=False, client=IMPORT_CLIENT, received_at=now)
+            frame = decode_frame(
+                line, binary=False, client=IMPORT_CLIENT, received_at=now, source=IMPORT_SOURCE
+            )
             for r in frame.refusals:
                 item = None if r.index is None else r.index + 1
                 chunk.refuse(BadLine(number, item, r.reason), r.raw)
@@ -360,7 +392,9 @@ def _line_chunks(lines: Iterable[bytes], now: float, total: int | None) -> Itera
 
 
 def _array_chunks(content: bytes, now: float) -> Iterator[_Chunk]:
-    frame = decode_frame(content, binary=False, client=IMPORT_CLIENT, received_at=now)
+    frame = decode_frame(
+        content, binary=False, client=IMPORT_CLIENT, received_at=now, source=IMPORT_SOURCE
+    )
     chunk = _Chunk()
     whole = [r for r in frame.refusals if r.index is None]
     if whole:  # the array as a whole was refused (`[]`)
@@ -397,6 +431,7 @@ class _Meta(msgspec.Struct, frozen=True):
     client: str | UnsetType | None = UNSET
     valid: bool | UnsetType = UNSET
     errors: list[str] | UnsetType | None = UNSET
+    source: str | UnsetType | None = UNSET
 
 
 def _take_meta(obj: dict[str, Any]) -> _Meta | None:
@@ -441,6 +476,10 @@ def _restore(event: StoredEvent, meta: _Meta | None) -> StoredEvent:
         # of a store written before that rule carries them.
         listed = _decoder.decode(errors) if errors else []
         errors = _encoder.encode([*listed, f"timestamp: {_outside(sent_at)}"]).decode()
+        # Kept in the event as the export had it, as an unreadable timestamp always is.
+        kept = _decoder.decode(event.extra) if event.extra else {}
+        kept.setdefault("timestamp", sent_at)
+        event = event._replace(extra=_encoder.encode(kept).decode())
         sent_at, valid = None, False
     if meta.received_at is not UNSET:
         received_at = meta.received_at
@@ -449,12 +488,14 @@ def _restore(event: StoredEvent, meta: _Meta | None) -> StoredEvent:
     else:
         received_at = event.received_at if sent_at is None else sent_at
     client = meta.client or event.client  # UNSET and None are both false
-    if (received_at, sent_at, client, valid, errors) == (
+    source = meta.source or event.source
+    if (received_at, sent_at, client, valid, errors, source) == (
         event.received_at,
         event.sent_at,
         event.client,
         event.valid,
         event.errors,
+        event.source,
     ):
         return event  # the usual case when normalise was handed our receipt time and client
     # Positional: the NamedTuple's keyword constructor costs a microsecond per event.
@@ -472,4 +513,6 @@ def _restore(event: StoredEvent, meta: _Meta | None) -> StoredEvent:
         valid,
         errors,
         event.extra,
+        event.absent,
+        source,
     )

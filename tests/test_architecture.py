@@ -136,3 +136,40 @@ def test_a_wrong_way_import_breaks_a_contract(
     assert result.returncode != 0, result.stdout
     broken = [text for text in result.stdout.splitlines() if "BROKEN" in text]
     assert any(contract in text for text in broken), result.stdout
+
+
+# What a viewer must not load before its first paint, and why each is heavy (benchmarks/startup.py
+# measures the whole path): ~0.1 s for jsonschema (only a plan with schemas needs it), ~0.2 s for
+# sqlite_utils (only a migration), the demo and its websocket client (only the demo).
+HEAVY_FOR_VIEWERS = ("jsonschema", "referencing", "sqlite_utils", "eventtui.demo", "websockets")
+
+
+def loaded_by(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys\nprint(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return set(out.stdout.split()) & set(HEAVY_FOR_VIEWERS)
+
+
+def test_the_open_and_watch_path_loads_nothing_heavy_before_the_first_paint() -> None:
+    assert loaded_by("import eventtui.tui.launch, eventtui.cli") == set()
+
+
+def test_the_heavy_modules_load_when_they_are_needed(tmp_path: Path) -> None:
+    # The check above can fail: the same probe sees them once a schema, a migration or the demo asks.
+    schema = tmp_path / "order.json"
+    schema.write_text('{"type": "object", "required": ["total"]}')
+    code = (
+        "from eventtui.plan import Plan\n"
+        "from eventtui.config import PlanConfig, PlanEvent\n"
+        f"plan = Plan(PlanConfig(events={{'Order': PlanEvent(schema={str(schema)!r})}}))\n"
+        "assert plan.check('Order', '{}')\n"
+        "from eventtui.store import connect\n"
+        f"connect(__import__('pathlib').Path({str(tmp_path / 'new.db')!r}), create=True).close()\n"
+        "import eventtui.demo\n"
+    )
+    assert loaded_by(code) == set(HEAVY_FOR_VIEWERS)

@@ -26,7 +26,7 @@ from eventtui.store.sessions import (
     label_session,
     prune_sessions,
 )
-from tests.conftest import eventtui, write_session
+from tests.conftest import Collect, eventtui, write_session
 
 T0 = 1_714_000_000.0
 
@@ -226,3 +226,25 @@ def test_sessions_and_replay_never_import_textual() -> None:
         "assert 'textual' not in sys.modules, sorted(m for m in sys.modules if 'textual' in m)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_running_session_that_is_not_the_newest_is_not_deleted(tmp_path: Path) -> None:
+    """A collector writes session 1; an import adds session 2: session 1 is still refused."""
+    db = tmp_path / "events.db"
+    collector = Collect(db)
+    try:
+        events = tmp_path / "one.jsonl"
+        events.write_text('{"event": "x"}\n')
+        assert eventtui("import", str(events), "--db", str(db)).returncode == 0
+        refused = eventtui("sessions", "delete", "1", "--yes", "--db", str(db))
+        assert refused.returncode == 2
+        assert refused.stderr == (
+            "eventtui: error: session 1 has not ended: a collector is still writing it; stop it"
+            " first\n"
+        )
+        assert 1 in counts(db)
+    finally:
+        collector.close()  # killed: the session stays open, its collector gone
+    done = eventtui("sessions", "delete", "1", "--yes", "--db", str(db))
+    assert done.returncode == 0, done.stderr
+    assert 1 not in counts(db)

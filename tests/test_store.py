@@ -71,7 +71,7 @@ def test_migrates_from_every_older_version(tmp_path: Path) -> None:
 
         db = sqlite_utils.Database(conn)
         for step in range(start):
-            schema.MIGRATIONS[step](db)
+            schema.MIGRATIONS[step](db, None)
         conn.execute(f"PRAGMA user_version = {start}")
         if start:
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")

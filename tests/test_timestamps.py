@@ -62,7 +62,7 @@ def test_out_of_range_times_are_stored_as_unreadable(
     assert frame.refusals == []
     (stored,) = frame.events
     assert (stored.sent_at, stored.valid, stored.errors) == (None, False, json.dumps([reason]))
-    assert stored.as_dict() == {"event": "e", "type": "track", "properties": {}, "context": {}}
+    assert stored.as_dict() == {"event": "e", "timestamp": timestamp}  # kept as sent
     assert normalise(obj, client="c", received_at=1.0) == stored
 
 
@@ -100,8 +100,8 @@ def test_out_of_range_times_through_the_collector_and_every_reader(tmp_path: Pat
     query = eventtui("query", "--json", "--db", str(db))
     assert query.returncode == 0, query.stderr
     events = [json.loads(line) for line in query.stdout.splitlines()]
-    assert [(e["valid"], e["errors"], "timestamp" in e) for e in events] == [
-        (False, [reason], False) for _, reason in OUT_OF_RANGE
+    assert [(e["valid"], e["errors"], e.get("timestamp")) for e in events] == [
+        (False, [reason], timestamp) for timestamp, reason in OUT_OF_RANGE
     ]
     exported = eventtui("export", "--db", str(db))
     assert exported.returncode == 0, exported.stderr
@@ -159,7 +159,10 @@ def test_cli_readers_show_the_raw_number(old_store: Path, tmp_path: Path) -> Non
     assert second.returncode == 0, second.stderr
     reimported = [json.loads(x) for x in second.stdout.splitlines()]
     assert [e["event"] for e in reimported] == ["e0", "e1", "e2"]
-    assert [("timestamp" in e, e["eventtui"]["sent_at"]) for e in reimported] == [(False, None)] * 3
+    # The unreadable time stays in the event, as sent.
+    assert [(e["timestamp"], e["eventtui"]["sent_at"]) for e in reimported] == [
+        (s, None) for s in OLD_SENT_AT
+    ]
     assert [(e["eventtui"]["valid"], e["eventtui"]["errors"]) for e in reimported] == [
         (False, [f"timestamp: {s!r} is outside the years 1 to 9999 in UTC"]) for s in OLD_SENT_AT
     ]
@@ -235,7 +238,7 @@ def test_import_applies_the_rule_to_its_own_times(tmp_path: Path) -> None:
             "far",
             False,
             ["timestamp: -1000000000000000.0 is outside the years 1 to 9999 in UTC"],
-            False,
+            True,  # kept in the event as sent
         ),
         ("ok", True, [], False),
     ]

@@ -141,6 +141,7 @@ def test_export_line_is_the_payload_plus_our_key(source: tuple[Path, int, int]) 
             "client": row.client,
             "valid": row.valid,
             "errors": row.error_list() or None,
+            "source": row.source,
         }
 
 

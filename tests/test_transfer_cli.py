@@ -8,6 +8,7 @@ The round trips: JSON Lines out and back in; a session exported as a store file 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 from pathlib import Path
@@ -287,3 +288,33 @@ def test_replay_to_url_from_an_exported_file(store: tuple[Path, int, int], tmp_p
     assert [{k: v for k, v in e.items() if k != "received_at"} for e in sent] == [
         {k: v for k, v in e.items() if k != "received_at"} for e in wanted
     ]
+
+
+def test_import_into_the_same_store_says_what_to_do_and_new_ids_store_it_again(
+    tmp_path: Path,
+) -> None:
+    """The README's example: export a session, import it into the same store."""
+    db = tmp_path / "events.db"
+    record(db, [checkout(i) for i in range(6)], label="original")
+    out = tmp_path / "bug.jsonl"
+    assert (
+        eventtui("export", "1", "--filter", "checkout", "-o", str(out), "--db", str(db)).returncode
+        == 0
+    )
+    again = eventtui("import", str(out), "--label", "from Ada", "--db", str(db))
+    assert again.returncode == 1
+    assert again.stdout == ""
+    assert again.stderr == (
+        f"eventtui: nothing imported: all 3 events of {out} are already in {db} (same"
+        " messageId); pass --new-ids to store them again as new events\n"
+    )
+    with Reader(db) as reader:
+        assert [s.id for s in reader.sessions()] == [1]  # no empty session left behind
+    fresh = eventtui("import", str(out), "--label", "from Ada", "--new-ids", "--db", str(db))
+    assert fresh.returncode == 0, fresh.stderr
+    assert fresh.stdout == f"imported 3 of 3 events into session 2 (from Ada) of {db}\n"
+    copies = query_json(db, "--session", "2")
+    ids = [str(e["messageId"]) for e in copies]
+    suffix = ids[0].removeprefix("m-1")
+    assert re.fullmatch(r"~import-[0-9a-f]{8}", suffix)
+    assert ids == [f"m-{i}{suffix}" for i in (1, 3, 5)]

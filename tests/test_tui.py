@@ -620,3 +620,55 @@ def test_demo_on_a_taken_port_takes_free_ones_and_says_so(tmp_path: Path) -> Non
     )
     assert "Demo app sending to ws://127.0.0.1:" in notice and f":{port} " not in notice
     assert ran.return_code == 0
+
+
+def test_nothing_is_written_to_the_terminal_while_the_tui_runs(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Stderr is the screen Textual draws on: a log record, a warning, a thread's exception all
+    wait until the app has given the screen back."""
+    import logging
+    import threading
+    import warnings
+
+    from eventtui.tui.launch import run_watch
+
+    during: list[str] = []
+
+    def run_app(app: Any) -> None:
+        capfd.readouterr()
+        logging.getLogger("eventtui.somewhere").error("a record")
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")  # the suite turns warnings into errors
+            warnings.warn("a warning", UserWarning, stacklevel=1)
+        thread = threading.Thread(target=lambda: 1 / 0, name="a-worker")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pytest's own thread-exception warning
+            thread.start()
+        thread.join()
+        during.append(capfd.readouterr().err)
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, force=True)
+    run_watch(
+        Config(collector=CollectorConfig(port=0)), tmp_path / "e.db", run_app=run_app, tune_gc=False
+    )
+    assert during == [""]
+    after = capfd.readouterr().err
+    assert "a record" in after and "a warning" in after and "a-worker failed" in after
+
+
+async def test_new_rows_are_painted_when_they_arrive_not_at_the_next_tick(tmp_path: Path) -> None:
+    """Commit to screen is bounded by the feed's wake-up and a short paint gap, not the tick."""
+    harness = _open_harness(tmp_path / "events.db")
+    h = await anext(harness)
+    app = h.app
+    app.paint_interval = 60.0  # a tick that never comes within the test
+    try:
+        async with app.run_test(size=SIZE):
+            await until(lambda: app.feed_status is not None, what="the feed attached")
+            committed = time.monotonic()
+            await h.emit([event("arrives")])
+            await until(lambda: [r.name for r in app.stream.rows] == ["arrives"], timeout=5)
+            assert time.monotonic() - committed < 2.0
+    finally:
+        await harness.aclose()

@@ -15,12 +15,19 @@ from typing import Any, ClassVar
 import pytest
 from textual.pilot import Pilot
 
+from eventtui.monitor import PII, TYPE_CHANGED, Monitor
 from eventtui.monitor.counters import Counters
 from eventtui.store import EventRow
 from eventtui.tui.app import EventApp
 from eventtui.tui.feeds import StaticFeed
 from eventtui.tui.messages import FeedStatus
-from eventtui.tui.states import NO_STATE, StateMark
+from eventtui.tui.states import (
+    BASELINE_CHANGED,
+    BASELINE_MISSING,
+    NO_STATE,
+    MonitorStates,
+    StateMark,
+)
 
 NOW = 1_767_268_800.0  # 2026-01-01 12:00:00 UTC
 STATUS = FeedStatus(
@@ -179,3 +186,32 @@ def test_paused_with_new_events_and_a_filter_error(snap_compare: Any) -> None:
 
 def test_help_screen(snap_compare: Any) -> None:
     assert snap_compare(make_app([]), terminal_size=(100, 30), press=["question_mark"])
+
+
+_MARKS = MonitorStates(Monitor(started_at=NOW))  # the real words and signs of the real states
+
+
+class TrackingStates(FixedStates):
+    """The tracking marks beside the monitor's ✖ missing: each must read apart at 80x24, where
+    the state column is one sign wide."""
+
+    STATES: ClassVar[dict[str, StateMark]] = {
+        "heartbeat": StateMark("missing", "✖", 3, "error"),
+        "trial_started": BASELINE_MISSING,
+        "checkout_completed": BASELINE_CHANGED,
+        "checkout_started": _MARKS.mark(TYPE_CHANGED),
+        "sign_up": _MARKS.mark(PII),
+    }
+
+
+def test_tracking_marks_at_80x24(snap_compare: Any) -> None:
+    rows = traffic()
+    rows[-2] = row(
+        65,
+        "sign_up",
+        4,
+        {"method": "github", "contact": "ada@example.com"},
+        errors=None,
+    )._replace(errors=json.dumps(["pii: properties.contact: email address"]))
+    app = EventApp(StaticFeed(rows, STATUS), clock=lambda: NOW, states=TrackingStates())
+    assert snap_compare(app, terminal_size=(80, 24), run_before=settled(len(rows), ["up", "up"]))

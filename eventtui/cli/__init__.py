@@ -6,7 +6,8 @@ calling one function of the core and printing through `output`:
 - `listen`: watch, demo, collect, open       - `send`: send
 - `sessions`: sessions [label|delete]        - `transfer`: export, import
 - `replay`: replay                           - `query`: query
-- `check`: check                             - `stream`: sink
+- `check`: check                             - `tracking`: snapshot, diff, plan infer
+- `stream`: sink
 
 Exit codes (README.md, "Commands"): 0 ok; 1 the check found problems (`check`, `send` with
 rejections); 2 usage, config or input error, with one line on stderr saying what and where; 3 a
@@ -22,7 +23,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from eventtui.cli import check, listen, query, replay, send, sessions, stream, transfer
+from eventtui.cli import check, listen, query, replay, send, sessions, stream, tracking, transfer
 from eventtui.cli.common import EXIT_USAGE, UsageError
 from eventtui.cli.output import clean
 from eventtui.cli.parser import build_parser
@@ -44,6 +45,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
     "query": stream.on_stream(query.cmd_query),
     "check": stream.on_stream(check.cmd_check),
     "sink": stream.cmd_sink,
+    "snapshot": tracking.cmd_snapshot,
+    "diff": tracking.cmd_diff,
+    "plan": tracking.cmd_plan,
 }
 
 

@@ -3,7 +3,7 @@
 The TUI is imported lazily, inside the commands that show it, so headless commands never load
 Textual.
 
-May import: collector, store, tui (lazily), cli.common, cli.output.
+May import: collector, store, tracking, tui (lazily), cli.common, cli.output.
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from eventtui.cli.common import (
     EXIT_OK,
     EXIT_STORE_LOST,
     EXIT_USAGE,
+    UsageError,
     db_path,
     listen_config,
     stream_config,
@@ -25,6 +27,9 @@ from eventtui.cli.common import (
 from eventtui.cli.output import count
 from eventtui.config import Config
 from eventtui.store import EventWriter
+
+if TYPE_CHECKING:
+    from eventtui.tracking.live import BaselineWatch
 
 
 def cmd_collect(args: argparse.Namespace, config: Config) -> int:
@@ -34,8 +39,10 @@ def cmd_collect(args: argparse.Namespace, config: Config) -> int:
 
 async def _collect(config: Config, path: Path, label: str | None) -> int:
     from eventtui.collector import Collector, PortInUse
+    from eventtui.oncall import OnCall
 
-    collector = Collector(config, path, source="collect", label=label)
+    # OnCall: GET /metrics and [[alert]] webhooks, judged by the collector itself (no TUI here).
+    collector = Collector(config, path, source="collect", label=label, extensions=[OnCall(config)])
     try:
         await collector.start()
     except PortInUse as exc:
@@ -114,8 +121,9 @@ def _watch(args: argparse.Namespace, config: Config, *, demo: bool) -> int:
         code = stopped(ran.writer, 0, "published", where)
         return ran.return_code or code
     path = db_path(args, config)
+    baseline = _baseline(args.baseline)
     try:
-        ran = run_watch(config, path, label=args.label, demo=demo)
+        ran = run_watch(config, path, label=args.label, demo=demo, baseline=baseline)
     except PortInUse as exc:
         print(f"eventtui: error: {exc.strerror}", file=sys.stderr)
         return EXIT_USAGE
@@ -126,4 +134,17 @@ def _watch(args: argparse.Namespace, config: Config, *, demo: bool) -> int:
 def cmd_open(args: argparse.Namespace, config: Config) -> int:
     from eventtui.tui.launch import run_open
 
-    return run_open(config, db_path(args, config))
+    return run_open(config, db_path(args, config), baseline=_baseline(args.baseline))
+
+
+def _baseline(path: str | None) -> BaselineWatch | None:
+    """`--baseline FILE`, read before anything starts: a bad file is one line and exit 2."""
+    if path is None:
+        return None
+    from eventtui.tracking.live import BaselineWatch
+    from eventtui.tracking.snapshot import SnapshotError, load
+
+    try:
+        return BaselineWatch(load(Path(path)), source=path)
+    except SnapshotError as exc:
+        raise UsageError(f"--baseline: {exc}") from None

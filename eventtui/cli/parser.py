@@ -90,6 +90,14 @@ def _listen(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _baseline(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--baseline",
+        metavar="FILE",
+        help="a tracking snapshot (or export) to compare with: regressed names show ∅ or ≠",
+    )
+
+
 def _stream_url(text: str) -> str:
     problem = stream_url_problem(text)
     if problem:
@@ -143,9 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
         _listen(p)
         p.add_argument("--label", help="label for this session")
         _stream(p, "publish events there instead of the store file")
+        if name != "collect":
+            _baseline(p)
 
     p = sub.add_parser("open", help="TUI on an existing store, following it live")
     _common(p)
+    _baseline(p)
     _stream_viewer(p)
 
     p = sub.add_parser("send", help="send JSON events to a collector and wait for the acks")
@@ -204,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("file", metavar="FILE", help="the file to load (- for stdin)")
     p.add_argument("--label", help="session label (default: the file name)")
+    p.add_argument(
+        "--new-ids",
+        action="store_true",
+        help="give every messageId a suffix of this run, so that events already in the store"
+        " (an export imported back into it) are stored again",
+    )
 
     p = sub.add_parser(
         "replay",
@@ -287,4 +304,60 @@ def build_parser() -> argparse.ArgumentParser:
         help="the consumer's name on the stream: one per store (default eventtui-sink)",
     )
     p.add_argument("--label", help="label for the session it writes")
+
+    _tracking(sub)
     return parser
+
+
+def _tracking(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """snapshot, diff, plan infer (README, "Catch tracking regressions in CI")."""
+    source = "a session id, a tracking snapshot or a JSON Lines export"
+    p = sub.add_parser(
+        "snapshot",
+        help="write a session's tracking (names, property types, values) as a reviewable file",
+        description="Write a session's tracking as a small, stable JSON file: per event name its"
+        " count, each property path's types, whether it was always present, its values when"
+        " few, and the order names first appeared. The same session gives the same bytes.",
+    )
+    _common(p)
+    p.add_argument(
+        "session", nargs="?", metavar="SESSION", help=f"{source} (default: the newest session)"
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
+
+    p = sub.add_parser(
+        "diff",
+        help="compare tracking with a baseline; exit 1 on a regression",
+        description="Compare the tracking of CANDIDATE with BASELINE (each a session id, a"
+        " snapshot or a JSON Lines export). Exit 0 no regression, 1 regressions (names missing,"
+        " properties removed or retyped), 2 usage.",
+    )
+    _common(p)
+    p.add_argument("baseline", metavar="BASELINE", help=source)
+    p.add_argument(
+        "candidate", nargs="?", metavar="CANDIDATE", help=f"{source} (default: the newest session)"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object (see README)")
+    p.add_argument(
+        "--count-tolerance",
+        metavar="T",
+        help="report counts that changed by more than T (25%% or 0.25); default: only none vs some",
+    )
+    p.add_argument(
+        "--update", action="store_true", help="rewrite BASELINE (a snapshot file) with CANDIDATE"
+    )
+
+    p = sub.add_parser("plan", help="tracking-plan tools: infer")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser, required=True)
+    a = actions.add_parser(
+        "infer",
+        help="write JSON Schemas and [plan.events] TOML from what a session sent",
+        description="Write one JSON Schema per event name (types, required keys, small enums)"
+        " and plan.toml, the [plan.events] tables that use them, into a folder.",
+    )
+    _common(a)
+    a.add_argument(
+        "session", nargs="?", metavar="SESSION", help=f"{source} (default: the newest session)"
+    )
+    a.add_argument("-o", "--output", metavar="DIR", default="plan", help="folder (default: plan)")
+    a.add_argument("--force", action="store_true", help="replace files that exist")

@@ -28,6 +28,7 @@ def cmd_query(args: argparse.Namespace, config: Config) -> int:
                         "id": event.id,
                         "session": event.session_id,
                         "received_at": event.received_at,
+                        "source": event.source,
                         "valid": event.valid,
                         "errors": event.error_list(),
                         **event.payload(),

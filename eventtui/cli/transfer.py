@@ -111,7 +111,9 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
     source: Path | BinaryIO = sys.stdin.buffer if args.file == "-" else Path(args.file)
     try:
         with ProgressBar("import") as bar:
-            result = import_events(source, db=path, label=args.label, progress=bar)
+            result = import_events(
+                source, db=path, label=args.label, progress=bar, new_ids=args.new_ids
+            )
     except ImportRefused as exc:
         message = str(exc)
         raise UsageError(message if message.startswith(name) else f"{name}: {message}") from None
@@ -126,6 +128,15 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
             f" rejects of session {result.session_id})",
             file=sys.stderr,
         )
+    if not result.session_id:  # every event already stored: nothing was, not even a session
+        print(
+            clean(
+                f"eventtui: nothing imported: all {result.events:,} events of {name} are already"
+                f" in {path} (same messageId); pass --new-ids to store them again as new events"
+            ),
+            file=sys.stderr,
+        )
+        return EXIT_PROBLEMS
     labelled = f" ({result.label})" if result.label else ""
     line = (
         f"imported {result.imported:,} of {result.events:,} events into session"

@@ -11,8 +11,10 @@ event sent over HTTP is decoded, refused and stored exactly as one sent over a w
 | `POST /v1/{t,p,i,s,g,a}` | the same: analytics.js (analytics-next) posts to these short paths |
 | `POST /v1/batch`, `/v1/b` | `{"batch": [...]}` |
 | `POST /events` | an event object, an array of them, or JSON Lines |
+| `protocols.ROUTES` | PostHog, Snowplow, Amplitude, Mixpanel: each decoded by its module |
 | `GET /health` | — (the collector's health as JSON; 503 while events cannot be stored) |
 | `GET /api/{cursor,events,wait,summary}` | — (the test API, `collector.api`) |
+| `GET /metrics` | — (Prometheus metrics: a route the collector's extensions add, `eventtui.oncall`) |
 
 Every answer is JSON: `{"ok": true, "accepted": N, "refused": [{"error", "index"}]}` after the
 commit; 400 when nothing was accepted, 403 for a foreign Host or Origin or a wrong token, 408 for
@@ -33,7 +35,8 @@ What one client can take is bounded, so that no client can stall the others:
 - the log: malformed, aborted and refused requests are one line each, `LOG_BURST` lines at most
   every `LOG_WINDOW_SECONDS` (then one line counting the rest); never a traceback.
 
-May import: aiohttp, msgspec, model, config, collector.ingest, collector.security, collector.api.
+May import: aiohttp, msgspec, model, protocols, config, collector.ingest, collector.security,
+collector.api.
 """
 
 from __future__ import annotations
@@ -42,11 +45,12 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import functools
 import logging
 import re
 import sys
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, Final, Protocol
 
 import msgspec
@@ -59,6 +63,8 @@ from eventtui.collector.ingest import MAX_WRITER_BACKLOG, Ingest
 from eventtui.collector.security import check_host, check_origin, check_single, check_token
 from eventtui.config import CollectorConfig
 from eventtui.model import RAW_COPY_BYTES, DecodedFrame, Refusal
+from eventtui.protocols import CANNED, ROUTES, Request
+from eventtui.protocols import Protocol as Vendor
 from eventtui.store import Commit
 
 log = logging.getLogger(__name__)
@@ -107,10 +113,14 @@ _CORS_HEADERS: Final = {
     # Content-Encoding lets a page gzip its body with CompressionStream.
     "Access-Control-Allow-Headers": "Content-Type, Authorization, Content-Encoding",
     "Access-Control-Max-Age": "600",
+    # Snowplow's browser tracker sends with credentials (its own cookies); the origin has been
+    # checked by then, and eventtui reads no cookie.
+    "Access-Control-Allow-Credentials": "true",
 }
 _ROUTES_HELP: Final = (
     "POST /v1/{track,page,identify,screen,group,alias,batch} (or their first letter),"
-    " POST /events, GET /health, GET /api/{cursor,events,wait,summary}"
+    " POST /events, GET /health, GET /api/{cursor,events,wait,summary}; and the SDK endpoints of"
+    " PostHog, Snowplow, Amplitude and Mixpanel (README.md)"
 )
 _RETRY: Final = {"Retry-After": "1"}
 _IDENTITY: Final = ("identity", "")
@@ -155,8 +165,16 @@ class _ClientGone(Exception):
 
 
 class HttpListener:
-    def __init__(self, ingest: Ingest, config: CollectorConfig, collector: HealthSource) -> None:
+    def __init__(
+        self,
+        ingest: Ingest,
+        config: CollectorConfig,
+        collector: HealthSource,
+        routes: Iterable[tuple[str, Handler]] = (),
+    ) -> None:
         self.ingest = ingest
+        # GET routes of the collector's extensions (`GET /metrics`, eventtui.oncall).
+        self.extra_routes = list(routes)
         self.config = config
         self.collector = collector
         self._runner: web.AppRunner | None = None
@@ -184,8 +202,20 @@ class HttpListener:
             ("/events", "POST", self._events),
             ("/health", "GET", self._health),
             *((path, "GET", handler) for path, handler in self.api.routes()),
+            *((path, "GET", handler) for path, handler in self.extra_routes),
         ):
             app.router.add_route(method, path, handler)
+            app.router.add_route("OPTIONS", path, _preflight)
+        # The vendor SDKs' endpoints: one table, one handler (eventtui/protocols).
+        for route in ROUTES:
+            for method in route.methods:
+                vendor = functools.partial(self._ingest_body, protocol=route.protocol)
+                app.router.add_route(method, route.path, vendor)
+            app.router.add_route("OPTIONS", route.path, _preflight)
+        for path, content_type, answer in CANNED:
+            canned = functools.partial(_canned, content_type, answer)
+            for method in ("GET", "POST"):
+                app.router.add_route(method, path, canned)
             app.router.add_route("OPTIONS", path, _preflight)
         self._problems = _ProblemLog(asyncio.get_running_loop())
         # Bodies are inflated here, with a cap, rather than by aiohttp (see `_inflate`).
@@ -260,7 +290,9 @@ class HttpListener:
 
     async def _segment(self, request: web.Request) -> web.StreamResponse:
         call = _CALL_TYPES[request.match_info["call"]]
-        return await self._ingest_body(request, default_type=None if call == "batch" else call)
+        return await self._ingest_body(
+            request, default_type=None if call == "batch" else call, source="segment"
+        )
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         return await self._ingest_body(request, lines=None)
@@ -270,22 +302,35 @@ class HttpListener:
         return _json(200 if health["status"] == "ok" else 503, health)
 
     async def _ingest_body(
-        self, request: web.Request, *, default_type: str | None = None, lines: bool | None = False
+        self,
+        request: web.Request,
+        *,
+        default_type: str | None = None,
+        lines: bool | None = False,
+        source: str = "eventtui",
+        protocol: Vendor | None = None,
     ) -> web.StreamResponse:
         """Receive the body, decode it as one frame, wait for its commit, answer what was accepted.
 
         `lines=None` means: JSON Lines if the content type says so or the body looks like it.
+        `protocol`: a vendor SDK's request, decoded and answered by its module.
         """
         client = _client_name(request)
         encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+        reply = None
+        if protocol is not None:
+            about = Request(request.method, request.path, request.query, request.content_type, b"")
+            reply = functools.partial(protocol.reply, about)
         try:
             if encoding not in _IDENTITY + _COMPRESSED:
                 raise _BodyRefused(
                     415, f"Content-Encoding {encoding!r} is not supported; send gzip or no encoding"
                 )
             body = await self._receive(request)
+            if protocol is not None and encoding in _IDENTITY:
+                encoding = protocol.encoding(request.query, body) or encoding
         except _BodyRefused as exc:
-            return await self._refuse(request, client, exc)
+            return await self._refuse(request, client, exc, reply)
         except _ClientGone as exc:
             self._warn("HTTP request from %s aborted: %s", _peer(client), exc)
             return web.Response(status=400)  # nobody reads it; aiohttp drops it quietly
@@ -301,7 +346,7 @@ class HttpListener:
         large = held > THREAD_DECODE_BYTES or encoding in _COMPRESSED
         try:
             async with self._admitted(large):
-                args = (body, client, encoding, request.content_type, default_type, lines)
+                args = (body, client, encoding, request, default_type, lines, source, protocol)
                 if large:
                     frame = await asyncio.to_thread(self._decode, *args)
                 else:
@@ -314,9 +359,9 @@ class HttpListener:
                 # The writer has its own copy of the rows now: the decoded events are not held
                 # while the commit is awaited (16 large bodies held that way took 1.3 GB).
                 del frame
-            return _answer(await committed, accepted, refusals)
+            return _answer(await committed, accepted, refusals, reply)
         except _BodyRefused as exc:
-            return await self._refuse(request, client, exc)
+            return await self._refuse(request, client, exc, reply)
         finally:
             self.held_bytes -= held
             self.in_flight -= 1
@@ -409,9 +454,11 @@ class HttpListener:
         body: bytes,
         client: str,
         encoding: str,
-        content_type: str,
+        request: web.Request,
         default_type: str | None,
         lines: bool | None,
+        source: str,
+        protocol: Vendor | None,
     ) -> DecodedFrame:
         """Inflate and decode one body (in a worker thread when it is large); raises _BodyRefused."""
         limit = self.config.max_message_bytes
@@ -426,26 +473,30 @@ class HttpListener:
             if len(body) > limit:
                 too_large = f"body over the {limit:,}-byte limit ([collector] max_message_bytes)"
                 raise _BodyRefused(413, f"decompressed {too_large}", body[:RAW_COPY_BYTES])
+        content_type = request.content_type
+        if protocol is not None:  # a GET's events are in its query: its module judges
+            about = Request(request.method, request.path, request.query, content_type, body)
+            return self.ingest.decode_request(protocol, about, client=client)
         if not body or body.isspace():
             return DecodedFrame([], [Refusal("the body is empty", None, b"")])
         if lines is None:
             lines = content_type in JSON_LINES_TYPES or _looks_like_json_lines(body)
         if default_type is not None:
             body = _with_default_type(body, default_type)
-        frame = self.ingest.decode(body, binary=False, client=client, lines=lines)
+        frame = self.ingest.decode(body, binary=False, client=client, lines=lines, source=source)
         if not frame.events and not frame.refusals:
             frame.refusals.append(Refusal("the body holds no events", None, body[:RAW_COPY_BYTES]))
         return frame
 
     async def _refuse(
-        self, request: web.Request, client: str, exc: _BodyRefused
+        self, request: web.Request, client: str, exc: _BodyRefused, reply: _Reply | None = None
     ) -> web.StreamResponse:
         if exc.record:
             # Recorded like any refused input, and answered only once the reject is committed.
             await self.ingest.store(
                 DecodedFrame([], [Refusal(exc.reason, None, exc.raw)]), client=client
             )
-        response = _error(exc.status, exc.reason, exc.headers)
+        response = _error(exc.status, exc.reason, exc.headers, reply)
         if not exc.close:
             return response
         # The rest of the body is not coming: answer, then close at once (aiohttp would
@@ -460,9 +511,15 @@ class HttpListener:
         return response
 
 
-def _answer(commit: Commit, accepted: int, refusals: list[Refusal]) -> web.Response:
+# A vendor protocol's answer: (our JSON object, its status) -> the answer its SDK reads.
+_Reply = functools.partial[Any]
+
+
+def _answer(
+    commit: Commit, accepted: int, refusals: list[Refusal], reply: _Reply | None = None
+) -> web.Response:
     if commit.error:
-        return _error(500, commit.error)  # nothing was stored: SDKs retry a 5xx
+        return _error(500, commit.error, None, reply)  # nothing was stored: SDKs retry a 5xx
     refused = [
         {"error": r.reason} if r.index is None else {"error": r.reason, "index": r.index}
         for r in refusals
@@ -474,8 +531,10 @@ def _answer(commit: Commit, accepted: int, refusals: list[Refusal]) -> web.Respo
             if len(refused) == 1
             else f"all {len(refused)} events were refused; the first: {first}"
         )
-        return _json(400, {"ok": False, "error": problem, "accepted": 0, "refused": refused})
-    return _json(200, {"ok": True, "accepted": accepted, "refused": refused})
+        return _json(
+            400, {"ok": False, "error": problem, "accepted": 0, "refused": refused}, None, reply
+        )
+    return _json(200, {"ok": True, "accepted": accepted, "refused": refused}, None, reply)
 
 
 def _resolve(future: asyncio.Future[Commit], commit: Commit) -> None:
@@ -665,6 +724,7 @@ def _allow_origin(request: web.Request, response: web.StreamResponse) -> None:
     origin = request.headers.get("Origin")
     if origin is not None:
         response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Credentials"] = "true"  # see _CORS_HEADERS
         response.headers["Vary"] = "Origin"
 
 
@@ -682,11 +742,31 @@ def _route_error(request: web.Request, exc: web.HTTPException) -> web.Response:
     return _error(exc.status, exc.reason)
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return _json(status, {"ok": False, "error": message}, headers)
+def _error(
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    reply: _Reply | None = None,
+) -> web.Response:
+    return _json(status, {"ok": False, "error": message}, headers, reply)
 
 
-def _json(status: int, obj: Any, headers: dict[str, str] | None = None) -> web.Response:
+def _json(
+    status: int, obj: Any, headers: dict[str, str] | None = None, reply: _Reply | None = None
+) -> web.Response:
+    if reply is not None:
+        answer = reply(obj, status)
+        return web.Response(
+            status=answer.status,
+            body=answer.body,
+            content_type=answer.content_type,
+            headers=headers,
+        )
     return web.Response(
         status=status, body=_encode(obj), content_type="application/json", headers=headers
     )
+
+
+async def _canned(content_type: str, answer: bytes, request: web.Request) -> web.Response:
+    """An SDK's request that carries no events (PostHog's feature flags): a fixed answer."""
+    return web.Response(body=answer, content_type=content_type)

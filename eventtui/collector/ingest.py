@@ -4,7 +4,7 @@ The websocket and HTTP listeners both hand raw bodies here. `Ingest` decodes the
 the tracking-plan check when one is configured, submits rows to the store's writer (a process of its own), and resolves
 each submission when the transaction holding it has committed, in the event loop that submitted it.
 
-May import: model, store (writer API).
+May import: model, protocols, store (writer API).
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from eventtui.model import DecodedFrame, EventCheck, StoredEvent, decode_frame, decode_json_lines
+from eventtui.protocols import Options, Request
+from eventtui.protocols import Protocol as VendorProtocol
 from eventtui.store import Commit, EventWriter, Reject, Submission
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,18 @@ __all__ = ["EventCheck", "Ingest"]
 
 # Called in the event loop once the frame it was submitted with is committed: (arg, commit).
 OnCommit = Callable[[Any, Commit], None]
+
+
+class Tap(Protocol):
+    """Sees each writer submission: `summarize` when it is handed over (once per event-loop turn,
+    with the turn's events and rejects), `committed` with that summary once its transaction is
+    done (or failed: `commit.error`), in the event loop. The metrics count here, per batch, so the
+    per-frame path pays nothing for them; a summary, not the rows, is what waits for the commit."""
+
+    def summarize(self, events: list[StoredEvent], rejects: list[Reject], at: float) -> Any: ...
+
+    def committed(self, summary: Any, commit: Commit) -> None: ...
+
 
 # Bytes submitted to the writer and not yet committed, above which listeners stop reading their
 # clients, and below which they read again. The writer is the slowest stage for batched frames
@@ -54,17 +68,29 @@ class Ingest:
     congested: bool = False
     # Called in the event loop with the new value of `congested`.
     congestion_listeners: list[Callable[[bool], None]] = field(default_factory=list)
+    # Observers of every submission and its commit (the collector's metrics).
+    taps: list[Tap] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.writer.add_listener(self._on_commit)
 
     def decode(
-        self, data: bytes, *, binary: bool, client: str, lines: bool = False
+        self,
+        data: bytes,
+        *,
+        binary: bool,
+        client: str,
+        lines: bool = False,
+        source: str = "eventtui",
     ) -> DecodedFrame:
         """Accepted events (checked against the plan) and refusals; never raises for bad input."""
         if lines:
             return decode_json_lines(
-                data, client=client, max_event_bytes=self.max_event_bytes, check=self.check
+                data,
+                client=client,
+                max_event_bytes=self.max_event_bytes,
+                check=self.check,
+                source=source,
             )
         return decode_frame(
             data,
@@ -72,7 +98,15 @@ class Ingest:
             client=client,
             max_event_bytes=self.max_event_bytes,
             check=self.check,
+            source=source,
         )
+
+    def decode_request(
+        self, protocol: VendorProtocol, request: Request, *, client: str
+    ) -> DecodedFrame:
+        """A vendor SDK's request (`eventtui.protocols`), decoded as `decode` decodes a frame."""
+        options = Options(client, time.time(), self.max_event_bytes, self.check)
+        return protocol.decode(request, options)
 
     def submit(
         self,
@@ -101,6 +135,11 @@ class Ingest:
             tickets.append((on_commit, arg))
 
     def _hand_over(self) -> None:
+        if self.taps:
+            at = self.loop.time()
+            for tap in self.taps:
+                summary = tap.summarize(self._events, self._rejects, at)
+                self._tickets.append((tap.committed, summary))
         submission = Submission(self._events, self._rejects, self._tickets)
         self._events, self._rejects, self._tickets = [], [], []
         try:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from eventtui.collector.ingest import EventCheck, Ingest
 from eventtui.collector.websocket import WebsocketListener
@@ -27,6 +28,28 @@ class PortInUse(OSError):
     """The port is taken; the message says which and what to do."""
 
 
+# An aiohttp handler: the collector package owns the HTTP listener, extensions only add routes.
+RouteHandler = Callable[[Any], Awaitable[Any]]
+
+
+class Extension(Protocol):
+    """Something that runs beside a collector and its listeners (the on-call metrics and alerts).
+
+    `start` runs once `collector.ingest` exists and before the listeners bind (so an extension can
+    add `Ingest.taps`); `routes` are served as GET routes on the HTTP listener; `health` items are
+    merged into `/health`; `stop` runs after the last commit, when nothing more will arrive.
+    Extensions live above the collector's layer: the collector never imports them, they are handed in.
+    """
+
+    def routes(self) -> Iterable[tuple[str, RouteHandler]]: ...
+
+    async def start(self, collector: Collector) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def health(self) -> dict[str, Any]: ...
+
+
 @dataclass
 class Collector:
     config: Config
@@ -35,6 +58,7 @@ class Collector:
     label: str | None = None
     check: EventCheck | None = None
     with_http: bool = True
+    extensions: list[Extension] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.check is None:
@@ -80,11 +104,14 @@ class Collector:
         await asyncio.to_thread(self.writer.start)
         loop = asyncio.get_running_loop()
         self.ingest = Ingest(self.writer, loop, cfg.max_event_bytes, self.check)
+        for extension in self.extensions:
+            await extension.start(self)
         self.websocket = WebsocketListener(self.ingest, cfg)
         try:
             self.port = await self.websocket.start(self.host, ws_port)
         except OSError as exc:
             await asyncio.to_thread(self.writer.close)
+            await self._stop_extensions()
             raise _port_error(exc, self.host, ws_port, "--port") from None
         if self.with_http:
             from eventtui.collector.http import HttpListener
@@ -92,12 +119,14 @@ class Collector:
             wanted = http_port if http_port is not None else cfg.http_port
             if wanted is None:
                 wanted = self.port + 1 if ws_port != 0 else 0
-            self.http = HttpListener(self.ingest, cfg, self)
+            routes = [route for ext in self.extensions for route in ext.routes()]
+            self.http = HttpListener(self.ingest, cfg, self, routes)
             try:
                 self.http_port = await self.http.start(self.host, wanted)
             except OSError as exc:
                 await self.websocket.stop()
                 await asyncio.to_thread(self.writer.close)
+                await self._stop_extensions()
                 raise _port_error(exc, self.host, wanted, "--http-port") from None
         if self.config.store.retention:
             self._pruning = asyncio.create_task(self._prune(self.config.store.retention))
@@ -123,6 +152,14 @@ class Collector:
         if self.websocket is not None:
             await self.websocket.stop()
         await asyncio.to_thread(self.writer.close)
+        await self._stop_extensions()
+
+    async def _stop_extensions(self) -> None:
+        for extension in self.extensions:
+            try:
+                await extension.stop()
+            except Exception:  # an extension's bug must not undo a clean shutdown of the store
+                log.exception("stopping %s failed", type(extension).__name__)
 
     def health(self) -> dict[str, Any]:
         """`status` "ok", or "error" with the reason in `error` while nothing can be stored
@@ -140,6 +177,7 @@ class Collector:
             "clients": self.clients,
             "websocket": self.ws_url,
             "http": self.http_url,
+            **{k: v for ext in self.extensions for k, v in ext.health().items()},
         }
 
 

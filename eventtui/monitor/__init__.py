@@ -13,13 +13,15 @@ what it needs is plain data (see `Monitor.seed`).
 Parts: `counters` (the bounded per-name counters the TUI's counters panel reads from
 `Monitor.counters`), `expectations` (declared `[[expect]]` rules), `learned`
 (cadence learned per event), `plan_watch` (invalid and unplanned events as states; the plan
-itself, shared with the collector, is `eventtui.plan`), `anomaly` (states, severities, episodes),
+itself, shared with the collector, is `eventtui.plan`; personal data flagged at ingest shows here
+too), `drift` (property types learned per name, and when one changes), `anomaly` (states, severities, episodes),
 and `factory.build_monitor`, the one way viewers (watch, open, replay, check) get a Monitor for a
 config.
 
 Pure: no IO (beyond the factory building a `Plan`, which reads schema files), no asyncio, no
 threads, no Textual. May import: eventtui.config, eventtui.plan, eventtui.filters and
-eventtui.matching (the factory: `where` judged on an in-memory row, never the store), msgspec.
+eventtui.matching (the factory: `where` judged on an in-memory row, never the store), eventtui.shapes
+and eventtui.pii (what a path is, what a finding looks like), msgspec.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from eventtui.monitor.anomaly import (
     LOW_RATE,
     MISSING,
     OK,
+    PII,
     QUIET,
     RATE_DROP,
     RATE_SPIKE,
@@ -45,6 +48,7 @@ from eventtui.monitor.anomaly import (
     SEVERITY,
     STATE_ORDER,
     STATE_RANK,
+    TYPE_CHANGED,
     UNPLANNED,
     Anomaly,
     Episode,
@@ -53,6 +57,7 @@ from eventtui.monitor.anomaly import (
     worst_state,
 )
 from eventtui.monitor.counters import MAX_NAMES, OTHER, Counters, NameStats
+from eventtui.monitor.drift import Drift, TypeDrift
 from eventtui.monitor.expectations import (
     DEFAULT_RECOVERED_FOR,
     ExpectationError,
@@ -61,6 +66,7 @@ from eventtui.monitor.expectations import (
 )
 from eventtui.monitor.learned import LearnedCadence, LearnedSettings
 from eventtui.monitor.plan_watch import DEFAULT_PLAN_WINDOW, PlanWatch
+from eventtui.pii import PII_PREFIX
 from eventtui.plan import Plan, PlanError
 
 __all__ = [
@@ -72,15 +78,18 @@ __all__ = [
     "MISSING",
     "OK",
     "OTHER",
+    "PII",
     "QUIET",
     "RATE_DROP",
     "RATE_SPIKE",
     "RECOVERED",
     "SEVERITY",
     "STATE_ORDER",
+    "TYPE_CHANGED",
     "UNPLANNED",
     "Anomaly",
     "Counters",
+    "Drift",
     "Episode",
     "ExpectationError",
     "ExpectationTracker",
@@ -95,6 +104,7 @@ __all__ = [
     "PlanError",
     "PlanWatch",
     "Severity",
+    "TypeDrift",
     "describe",
     "format_duration",
 ]
@@ -147,6 +157,7 @@ class Monitor:
         self.counters = Counters(self.settings.max_names)
         self.learned = LearnedCadence(self.settings.learned)
         self.plan_watch = PlanWatch(plan, window=self.settings.plan_window)
+        self.drift = TypeDrift(window=self.settings.plan_window)
         self.trackers: list[ExpectationTracker] = []
         self._declared: dict[str, list[ExpectationTracker]] = {}
         for spec in expectations:
@@ -183,18 +194,29 @@ class Monitor:
     def observe(self, event: ObservedEvent) -> None:
         self.observe_many((event,))
 
-    def observe_many(self, events: Iterable[ObservedEvent]) -> None:
-        """Count and judge events, oldest first (store order). O(1) per event."""
-        counters = self.counters.observe
+    def observe_many(self, events: Iterable[ObservedEvent], *, count: bool = True) -> None:
+        """Count and judge events, oldest first (store order). O(1) per event.
+
+        `count=False`: judge only; the counters already hold them (seeded from the store's counts).
+        """
+        counters = self.counters.observe if count else _no_count
         learned = self.learned.observe
         watch = self.plan_watch
         strict = watch.strict
         declared = self._declared
+        drift = self.drift.observe
         for event in events:
             name = event.name
             at = event.received_at
             valid = event.valid
             counters(name, at, valid)
+            # Rows with their payload (live rows) teach types; light rows carry "" and skip.
+            properties = getattr(event, "properties", "")
+            if properties:
+                drift(name, properties, at)
+            errors = getattr(event, "errors", None)
+            if errors and PII_PREFIX in errors:
+                watch.observe_pii(name, at)
             trackers = declared.get(name)
             if trackers is None:
                 learned(name, at)
@@ -212,6 +234,7 @@ class Monitor:
         last_seen: Mapping[str, float] | None = None,
         expectation_last_seen: Mapping[Expectation, float] | None = None,
         history_from: float | None = None,
+        counted: bool = False,
     ) -> None:
         """Carry state over a restart from the store's history, before any live event.
 
@@ -224,11 +247,12 @@ class Monitor:
           max(received_at) ... GROUP BY name`): deadlines count from there, not from the restart.
           It applies to expectations without `where`.
         - `expectation_last_seen`: per expectation with `where`, the latest matching event's time.
+        - `counted`: the counters were already seeded with `events` (from the store's counts).
         """
         if history_from is not None:
             for tracker in self.trackers:
                 tracker.note_history_from(history_from)
-        self.observe_many(events)
+        self.observe_many(events, count=not counted)
         for name, at in (last_seen or {}).items():
             self.counters.note_last_seen(name, at)
             for tracker in self._declared.get(name, ()):
@@ -256,6 +280,7 @@ class Monitor:
                 anomalies.extend(tracker.evaluate(now))
             anomalies.extend(self.learned.evaluate(now))
             anomalies.extend(self.plan_watch.evaluate(now))
+            anomalies.extend(self.drift.evaluate(now))
             anomalies.sort(key=Anomaly.sort_key)
             by_name: dict[str, list[Anomaly]] = {}
             for anomaly in anomalies:
@@ -291,8 +316,13 @@ class Monitor:
             found.extend(tracker.episodes())
         found.extend(self.learned.episodes())
         found.extend(self.plan_watch.episodes())
+        found.extend(self.drift.episodes())
         found.sort(key=lambda e: (e.started_at, STATE_RANK[e.state], e.event, e.where or ""))
         return found
+
+
+def _no_count(name: str, at: float, valid: bool) -> None:
+    """The counters' `observe` when the events are already counted."""
 
 
 def describe(anomaly: Anomaly, now: float) -> str:

@@ -28,6 +28,10 @@ RATE_DROP: Final = "rate drop"
 RATE_SPIKE: Final = "rate spike"
 UNPLANNED: Final = "unplanned"
 INVALID: Final = "invalid"
+# A property path of a name took a JSON type it had not had (learned, `monitor/drift.py`).
+TYPE_CHANGED: Final = "type changed"
+# An event carried personal data (the collector's detectors, `eventtui.pii`).
+PII: Final = "pii"
 
 
 class Severity(IntEnum):
@@ -49,6 +53,8 @@ STATE_ORDER: Final = (
     QUIET,
     RATE_DROP,
     RATE_SPIKE,
+    TYPE_CHANGED,
+    PII,
     UNPLANNED,
     RECOVERED,
     LEARNING,
@@ -63,6 +69,8 @@ SEVERITY: Final = {
     QUIET: Severity.WARNING,
     RATE_DROP: Severity.WARNING,
     RATE_SPIKE: Severity.WARNING,
+    TYPE_CHANGED: Severity.WARNING,
+    PII: Severity.WARNING,
     UNPLANNED: Severity.WARNING,
     RECOVERED: Severity.INFO,
     LEARNING: Severity.OK,
@@ -80,6 +88,8 @@ SYMBOLS: Final = {
     QUIET: "◌",
     RATE_DROP: "↓",
     RATE_SPIKE: "↑",
+    TYPE_CHANGED: "⇄",
+    PII: "⚠",
     UNPLANNED: "?",
     RECOVERED: "✓",
     LEARNING: "·",

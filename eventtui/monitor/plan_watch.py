@@ -1,4 +1,5 @@
-"""The tracking plan as viewers see it: invalid and unplanned events as anomaly states per name.
+"""The tracking plan as viewers see it: invalid, unplanned and personal-data events as anomaly
+states per name.
 
 The plan itself (schemas, validation at ingest) is `eventtui.plan`; events arrive here already
 marked `valid` or not.
@@ -12,6 +13,7 @@ from typing import Final
 
 from eventtui.monitor.anomaly import (
     INVALID,
+    PII,
     UNPLANNED,
     Anomaly,
     Episode,
@@ -54,6 +56,10 @@ class PlanWatch:
         if self.plan is not None and self.plan.is_unplanned(name):
             self._mark(UNPLANNED, name, at)
 
+    def observe_pii(self, name: str, at: float) -> None:
+        """An event the collector flagged for personal data (`eventtui.pii`)."""
+        self._mark(PII, name, at)
+
     def _mark(self, state: str, name: str, at: float) -> None:
         run = self._runs.get((state, name))
         if run is None:
@@ -82,6 +88,8 @@ class PlanWatch:
 def _episode_detail(state: str) -> str:
     if state == INVALID:
         return "events break their tracking-plan schema"
+    if state == PII:
+        return "events carry personal data"
     return "not in the tracking plan"
 
 
@@ -89,4 +97,6 @@ def _live_detail(state: str, count: int) -> str:
     plural = "" if count == 1 else "s"
     if state == INVALID:
         return f"{count} invalid event{plural}"
+    if state == PII:
+        return f"{count} event{plural} with personal data"
     return f"not in the tracking plan ({count} event{plural})"

@@ -7,7 +7,7 @@ sessions; `schema` owns the tables, migrations and opening a file safely.
 """
 
 from eventtui.store.reader import MAX_INT64, NoSuchSession, Reader
-from eventtui.store.rows import EVENT_COLUMNS, EventRow, NameCounts, SessionRow
+from eventtui.store.rows import EVENT_COLUMNS, EventRow, MonitorHistory, NameCounts, SessionRow
 from eventtui.store.schema import SCHEMA_VERSION, StoreError, connect, default_db_path, store_size
 from eventtui.store.writer import Commit, EventWriter, Reject, Submission, Writer, WriterStats
 
@@ -18,6 +18,7 @@ __all__ = [
     "Commit",
     "EventRow",
     "EventWriter",
+    "MonitorHistory",
     "NameCounts",
     "NoSuchSession",
     "Reader",

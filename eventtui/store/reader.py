@@ -23,20 +23,27 @@ from pathlib import Path
 from typing import Any, Final, Literal, overload
 
 import msgspec
-import sqlite_utils
 
 from eventtui.store.rows import (
     DETECT_TYPES,
     LIGHT_SELECT,
     ROW_SELECT,
+    ROW_SELECT_V2,
     EventRow,
+    MonitorHistory,
     NameCounts,
     SessionRow,
     event_row,
     event_rows,
     light_rows,
 )
-from eventtui.store.schema import StoreError, connect_for_reading, store_size
+from eventtui.store.schema import (
+    ABSENT_VERSION,
+    ROLLUPS_VERSION,
+    StoreError,
+    connect_for_reading,
+    store_size,
+)
 
 # A skip-scan of the (name, received_at) index: one seek per distinct name, where a full scan of a
 # store of millions of rows costs a second.
@@ -52,6 +59,11 @@ _SESSION_SQL: Final = (
     " (SELECT count(*) FROM events e WHERE e.session_id = s.id),"
     " (SELECT count(*) FROM rejects r WHERE r.session_id = s.id)"
     " FROM sessions s"
+)
+# The same from the rollups (schema 3): a row per name of the session, not per event.
+_SESSION_SQL_ROLLUPS: Final = _SESSION_SQL.replace(
+    "(SELECT count(*) FROM events e WHERE e.session_id = s.id)",
+    "(SELECT coalesce(sum(t.events), 0) FROM name_totals t WHERE t.session_id = s.id)",
 )
 _encode_ids = msgspec.json.Encoder().encode
 # SQLite's integers: an id past this cannot even be asked about.
@@ -77,7 +89,14 @@ class Reader:
         self.conn: sqlite3.Connection
         self.conn, self.uri = connect_for_reading(path, detect_types=DETECT_TYPES)
         self.conn.execute("PRAGMA query_only = ON")
-        self.db = sqlite_utils.Database(self.conn)
+        # A reader never migrates: a store of an older schema is read as it is. Schema 2 has no
+        # `absent` column; a store from before ROLLUPS_VERSION has no rollups, and is read with
+        # the aggregates over events that the rollups replace.
+        version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+        self.schema_version = version
+        self.row_select = ROW_SELECT if version >= ABSENT_VERSION else ROW_SELECT_V2
+        self.rollups = version >= ROLLUPS_VERSION
+        self._session_sql = _SESSION_SQL_ROLLUPS if self.rollups else _SESSION_SQL
 
     def close(self) -> None:
         self.conn.close()
@@ -94,15 +113,22 @@ class Reader:
         return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
 
     def count_events(self) -> int:
-        # max(id) is O(log n) where count(*) scans; ids only grow, so they agree unless rows
-        # were deleted (retention), where count(*) stays the honest answer.
-        return int(self.conn.execute("SELECT count(*) FROM events").fetchone()[0])
+        # The rollups' sum: a row per session and name, where count(*) reads every event.
+        sql = (
+            "SELECT coalesce(sum(events), 0) FROM name_totals"
+            if self.rollups
+            else "SELECT count(*) FROM events"
+        )
+        return int(self.conn.execute(sql).fetchone()[0])
 
     def size_bytes(self) -> int:
         return store_size(self.path)
 
     def event_names(self) -> list[str]:
-        """Every distinct event name, sorted (a skip-scan of the name index)."""
+        """Every distinct event name, sorted (from the rollups, or a skip-scan of the name index)."""
+        if self.rollups:
+            sql = "SELECT DISTINCT name FROM name_totals ORDER BY name"
+            return [name for (name,) in self.conn.execute(sql)]
         return [name for (name,) in self.conn.execute(_NAMES_SQL)]
 
     # --- events ----------------------------------------------------------------------------------
@@ -110,13 +136,14 @@ class Reader:
     def events_after(self, cursor: int, limit: int = 5000) -> list[EventRow]:
         """Committed events with id > cursor, oldest first (the live tail)."""
         rows = self.conn.execute(
-            f"SELECT {ROW_SELECT} FROM events WHERE id > ? ORDER BY id LIMIT ?", (cursor, limit)
+            f"SELECT {self.row_select} FROM events WHERE id > ? ORDER BY id LIMIT ?",
+            (cursor, limit),
         ).fetchall()
         return event_rows(rows)
 
     def event(self, event_id: int) -> EventRow | None:
         row = self.conn.execute(
-            f"SELECT {ROW_SELECT} FROM events WHERE id = ?", (event_id,)
+            f"SELECT {self.row_select} FROM events WHERE id = ?", (event_id,)
         ).fetchone()
         return event_row(row) if row else None
 
@@ -148,7 +175,7 @@ class Reader:
             if value is not None:
                 clauses.append(clause)
                 args.append(value)
-        sql = f"SELECT {ROW_SELECT} FROM events WHERE {' AND '.join(clauses)}"
+        sql = f"SELECT {self.row_select} FROM events WHERE {' AND '.join(clauses)}"
         sql += " ORDER BY id DESC" if newest_first else " ORDER BY id"
         if limit is not None:
             sql += " LIMIT ?"
@@ -165,7 +192,7 @@ class Reader:
         """
         if not ids:
             return []
-        columns, build = (LIGHT_SELECT, light_rows) if light else (ROW_SELECT, event_rows)
+        columns, build = (LIGHT_SELECT, light_rows) if light else (self.row_select, event_rows)
         if contiguous:
             rows = self.conn.execute(
                 f"SELECT {columns} FROM events WHERE id BETWEEN ? AND ? ORDER BY id",
@@ -212,7 +239,7 @@ class Reader:
         first, last = (int(v) for v in self.conn.execute(sql, bounds).fetchone())
         # NOT INDEXED: each page walks the rowid range. An index the filter could use (a name) would
         # be re-read from its start on every page, making a large read quadratic.
-        sql = f"SELECT {ROW_SELECT} FROM events NOT INDEXED WHERE id > ? AND id <= ? AND ({where})"
+        sql = f"SELECT {self.row_select} FROM events NOT INDEXED WHERE id > ? AND id <= ? AND ({where})"
         args = list(params)
         if session is not None:
             sql += " AND session_id = ?"
@@ -306,8 +333,15 @@ class Reader:
         """Counts per name of the events of `from_session` and later, up to id `to_id`: totals, and
         per minute and per second for the counters' windows ending at `now`.
 
-        Aggregates over the documented schema; the (name, received_at) index serves them.
+        From the rollups where the store has them: their rows minus the few events after `to_id`
+        (committed since the caller's cursor), all read in one snapshot.
         """
+        if self.rollups:
+            self.conn.execute("BEGIN")
+            try:
+                return self._name_counts_from_rollups(from_session, to_id, now)
+            finally:
+                self.conn.execute("COMMIT")
         totals = self.conn.execute(
             "SELECT name, count(*), sum(valid = 0), max(received_at) FROM events"
             " WHERE session_id >= ? AND id <= ? GROUP BY name",
@@ -336,14 +370,93 @@ class Reader:
             for name, total, invalid, last in totals
         ]
 
+    def _name_counts_from_rollups(
+        self, from_session: int, to_id: int, now: float
+    ) -> list[NameCounts]:
+        totals: dict[str, list[Any]] = {
+            name: [events, invalid, last]
+            for name, events, invalid, last in self.conn.execute(
+                "SELECT name, sum(events), sum(invalid), max(last_at) FROM name_totals"
+                " WHERE session_id >= ? GROUP BY name",
+                (from_session,),
+            )
+        }
+        if not totals:
+            return []
+        first_minute = int((now - 31 * 60) // 60)
+        minutes: dict[str, dict[int, int]] = {}
+        for name, minute, count in self.conn.execute(
+            "SELECT name, minute, sum(events) FROM name_minutes"
+            " WHERE minute >= ? AND session_id >= ? GROUP BY 1, 2",
+            (first_minute, from_session),
+        ):
+            minutes.setdefault(name, {})[minute] = count
+        # Committed after the caller's cursor: counted by the rollups, not yet by the caller.
+        # (A name's last_at may already be one of these: it is only ever moved on by them.)
+        for name, minute, count, invalid in self.conn.execute(
+            "SELECT name, CAST(received_at / 60 AS INTEGER), count(*), sum(valid = 0)"
+            " FROM events NOT INDEXED"  # the rowid range, not a scan of a name index
+            " WHERE id > ? AND session_id >= ? GROUP BY 1, 2",
+            (to_id, from_session),
+        ):
+            totals[name][0] -= count
+            totals[name][1] -= invalid
+            if minute >= first_minute:
+                minutes[name][minute] -= count
+        seconds: dict[str, list[tuple[int, int]]] = {}
+        for name, second, count in self.conn.execute(
+            "SELECT e.name, CAST(e.received_at AS INTEGER), count(*)"
+            " FROM (SELECT DISTINCT name FROM name_totals WHERE session_id >= ?) AS n"
+            " JOIN events AS e INDEXED BY events_name_received"
+            " ON e.name = n.name AND e.received_at > ?"
+            " WHERE e.session_id >= ? AND e.id <= ? GROUP BY 1, 2",
+            (from_session, now - 61, from_session, to_id),
+        ):
+            seconds.setdefault(name, []).append((int(second), count))
+        return [
+            NameCounts(
+                name,
+                total,
+                invalid,
+                last,
+                [(m, n) for m, n in sorted(minutes.get(name, {}).items()) if n],
+                seconds.get(name, ()),
+            )
+            for name, (total, invalid, last) in sorted(totals.items())
+            if total
+        ]
+
+    def monitor_history(
+        self, *, to_id: int, now: float, recent_seconds: float, recent_limit: int
+    ) -> MonitorHistory:
+        """The store's history up to id `to_id`, as a live view's monitor is seeded with it: counts
+        per name over every session (`name_counts`: from the rollups), and the events received in the
+        last `recent_seconds` before `now` without their payload (one range of the (name,
+        received_at) index per name), at most the newest `recent_limit` of them.
+
+        One method, so that another source of the same answer (a stream) can stand behind it.
+        """
+        counts = self.name_counts(from_session=0, to_id=to_id, now=now)
+        after = now - recent_seconds
+        recent: list[EventRow] = []
+        for seed in counts:
+            if seed.last_seen > after:
+                recent.extend(self.light_events(name=seed.name, after=after, to_id=to_id))
+        recent.sort(key=lambda row: row.id)
+        if len(recent) > recent_limit:
+            recent = recent[-recent_limit:]
+            # Complete only from the oldest event kept on.
+            after = min(row.received_at for row in recent)
+        return MonitorHistory(counts, recent, after)
+
     # --- sessions --------------------------------------------------------------------------------
 
     def sessions(self) -> list[SessionRow]:
-        return [_session(r) for r in self.conn.execute(f"{_SESSION_SQL} ORDER BY s.id")]
+        return [_session(r) for r in self.conn.execute(f"{self._session_sql} ORDER BY s.id")]
 
     def session(self, session: int) -> SessionRow:
         """One session and its counts; raises NoSuchSession."""
-        row = self.conn.execute(f"{_SESSION_SQL} WHERE s.id = ?", (session,)).fetchone()
+        row = self.conn.execute(f"{self._session_sql} WHERE s.id = ?", (session,)).fetchone()
         if row is None:
             raise no_session(self.path, session)
         return _session(row)
@@ -404,7 +517,7 @@ class Reader:
             args.append(session)
         sql += " ORDER BY id DESC LIMIT ?"
         args.append(limit)
-        return [dict(r) for r in self.db.query(sql, args)]
+        return _dicts(self.conn.execute(sql, args))
 
     # --- since a cursor (the HTTP test API: what arrived since a test began) ---------------------
 
@@ -436,12 +549,12 @@ class Reader:
     def rejects_after(self, after: int, limit: int = 100) -> tuple[int, list[dict[str, Any]]]:
         """How many rejects have id > `after`, and the first `limit` of them, oldest first."""
         total = self.conn.execute("SELECT count(*) FROM rejects WHERE id > ?", (after,))
-        rows = self.db.query(
+        rows = self.conn.execute(
             "SELECT id, session_id, received_at, client, reason, raw FROM rejects"
             " WHERE id > ? ORDER BY id LIMIT ?",
             (after, limit),
         )
-        return int(total.fetchone()[0]), [dict(r) for r in rows]
+        return int(total.fetchone()[0]), _dicts(rows)
 
     def count_rejects(self, *, from_session: int = 0) -> int:
         """Refused inputs recorded in `from_session` and later sessions."""
@@ -483,3 +596,9 @@ def _bounds(
     clauses.append("id <= ?")
     args.append(to_id)
     return clauses, args
+
+
+def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    """Rows as dicts keyed by column name (sqlite-utils' `query`, without importing it: ~0.2 s)."""
+    columns = [column[0] for column in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor]

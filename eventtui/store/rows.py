@@ -23,8 +23,10 @@ from eventtui.model import event_object, payload_of
 # The `events` table's columns, in order: the schema's contract (a copy between stores uses it).
 EVENT_COLUMNS: Final = (
     "id, session_id, received_at, sent_at, name, type, user_id, anonymous_id, message_id, client,"
-    " properties, context, valid, errors, extra"
+    " properties, context, valid, errors, extra, absent, source"
 )
+# The same for a store of schema 2 (before `absent`), read without migrating it.
+EVENT_COLUMNS_V2: Final = EVENT_COLUMNS.replace(", absent", ", 0 AS absent")
 # `valid` as a bool, converted by sqlite3 itself while it builds the row (a connection opened with
 # `DETECT_TYPES`): converting it in Python cost 6% of export throughput (benchmarks/query.py).
 DETECT_TYPES: Final = sqlite3.PARSE_COLNAMES
@@ -33,6 +35,7 @@ sqlite3.register_converter(_VALID_CONVERTER, lambda stored: stored != b"0")
 _VALID_AS_BOOL: Final = f'valid AS "valid [{_VALID_CONVERTER}]"'
 # A whole row: the columns, and 0 for `omitted`.
 ROW_SELECT: Final = EVENT_COLUMNS.replace(" valid,", f" {_VALID_AS_BOOL},") + ", 0"
+ROW_SELECT_V2: Final = EVENT_COLUMNS_V2.replace(" valid,", f" {_VALID_AS_BOOL},") + ", 0"
 # What a reader that only counts and judges events needs (the monitor, `check`): the rest of the
 # row stays in the store. Six columns, the row filled in Python: 1.3 us a row where selecting all
 # sixteen (constants for the payload) cost 2.4 us (benchmarks/replay.py).
@@ -64,6 +67,10 @@ class EventRow(NamedTuple):
     valid: bool
     errors: str | None
     extra: str | None
+    # The fields the producer did not send (model.ABSENT_* bits): stored with their defaults.
+    absent: int = 0
+    # The protocol it arrived in (`model.StoredEvent.source`); None when stored before version 4.
+    source: str | None = None
     # Bytes of payload (properties, context, extra) left in the store: 0 when the row is whole;
     # -1 for a light row (`light_rows`: only id, session_id, received_at, name, valid and errors
     # were read; the rest is empty); else a large payload the TUI's stream keeps out of memory
@@ -101,7 +108,10 @@ def event_rows(values: Iterable[Sequence[Any]]) -> list[EventRow]:
 def light_rows(values: Iterable[Sequence[Any]]) -> list[EventRow]:
     """Rows of `LIGHT_SELECT` as `EventRow`s without their payload (`omitted` -1)."""
     return [
-        _new_row(EventRow, (i, s, at, None, n, "", None, None, None, None, "", "", v, e, None, -1))
+        _new_row(
+            EventRow,
+            (i, s, at, None, n, "", None, None, None, None, "", "", v, e, None, 0, None, -1),
+        )
         for i, s, at, n, v, e in values
     ]
 
@@ -145,6 +155,18 @@ class NameCounts:
     seconds: Sequence[tuple[int, int]] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class MonitorHistory:
+    """What a live view starts from (`Reader.monitor_history`): the store's counts per name, and
+    its recent events without payload, so counters, deadlines, learned cadence and plan results
+    continue from the stored history instead of from the moment the view opened."""
+
+    counts: Sequence[NameCounts]
+    # Oldest first; every stored event received after `recent_from` is among them.
+    recent: Sequence[EventRow]
+    recent_from: float
+
+
 def export_line(
     id_: int,
     session_id: int,
@@ -161,6 +183,8 @@ def export_line(
     valid: bool,
     errors: str | None,
     extra: str | None,
+    absent: int,
+    source: str | None,
     omitted: int,
 ) -> bytes:
     """One stored row (an `EventRow`'s fields, in order) as a line of `eventtui export`'s format
@@ -176,12 +200,13 @@ def export_line(
         message_id=message_id,
         sent_at=sent_at,
         extra=extra,
+        absent=absent,
     )
     # event_object would decode properties and context only to have them encoded again; the
     # stored JSON is what the encoder writes, so it is spliced in raw (about 2x the throughput).
-    if properties:
+    if properties and "properties" in obj:
         obj["properties"] = msgspec.Raw(properties)
-    if context:
+    if context and "context" in obj:
         obj["context"] = msgspec.Raw(context)
     meta: dict[str, Any] = {
         "id": id_,
@@ -192,6 +217,8 @@ def export_line(
         "valid": valid,
         "errors": msgspec.Raw(errors) if errors else None,
     }
+    if source is not None:
+        meta["source"] = source
     if META_KEY in obj:
         meta["shadowed"] = obj[META_KEY]
     obj[META_KEY] = meta

@@ -4,7 +4,7 @@ The schema is a public contract (README.md, "The store"): users query it with `s
 `PRAGMA application_id` marks a file as ours; a file that is not ours, or is corrupt, or was written
 by a newer eventtui, is refused with a clear error and never modified.
 
-May import: sqlite3, sqlite-utils.
+May import: sqlite3, sqlite-utils (only to migrate: opening a current store must not pay its import).
 """
 
 from __future__ import annotations
@@ -15,13 +15,22 @@ import sqlite3
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import sqlite_utils
+from eventtui.store import rollups
+
+if TYPE_CHECKING:
+    # Imported at run time only by `_migrate`: see there.
+    import sqlite_utils
 
 # "EvTU": marks a SQLite file as an eventtui store.
 APPLICATION_ID: Final = 0x45765455
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 5
+# The first version with the rollups (store/rollups.py); viewers read older stores without them.
+ROLLUPS_VERSION: Final = 5
+# The first versions with the `absent` and `source` columns (viewers read older stores too).
+ABSENT_VERSION: Final = 3
+SOURCE_VERSION: Final = 4
 
 _SCHEMA_V1: Final = """
 CREATE TABLE sessions (
@@ -70,10 +79,42 @@ _SCHEMA_V2: Final = """
 CREATE INDEX events_name_id ON events(name, id);
 """
 
+# Version 3: `absent`, the fields the producer did not send (bits: 1 type, 2 properties, 4 context),
+# stored with their defaults ('track', '{}') in their columns; the payload pane, copy, export and
+# re-send leave them out again, so they show the event as it was sent. Adding a column with a
+# constant default rewrites nothing: instant on a store of any size.
+_SCHEMA_V3: Final = """
+ALTER TABLE events ADD COLUMN absent INTEGER NOT NULL DEFAULT 0
+"""
+
+# Version 4: the protocol each event arrived in (`source:posthog`), for the filter and the payload
+# pane: "eventtui" (the websocket and POST /events), "segment", "posthog", "snowplow", "amplitude",
+# "mixpanel" (README.md, "The store"). Rows stored before it have NULL: their protocol was not
+# recorded. A column with no default is added without rewriting the table, and left unindexed:
+# a handful of values, and every index costs each insert (see version 2).
+_SCHEMA_V4: Final = """
+ALTER TABLE events ADD COLUMN source TEXT
+"""
+# Viewers open a store without migrating it (it may be read-only, or its collector an older
+# eventtui): on a store older than version 4, a temporary view of the same name stands in front
+# of `events` and adds the column as NULL, so every read and filter means the same on both.
+_SOURCE_SHIM: Final = "CREATE TEMP VIEW events AS SELECT *, NULL AS source FROM main.events"
+
+
+# Version 5: per-session rollups (name_totals, name_minutes) that the writer keeps in the same
+# transaction as the events, so that viewers' counters, trends and totals cost what the number of
+# names costs, not the number of events (store/rollups.py). Built from the events on migration.
+
+# A migration's progress: (rows done, fraction done). Only the long ones report it.
+Progress = Callable[[int, float | None], None]
+
 # MIGRATIONS[n] takes a store at version n to n + 1. Version 0 is an empty file.
-MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [
-    lambda db: _run_script(db, _SCHEMA_V1),
-    lambda db: _run_script(db, _SCHEMA_V2),
+MIGRATIONS: Final[list[Callable[[sqlite_utils.Database, Progress | None], None]]] = [
+    lambda db, _: _run_script(db, _SCHEMA_V1),
+    lambda db, _: _run_script(db, _SCHEMA_V2),
+    lambda db, _: _run_script(db, _SCHEMA_V3),
+    lambda db, _: _run_script(db, _SCHEMA_V4),
+    lambda db, progress: rollups.build(db.conn, progress),
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -98,14 +139,17 @@ def default_db_path() -> Path:
     return Path(data_home) / "eventtui" / "events.db"
 
 
-def connect(path: Path, *, create: bool, read_only: bool = False) -> sqlite3.Connection:
+def connect(
+    path: Path, *, create: bool, read_only: bool = False, progress: Progress | None = None
+) -> sqlite3.Connection:
     """Open (and when `create`, make or migrate) a store; raise StoreError if it is not usable.
 
     `read_only` is for viewers: a store in a place this process cannot write beside (a read-only
     mount, another user's folder) is then opened read-only (`_open_read_only`). The connection
-    is in autocommit mode: callers open short explicit transactions.
+    is in autocommit mode: callers open short explicit transactions. `progress` hears how a long
+    migration goes.
     """
-    return _connect(path, create=create, read_only=read_only)[0]
+    return _connect(path, create=create, read_only=read_only, progress=progress)[0]
 
 
 def connect_for_reading(path: Path, *, detect_types: int = 0) -> tuple[sqlite3.Connection, str]:
@@ -113,11 +157,28 @@ def connect_for_reading(path: Path, *, detect_types: int = 0) -> tuple[sqlite3.C
 
     `detect_types` is sqlite3's (a reader names a column converter in a column's alias).
     """
-    return _connect(path, create=False, read_only=True, detect_types=detect_types)
+    conn, uri = _connect(path, create=False, read_only=True, detect_types=detect_types)
+    try:
+        if conn.execute("PRAGMA user_version").fetchone()[0] < SOURCE_VERSION:
+            conn.execute(_SOURCE_SHIM)  # in the temp schema: the store itself is not touched
+    except BaseException:
+        conn.close()
+        raise
+    return conn, uri
+
+
+def has_source_column(conn: sqlite3.Connection, schema: str = "main") -> bool:
+    """Whether `schema`'s events table records each event's protocol (SOURCE_VERSION and later)."""
+    return bool(conn.execute(f"PRAGMA {schema}.user_version").fetchone()[0] >= SOURCE_VERSION)
 
 
 def _connect(
-    path: Path, *, create: bool, read_only: bool, detect_types: int = 0
+    path: Path,
+    *,
+    create: bool,
+    read_only: bool,
+    detect_types: int = 0,
+    progress: Progress | None = None,
 ) -> tuple[sqlite3.Connection, str]:
     _check_file(path, create=create)
     if create:
@@ -135,7 +196,7 @@ def _connect(
         conn.execute("PRAGMA busy_timeout = 10000")
         if create:
             conn.execute("PRAGMA journal_mode = WAL")
-            _migrate(conn, path)
+            _migrate(conn, path, progress)
         # WAL + NORMAL: a commit survives a crash of this process (kill -9); a power cut may lose
         # the last transactions. FULL would fsync every commit, for every ack.
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -306,16 +367,19 @@ def _check_ours(conn: sqlite3.Connection, path: Path) -> None:
         )
 
 
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
-    db = sqlite_utils.Database(conn)
+def _migrate(conn: sqlite3.Connection, path: Path, progress: Progress | None) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version == SCHEMA_VERSION:
         return
+    # Imported only when a store needs a migration: it costs ~0.2 s of every viewer's start-up.
+    import sqlite_utils
+
+    db = sqlite_utils.Database(conn)
     try:
         conn.execute("BEGIN IMMEDIATE")
         version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have won
         for step in range(version, SCHEMA_VERSION):
-            MIGRATIONS[step](db)
+            MIGRATIONS[step](db, progress)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         conn.execute("COMMIT")

@@ -11,12 +11,13 @@ Deletes go in slices of `DELETE_SLICE` rows, one short transaction each, so a co
 the same store is never kept waiting for long (its commit, and so its acks, wait for the lock); the
 session row goes last, so an interrupted delete is finished by running it again.
 
-May import: sqlite3, store.schema, store.reader, store.rows.
+May import: sqlite3, store.schema, store.reader, store.rows, store.liveness.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -27,9 +28,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
+from eventtui.store import rollups
+from eventtui.store.liveness import writer_alive
 from eventtui.store.reader import Reader, no_session
-from eventtui.store.rows import EVENT_COLUMNS
-from eventtui.store.schema import StoreError, connect, is_store_file
+from eventtui.store.rows import EVENT_COLUMNS, EVENT_COLUMNS_V2
+from eventtui.store.schema import (
+    ABSENT_VERSION,
+    StoreError,
+    connect,
+    has_source_column,
+    is_store_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,25 +98,33 @@ def label_session(path: Path, session: int, label: str | None) -> None:
 def delete_session(path: Path, session: int) -> Deleted:
     """Delete a session, its events and its rejects.
 
-    Refuses a session that has not ended and is the newest: a collector may be writing it.
+    Refuses a session that has not ended while the collector that writes it still runs (any
+    session, not only the newest: an import or a second collector may have started a newer one).
+    One left open by a collector that was killed can be deleted.
     """
     conn = connect(path, create=False)
     try:
         row = conn.execute(
-            "SELECT ended_at, (SELECT max(id) FROM sessions) FROM sessions WHERE id = ?",
-            (session,),
+            "SELECT ended_at, meta FROM sessions WHERE id = ?", (session,)
         ).fetchone()
         if row is None:
             raise no_session(path, session)
-        ended_at, newest = row
-        if ended_at is None and newest == session:
+        ended_at, meta_text = row
+        if ended_at is None and writer_alive(_meta(meta_text)):
             raise SessionError(
-                f"session {session} has not ended: a collector may still be writing it; stop it"
-                " first"
+                f"session {session} has not ended: a collector is still writing it; stop it first"
             )
         return _delete(conn, [session])
     finally:
         conn.close()
+
+
+def _meta(text: str | None) -> dict[str, Any]:
+    try:
+        meta = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def _delete(conn: sqlite3.Connection, sessions: Sequence[int]) -> Deleted:
@@ -115,6 +132,7 @@ def _delete(conn: sqlite3.Connection, sessions: Sequence[int]) -> Deleted:
     for session in sessions:
         events += _delete_slices(conn, "events", session)
         rejects += _delete_slices(conn, "rejects", session)
+        rollups.delete_session(conn, session)
         conn.execute("DELETE FROM sessions WHERE id = ?", (session,))
     return Deleted(len(sessions), events, rejects)
 
@@ -218,6 +236,10 @@ def export_store(
         raise SessionError(f"{target}: already exists; pass --force to replace it")
     with Reader(source) as reader:  # StoreError for a source that is not a usable store
         source_uri = reader.uri
+        # The source is read as it is (never migrated): a store of schema 2 has no `absent`.
+        source_columns = (
+            EVENT_COLUMNS if reader.schema_version >= ABSENT_VERSION else EVENT_COLUMNS_V2
+        )
         if sessions is None:
             sessions = [s.id for s in reader.sessions()]
         else:
@@ -225,7 +247,9 @@ def export_store(
                 reader.resolve_session(sid)  # NoSuchSession
     partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
     try:
-        events, rejects = _copy(source, source_uri, partial, sessions, where, params, progress)
+        events, rejects = _copy(
+            source, source_uri, source_columns, partial, sessions, where, params, progress
+        )
         if force:
             os.replace(partial, target)
         else:
@@ -250,6 +274,7 @@ def check_export_target(source: Path, target: Path) -> None:
 def _copy(
     source: Path,
     source_uri: str,
+    source_columns: str,
     target: Path,
     sessions: Sequence[int],
     where: str,
@@ -283,11 +308,17 @@ def _copy(
             tuple(sessions),
         ).fetchone()
         events = 0
+        # A store older than SOURCE_VERSION (read, never migrated, by a viewer) has no `source`.
+        src_columns = (
+            source_columns
+            if has_source_column(conn, "src")
+            else source_columns.replace(", source", ", NULL")
+        )
         for low in range(first, last + 1, COPY_SLICE):
             high = min(last, low + COPY_SLICE - 1)
             # NOT INDEXED: walk the rowid range; the session and the filter are tested per row.
             cur = conn.execute(
-                f"INSERT INTO main.events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS}"
+                f"INSERT INTO main.events ({EVENT_COLUMNS}) SELECT {src_columns}"
                 f" FROM src.events NOT INDEXED WHERE id BETWEEN ? AND ? AND {in_sessions}"
                 f" AND ({where})",
                 (low, high, *sessions, *params),
@@ -295,6 +326,7 @@ def _copy(
             events += cur.rowcount
             if progress is not None:
                 progress(events, (high - first + 1) / (last - first + 1))
+        rollups.add_range(conn, 1)  # the new file's own: every event in it was just copied
         rejects = conn.execute(
             f"INSERT INTO main.rejects ({_REJECT_COLUMNS}) SELECT {_REJECT_COLUMNS}"
             f" FROM src.rejects WHERE {in_sessions}",

@@ -38,6 +38,7 @@ from typing import Any, Final, Protocol
 import msgspec
 
 from eventtui.model import StoredEvent
+from eventtui.store.liveness import live_writer_mark
 from eventtui.store.schema import StoreError, connect
 
 log = logging.getLogger(__name__)
@@ -288,7 +289,7 @@ class Writer:
         from_child_r, from_child_w = os.pipe()
         args = json.dumps({
             "path": str(self.path), "source": self.source, "label": self.label,
-            "meta": json.dumps(self.meta), "max_rows": self.max_batch_rows,
+            "meta": json.dumps({**self.meta, **live_writer_mark()}), "max_rows": self.max_batch_rows,
             "lock_wait": self.lock_wait,
             "inbox": to_child_r, "outbox": from_child_w, "resume": resume,
         })  # fmt: skip

@@ -33,6 +33,8 @@ from typing import Any, Final
 
 import msgspec
 
+from eventtui.progress import ProgressBar
+from eventtui.store import rollups
 from eventtui.store.schema import StoreError, connect
 from eventtui.store.writer import KIND_STOP
 
@@ -44,8 +46,8 @@ _decode = msgspec.msgpack.Decoder().decode
 # decoded rows as they are.
 _INSERT_EVENT: Final = (
     "INSERT OR IGNORE INTO events (session_id, received_at, sent_at, name, type, user_id,"
-    " anonymous_id, message_id, client, properties, context, valid, errors, extra)"
-    " VALUES ({session:d}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " anonymous_id, message_id, client, properties, context, valid, errors, extra, absent,"
+    " source) VALUES ({session:d}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_REJECT: Final = (
     "INSERT INTO rejects (session_id, received_at, client, reason, raw)"
@@ -75,7 +77,9 @@ def main(
     duplicates_total = 0
     try:
         # A session continued is in a store already set up: if the file is gone, it stays gone.
-        conn = connect(_path(path), create=resume is None)
+        # The bar draws only on a terminal, and only if a long migration reports progress.
+        with ProgressBar(f"{path}: upgrading the store") as bar:
+            conn = connect(_path(path), create=resume is None, progress=bar)
         if resume is None:
             cur = conn.execute(
                 "INSERT INTO sessions (label, started_at, source, meta) VALUES (?, ?, ?, ?)",
@@ -164,8 +168,15 @@ def _write(
         # IMMEDIATE: the write lock now, before any work, rather than at the first INSERT.
         conn.execute("BEGIN IMMEDIATE")
         if events:
+            first_id = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM events").fetchone()[0]
             conn.executemany(insert_event, events)
         inserted = conn.total_changes - before
+        if inserted == len(events):
+            if events:
+                # The indexes of received_at, name and valid in _INSERT_EVENT's rows.
+                rollups.add_rows(conn, session, events, received_at=0, name=2, valid=10)
+        else:  # some were duplicates, skipped: only the stored rows know which
+            rollups.add_range(conn, first_id)
         if rejects:
             conn.executemany(insert_reject, rejects)
         duplicates = len(events) - inserted

@@ -26,6 +26,7 @@ from textual.widgets import Footer, Input
 
 from eventtui.filters import FilterError, compile_filter
 from eventtui.monitor.counters import Counters
+from eventtui.tracking.snapshot import SnapshotError
 from eventtui.tui.feeds import SEEK_SECONDS, Feed, Playback
 from eventtui.tui.messages import (
     CountsSeeded,
@@ -39,10 +40,12 @@ from eventtui.tui.messages import (
     HistoryLoaded,
     TimeReached,
 )
+from eventtui.tui.rows import clock_time
 from eventtui.tui.sanitize import clean_text
 from eventtui.tui.screens.anomalies import AnomaliesScreen, EpisodeSource
+from eventtui.tui.screens.baseline import BaselinePrompt
 from eventtui.tui.screens.help import HelpScreen
-from eventtui.tui.states import FIRING_TOAST, StateSource
+from eventtui.tui.states import FIRING_TOAST, MonitorStates, StateSource, load_baseline
 from eventtui.tui.widgets.counters import SORT_KEYS, CountersPanel, ordered
 from eventtui.tui.widgets.filter_bar import FilterBar
 from eventtui.tui.widgets.payload import PayloadPane, copy_text
@@ -50,6 +53,10 @@ from eventtui.tui.widgets.status import StatusBar
 from eventtui.tui.widgets.stream import EventStream
 
 PAINT_INTERVAL: Final = 0.1
+# New rows are painted when they arrive rather than at the next tick (commit to screen was up to
+# a whole tick, p99 ~300 ms in a terminal at 100 events/s), at most once per this gap, so a
+# flood still costs at most 20 stream paints a second.
+STREAM_PAINT_GAP: Final = 0.05
 # Counters re-sort and rates re-sum at this pace; the ages they show tick in whole seconds.
 COUNTERS_INTERVAL: Final = 0.25
 # While following, the payload pane shows the newest event, at a pace a reader can take in.
@@ -104,6 +111,8 @@ class EventApp(App[None]):
         Binding("c", "copy_payload", "Copy"),
         Binding("s", "cycle_sort", "Sort"),
         Binding("a", "anomalies", "Anomalies"),
+        # Kept out of the footer (its width at 80x24 is spoken for); the help lists it.
+        Binding("b", "baseline", "Baseline", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
         Binding("escape", "focus_stream", "Back", show=False),
@@ -162,6 +171,8 @@ class EventApp(App[None]):
         self._payload_at = 0.0
         self._payload_stale = False
         self._alerts_at = 0.0
+        self._painted_at = 0.0  # monotonic
+        self._paint_pending = False
         if theme:
             self.theme = theme
 
@@ -210,6 +221,7 @@ class EventApp(App[None]):
         self._stream.border_title = "Events"
         self._counters_panel.border_title = self._counters_panel.title_for(self.sort_key)
         self._payload.border_title = "Payload"
+        self._payload.notes_for = self._type_changes
         self._apply_theme()
         self._stream.focus()
         self._show_counters(self.clock())
@@ -249,6 +261,7 @@ class EventApp(App[None]):
                 self._own_counters.observe_many(rows)
             if message.generation == self.generation:
                 self._stream.add(message.shown)
+                self._paint_soon()
             if message.through is not None:
                 self.feed_time = message.through  # only now has the monitor seen that far
         finally:
@@ -270,10 +283,17 @@ class EventApp(App[None]):
             self.counters.seed(
                 seed.name, seed.total, seed.invalid, seed.last_seen, seed.minutes, seed.seconds
             )
+        last_seen = {seed.name: seed.last_seen for seed in message.seeds}
+        seed_history = getattr(self.states, "seed_history", None)
+        if seed_history is not None and message.recent_from is not None:
+            # Deadlines, learned cadence and plan results continue from the store's history.
+            seed_history(message.recent, last_seen, message.recent_from)
+            self._counters_version = -1
+            return
         seed_last_seen = getattr(self.states, "seed_last_seen", None)
         if seed_last_seen is not None:
             # Deadlines count from the last stored event, not from the moment we attached.
-            seed_last_seen({seed.name: seed.last_seen for seed in message.seeds})
+            seed_last_seen(last_seen)
 
     def on_event_loaded(self, message: EventLoaded) -> None:
         if message.row is not None and self._payload.waiting_for == message.event_id:
@@ -306,9 +326,25 @@ class EventApp(App[None]):
 
     # --- painting ----------------------------------------------------------------------------------
 
+    def _paint_soon(self) -> None:
+        """Paint new rows now, or as soon as `STREAM_PAINT_GAP` has passed since the last paint."""
+        if self._paint_pending:
+            return
+        self._paint_pending = True
+        wait = self._painted_at + STREAM_PAINT_GAP - time.monotonic()
+        if wait <= 0:
+            self.call_later(self._paint_now)  # after the messages already queued
+        else:
+            self.set_timer(wait, self._paint_now, name="paint soon")
+
+    def _paint_now(self) -> None:
+        self._paint_pending = False
+        self._paint()
+
     def _paint(self) -> None:
         now = self.clock()
         tick = time.monotonic()
+        self._painted_at = tick
         with self.batch_update():
             changed = self._stream.flush()
             self.stream_paints += changed
@@ -495,6 +531,43 @@ class EventApp(App[None]):
     def action_anomalies(self) -> None:
         if not isinstance(self.screen, AnomaliesScreen):
             self.push_screen(AnomaliesScreen(self._episode_source, lambda: self.clock()))
+
+    def _type_changes(self, name: str) -> list[str]:
+        """The payload pane's lines on `name`'s changed property types (path, old, new, since)."""
+        if not isinstance(self.states, MonitorStates):
+            return []
+        return [
+            f"type changed: {d.describe()} since {clock_time(d.since)}"
+            for d in self.states.monitor.drift.drifts_of(name)
+        ]
+
+    def action_baseline(self) -> None:
+        """Pick a tracking snapshot to compare with: regressed names show ∅ or ≠ in the counters."""
+        if not isinstance(self.states, MonitorStates) or isinstance(self.screen, BaselinePrompt):
+            self.notify("No monitor here to compare with a baseline.", severity="warning")
+            return
+        current = self.states.baseline.source if self.states.baseline is not None else ""
+        self.push_screen(BaselinePrompt(current), self._baseline_chosen)
+
+    def _baseline_chosen(self, value: str | None) -> None:
+        if value is None or not isinstance(self.states, MonitorStates):
+            return
+        if not value:
+            self.states.set_baseline(None)
+            self.notify("No baseline: counters show the monitor's states only.", markup=False)
+        else:
+            try:
+                watch = load_baseline(value)
+            except SnapshotError as exc:
+                self.notify(str(exc), title="Not a baseline", severity="error", markup=False)
+                return
+            self.states.set_baseline(watch, self._stream.rows)
+            self.notify(
+                f"Comparing with {value}: ∅ a name it has and these events lack, ≠ a property"
+                " removed or retyped.",
+                markup=False,
+            )
+        self._show_counters(self.clock())
 
     def _episode_source(self) -> EpisodeSource | None:
         # Asked on every refresh: a replay that seeks back swaps in a fresh monitor.

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -21,10 +23,10 @@ from pathlib import Path
 import msgspec
 
 from eventtui.config import Config
-from eventtui.demo import demo_config
 from eventtui.monitor import Episode
 from eventtui.monitor.factory import build_monitor
 from eventtui.store import EventWriter, Reader
+from eventtui.tracking.live import BaselineWatch
 from eventtui.tui.app import EventApp
 from eventtui.tui.feeds import StoreFeed
 from eventtui.tui.states import MonitorStates
@@ -67,13 +69,21 @@ def _logs_held() -> Iterator[None]:
     record written meanwhile (a store writer restarted, a client refused) would be drawn over the
     screen. What matters to the user while it runs is shown in the app itself (status line,
     toasts); the held lines follow on exit, through the handlers they would have gone to.
+    Python's own writers to stderr are routed into the held log too: a warning
+    (`warnings.warn`), an exception that ends a thread, one that cannot be raised (`__del__`).
     """
     root = logging.getLogger()
     saved, held = root.handlers[:], _HeldLogs()
+    saved_hooks = threading.excepthook, sys.unraisablehook
     root.handlers = [held]
+    logging.captureWarnings(True)
+    threading.excepthook = _log_thread_exception
+    sys.unraisablehook = _log_unraisable
     try:
         yield
     finally:
+        threading.excepthook, sys.unraisablehook = saved_hooks
+        logging.captureWarnings(False)
         root.handlers = saved
         if held.dropped:
             root.warning(
@@ -83,9 +93,30 @@ def _logs_held() -> Iterator[None]:
             root.handle(record)
 
 
-def monitor_states(config: Config, started_at: float) -> MonitorStates:
-    """The app's monitor (the one factory's, `where` judged row by row), as the panel shows it."""
-    return MonitorStates(build_monitor(config, started_at=started_at))
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "a thread"
+    exc = (args.exc_type, args.exc_value, args.exc_traceback)
+    logging.getLogger("eventtui").error("%s failed", name, exc_info=exc)  # type: ignore[arg-type]
+
+
+def _log_unraisable(args: sys.UnraisableHookArgs) -> None:
+    exc = (args.exc_type, args.exc_value, args.exc_traceback)
+    logging.getLogger("eventtui").error(
+        "%s: %r",
+        args.err_msg or "Exception ignored in",
+        args.object,
+        exc_info=exc,  # type: ignore[arg-type]
+    )
+
+
+def monitor_states(
+    config: Config, started_at: float, baseline: BaselineWatch | None = None
+) -> MonitorStates:
+    """The app's monitor (the one factory's, `where` judged row by row), as the panel shows it;
+    with a baseline snapshot to compare the events with (`--baseline`)."""
+    return MonitorStates(build_monitor(config, started_at=started_at), baseline)
 
 
 def run_watch(
@@ -97,16 +128,27 @@ def run_watch(
     clock: Callable[[], float] = time.time,
     run_app: Callable[[EventApp], object] = EventApp.run,
     tune_gc: bool = True,
+    baseline: BaselineWatch | None = None,
 ) -> Ran:
     """Collector + TUI in one process until the user quits. Raises PortInUse, StoreError."""
     from eventtui.collector import Collector, PortInUse
     from eventtui.collector.thread import CollectorThread
+    from eventtui.oncall import OnCall
 
     if demo:
+        # The demo module (and the websocket client it sends with) loads only for the demo.
+        from eventtui.demo import demo_config
+
         config = demo_config(config)
 
     def start(config: Config) -> tuple[Collector, StoreFeed, CollectorThread]:
-        collector = Collector(config, path, source="demo" if demo else "watch", label=label)
+        collector = Collector(
+            config,
+            path,
+            source="demo" if demo else "watch",
+            label=label,
+            extensions=[OnCall(config)],  # GET /metrics and [[alert]] webhooks
+        )
         feed = StoreFeed(
             path, mode="demo" if demo else "watch", live=collector.health, poll_interval=1.0
         )
@@ -143,7 +185,7 @@ def run_watch(
     app = EventApp(
         feed,
         clock=clock,
-        states=monitor_states(config, clock()),
+        states=monitor_states(config, clock(), baseline),
         notice=notice,
         theme=config.ui.theme,
         tune_gc=tune_gc,
@@ -168,7 +210,13 @@ def run_watch(
     )
 
 
-def run_open(config: Config, path: Path, *, clock: Callable[[], float] = time.time) -> int:
+def run_open(
+    config: Config,
+    path: Path,
+    *,
+    clock: Callable[[], float] = time.time,
+    baseline: BaselineWatch | None = None,
+) -> int:
     """The TUI on an existing store, following it live. Raises StoreError if it cannot be read."""
     with Reader(path):  # fail here, with one clear line, rather than inside the UI
         pass
@@ -176,7 +224,7 @@ def run_open(config: Config, path: Path, *, clock: Callable[[], float] = time.ti
     app = EventApp(
         feed,
         clock=clock,
-        states=monitor_states(config, clock()),
+        states=monitor_states(config, clock(), baseline),
         theme=config.ui.theme,
         tune_gc=True,
         bell=config.ui.bell,
@@ -218,6 +266,8 @@ def run_replay(
     if not len(schedule):
         raise ReplayError(f"session {span.id} has no events to replay")
     if span.source == "demo":
+        from eventtui.demo import demo_config
+
         config = demo_config(config)  # its expected heartbeat goes quiet in the replay too
     timeline = schedule.timeline(max_gap=max_gap, whole_session=True)
     clock = ReplayClock(timeline, speed=speed, monotonic=monotonic)  # tests pass a fake one

@@ -34,6 +34,8 @@ class FeedStatus:
     detail: str = ""
     # Why the collector cannot store events now (its store writer died), from its health.
     problem: str = ""
+    # A webhook alert that is failing (`[[alert]]`), from the collector's health: one short line.
+    alert_problem: str = ""
 
 
 @dataclass(eq=False)
@@ -73,9 +75,12 @@ class HistoryLoaded(Message):
 
 @dataclass(eq=False)
 class CountsSeeded(Message):
-    """Per-name counts read from the store when the feed attached."""
+    """Per-name counts read from the store when the feed attached, and (live) the recent events
+    the monitor judges to continue from the store's history (`recent_from`: all since then)."""
 
     seeds: Sequence[NameCounts]
+    recent: Sequence[EventRow] = ()
+    recent_from: float | None = None
 
 
 @dataclass(eq=False)

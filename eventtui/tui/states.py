@@ -9,18 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 
 from eventtui.monitor import (
     OK,
     SEVERITY,
+    TYPE_CHANGED,
     Counters,
     Episode,
     Monitor,
     Severity,
     describe,
 )
-from eventtui.monitor.anomaly import STATE_RANK, SYMBOLS
+from eventtui.monitor.anomaly import STATE_RANK, SYMBOLS, UNPLANNED
+from eventtui.tracking.live import MISSING, BaselineWatch
+from eventtui.tracking.snapshot import load
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,24 @@ class StateMark:
 
 
 NO_STATE: Final = StateMark("", "", 0, "ok")
+# The panel's state column has ten cells: a state whose word is longer gets a shorter one here
+# (`check` and the anomalies view keep the monitor's own word).
+_SHORT_LABELS: Final = {TYPE_CHANGED: "retyped"}
+# Against a baseline snapshot (`--baseline`, or b): a name it has and the live events lack, or one
+# whose properties were removed or retyped. Signs unlike the monitor's ✖ missing, so a one-cell
+# column at 80x24 still tells them apart: ∅ (absent from what is seen) and ≠ (differs).
+_BASELINE_RANK: Final = STATE_RANK[UNPLANNED]
+BASELINE_MISSING: Final = StateMark(
+    "base: gone", "∅", int(Severity.WARNING), "warning", _BASELINE_RANK
+)
+BASELINE_CHANGED: Final = StateMark(
+    "base: diff", "≠", int(Severity.WARNING), "warning", _BASELINE_RANK
+)
+
+
+def load_baseline(path: str) -> BaselineWatch:
+    """A snapshot (or export) file as a baseline; raises SnapshotError naming what is wrong."""
+    return BaselineWatch(load(Path(path)), source=path)
 
 
 class StateSource(Protocol):
@@ -75,8 +97,9 @@ EPISODES_SHOWN: Final = 200
 class MonitorStates:
     """See the module docstring."""
 
-    def __init__(self, monitor: Monitor) -> None:
+    def __init__(self, monitor: Monitor, baseline: BaselineWatch | None = None) -> None:
         self.monitor = monitor
+        self.baseline = baseline
         self._announced: set[tuple[str, str, float, str | None]] = set()
         self._marks: dict[str, StateMark] = {}
 
@@ -85,16 +108,36 @@ class MonitorStates:
         return self.monitor.counters
 
     def observe_many(self, events: Iterable[Any]) -> None:
+        if self.baseline is not None:
+            events = list(events)
+            self.baseline.observe_many(events)
         self.monitor.observe_many(events)
+
+    def set_baseline(self, baseline: BaselineWatch | None, rows: Iterable[Any] = ()) -> None:
+        """Compare with `baseline` from now on (None: stop), taught the `rows` seen so far."""
+        if baseline is not None:
+            baseline.observe_many(rows)
+        self.baseline = baseline
 
     def seed_last_seen(self, last_seen: Mapping[str, float]) -> None:
         self.monitor.seed(last_seen=last_seen)
 
+    def seed_history(
+        self, recent: Iterable[Any], last_seen: Mapping[str, float], history_from: float
+    ) -> None:
+        """Continue from the store: the recent events judged (already counted), then each name's
+        last stored time, so deadlines, learned cadence and plan results carry over."""
+        self.monitor.seed(recent, last_seen=last_seen, history_from=history_from, counted=True)
+
     def state_of(self, name: str, now: float) -> StateMark:
         state = self.monitor.state_of(name, now)
-        if state == OK:
-            return NO_STATE
-        return self.mark(state)
+        mark = NO_STATE if state == OK else self.mark(state)
+        if self.baseline is not None and mark.severity < Severity.FIRING:
+            # A firing state says more than the baseline; anything quieter says less.
+            verdict = self.baseline.verdicts(now).get(name)
+            if verdict is not None:
+                return BASELINE_MISSING if verdict == MISSING else BASELINE_CHANGED
+        return mark
 
     def mark(self, state: str) -> StateMark:
         """How `state` shows: its word, symbol, severity and tone."""
@@ -103,7 +146,7 @@ class MonitorStates:
             severity = SEVERITY.get(state, Severity.INFO)
             # LEARNING is Severity.OK but still worth a faint word: the panel says why it is quiet.
             mark = StateMark(
-                state,
+                _SHORT_LABELS.get(state, state),
                 SYMBOLS.get(state, "•"),
                 int(severity),
                 _TONES[severity],
@@ -113,7 +156,9 @@ class MonitorStates:
         return mark
 
     def names(self) -> Iterator[str]:
-        return (tracker.spec.event for tracker in self.monitor.trackers)
+        yield from (tracker.spec.event for tracker in self.monitor.trackers)
+        if self.baseline is not None:
+            yield from self.baseline.names
 
     def alerts(self, now: float) -> list[tuple[ToastSeverity, str]]:
         """New anomaly episodes since the last call, each once, as (toast severity, sentence)."""

@@ -2,7 +2,8 @@
 
 Rows with ``id > cursor``, woken at once by the writer's commit signal when the collector runs in
 this process (`on_commit`), else by a short poll (`eventtui open`). On attach it paints the newest
-history first, then seeds the counters from the store's counts (`CountsSeeded`).
+history first (of every session), then seeds the counters from the store's counts and the monitor
+from its recent events (`CountsSeeded`), so a restart neither resets them nor raises false alarms.
 
 May import: store (Reader), tui.feeds.base, tui.messages.
 """
@@ -15,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
-from eventtui.store import Commit, EventRow, NameCounts, Reader
+from eventtui.store import Commit, EventRow, Reader
 from eventtui.tui.feeds.base import FilterRequest, Post, ReadingFeed, slim
 from eventtui.tui.messages import (
     CountsSeeded,
@@ -26,13 +27,17 @@ from eventtui.tui.messages import (
 )
 
 STATUS_INTERVAL: Final = 1.0
+# The recent events the monitor judges on attach (learned cadence needs 10 minutes, the plan's
+# window is 15), at most this many (the newest), so attaching to a busy store stays quick.
+RECENT_SECONDS: Final = 30 * 60.0
+RECENT_LIMIT: Final = 200_000
 
 
 class StoreFeed(ReadingFeed):
     """Tails a store (see the module docstring).
 
-    `session`: the first session the stream and counters cover (watch: the session it is
-    collecting; open: the latest one). `live`: the collector's `health()` when collecting here.
+    `session`: the session the status line names (watch: the one it is collecting; open: the
+    latest one); the stream and counters cover the whole store. `live`: the collector's `health()` when collecting here.
     """
 
     def __init__(
@@ -45,7 +50,7 @@ class StoreFeed(ReadingFeed):
         poll_interval: float = 0.25,
         history_limit: int = 10_000,
         batch_limit: int = 5_000,
-        min_interval: float = 1 / 30,
+        min_interval: float = 1 / 50,
         max_in_flight: int = 3,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -80,9 +85,14 @@ class StoreFeed(ReadingFeed):
         self._load_history(reader, post, FilterRequest(None, (), 0))
         stored = reader.count_events()
         recounted = self.clock()
-        seeds = self._seeds(reader)
-        if seeds:
-            post(CountsSeeded(seeds))
+        history = reader.monitor_history(
+            to_id=self.cursor,
+            now=self.clock(),
+            recent_seconds=RECENT_SECONDS,
+            recent_limit=RECENT_LIMIT,
+        )
+        if history.counts:
+            post(CountsSeeded(history.counts, history.recent, history.recent_from))
         status_at = 0.0
         while not self._stopped.is_set():
             self._serve_requests(reader, post)
@@ -125,26 +135,16 @@ class StoreFeed(ReadingFeed):
             post(EventsCommitted(rows, matching, self._generation, self._credit))
 
     def _load_history(self, reader: Reader, post: Post, request: FilterRequest) -> None:
+        # Every session: the store's history shows from the start, and `session:1` finds its own.
         rows = reader.query(
             "1" if request.where is None else request.where,
             request.params,
-            from_session=self.session,
             to_id=self.cursor,
             newest_first=True,
             limit=self.history_limit,
         )
         rows.reverse()
         post(HistoryLoaded([slim(r) for r in rows], request.generation))
-
-    def _seeds(self, reader: Reader) -> list[NameCounts]:
-        """Counts per name since `session`, up to `cursor`, so counters are true from the start.
-
-        Bounded by `cursor` (where the tail begins): rows committed while this runs arrive through
-        `events_after` and must not be counted twice.
-        """
-        if self.session is None:
-            return []
-        return reader.name_counts(from_session=self.session, to_id=self.cursor, now=self.clock())
 
     def _status(self, reader: Reader, stored: int) -> FeedStatus:
         base = FeedStatus(
@@ -167,4 +167,5 @@ class StoreFeed(ReadingFeed):
             session=int(health.get("session", 0)) or self.session,
             refused=int(health.get("rejects", 0)),
             problem=str(health.get("error", "")),
+            alert_problem=str(health.get("alerts_failing", "")),
         )

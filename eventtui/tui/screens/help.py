@@ -21,6 +21,7 @@ KEYS: Final = (
     ("c", "copy the shown payload as JSON"),
     ("s", "sort counters: rate → total → last seen → name"),
     ("a", "anomalies: ongoing and recent episodes, with start, end and duration"),
+    ("b", "baseline: compare with a tracking snapshot · ∅ missing vs it · ≠ changed"),
     ("Tab", "move between stream, counters and payload"),
     ("ctrl+p", "command palette"),
     ("?", "this help"),

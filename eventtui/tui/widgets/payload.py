@@ -7,12 +7,14 @@ copies is the same JSON without the caps.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from eventtui.pii import PII_PREFIX
 from eventtui.store import EventRow
 from eventtui.tui.jsonview import JsonStyles, to_json, to_text
 from eventtui.tui.rows import clock_time
@@ -47,6 +49,7 @@ class PayloadPane(VerticalScroll, can_focus=True):
         "payload-pane--literal",
         "payload-pane--punctuation",
         "payload-pane--error",
+        "payload-pane--warning",
         "payload-pane--muted",
     }
     DEFAULT_CSS = """
@@ -59,6 +62,7 @@ class PayloadPane(VerticalScroll, can_focus=True):
         & > .payload-pane--literal { color: $text-accent; text-style: italic; }
         & > .payload-pane--punctuation { color: $text-muted; }
         & > .payload-pane--error { color: $text-error; text-style: bold; }
+        & > .payload-pane--warning { color: $text-warning; text-style: bold; }
         & > .payload-pane--muted { color: $text-muted; }
     }
     """
@@ -70,6 +74,9 @@ class PayloadPane(VerticalScroll, can_focus=True):
         self.truncated = False
         self._text = Text("No event yet.", style="dim")
         self._body = Static(self._text, id="payload-body")
+        # What the monitor learned about this event's name that the row itself cannot say (its
+        # property types that changed): lines to show under the errors. Set by the app.
+        self.notes_for: Callable[[str], list[str]] | None = None
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield self._body
@@ -115,13 +122,22 @@ class PayloadPane(VerticalScroll, can_focus=True):
             head.append_text(clean_text(row.user_id or row.anonymous_id or "", max_chars=120))
         head.append(f" · session {row.session_id}\n", muted)
         errors = row.error_list()
+        warning_style = style_of("payload-pane--warning")
         if not row.valid or errors:
             error_style = style_of("payload-pane--error")
             head.append("✗ invalid\n" if not errors else "", error_style)
             for error in errors[:50]:
-                head.append("✗ ", error_style)
-                head.append_text(clean_text(str(error), style=error_style, max_chars=500))
+                # Personal data found at ingest is a warning, not a broken event (eventtui.pii).
+                style, sign = (
+                    (warning_style, "⚠ ") if error.startswith(PII_PREFIX) else (error_style, "✗ ")
+                )
+                head.append(sign, style)
+                head.append_text(clean_text(str(error), style=style, max_chars=500))
                 head.append("\n")
+        for note in self.notes_for(row.name)[:20] if self.notes_for is not None else ():
+            head.append("⇄ ", warning_style)
+            head.append_text(clean_text(note, style=warning_style, max_chars=500))
+            head.append("\n")
         if row.omitted:
             head.append(f"\nreading {row.omitted:,} bytes from the store…", muted)
             return head

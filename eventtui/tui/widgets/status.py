@@ -95,9 +95,18 @@ class StatusBar(Static):
             parts.append((3, f"session {status.session}", ""))
         if status.store_name and not status.collecting:
             parts.append((5, status.store_name, "dim"))
-        while len(parts) > 1 and sum(len(p[1]) + 3 for p in parts) - 3 > width:
+        # A webhook that fails means on-call is not being paged: it keeps up to half the line
+        # (second only to the first part), cut short rather than dropped when the line is narrow.
+        alert = "⚠ " + clean(status.alert_problem) if status.alert_problem else ""
+        room = width - (min(len(alert), max(24, width // 2)) + 3 if alert else 0)
+        while len(parts) > 1 and sum(len(p[1]) + 3 for p in parts) - 3 > room:
             worst = max(range(len(parts)), key=lambda i: (parts[i][0], i))
             del parts[worst]
+        if alert:
+            left = width - sum(len(p[1]) + 3 for p in parts)
+            if len(alert) > left:
+                alert = alert[: max(left - 1, 1)] + "…"
+            parts.insert(1, (0, alert, "bold yellow"))
         for i, (_, words, style) in enumerate(parts):
             if i:
                 text.append(" · ", "dim")

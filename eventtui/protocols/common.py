@@ -1,0 +1,344 @@
+"""What every vendor decoder shares: the request it is handed, the event it builds, the answer.
+
+A decoder maps its vendor's fields to the event model and calls `event(...)`, which applies the
+rules every event meets (a name of 1 to 256 characters, the size limit, ids as text, readable
+timestamps) in the same words as `model.normalise`. `decode_items` runs a decoder over a body's
+events so that one bad event is refused with its index and the rest are stored.
+
+May import: msgspec, model.
+"""
+
+from __future__ import annotations
+
+import binascii
+import codecs
+import urllib.parse
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, Final, NamedTuple, TypeVar
+
+import msgspec
+
+from eventtui.model import (
+    MAX_DEPTH,
+    MAX_EPOCH,
+    MAX_NAME_CHARS,
+    MIN_EPOCH,
+    DecodedFrame,
+    EventCheck,
+    EventRefused,
+    Refusal,
+    StoredEvent,
+    bad_name,
+    decode_json_item,
+    id_value,
+    json_encode,
+    json_refusal,
+    kind_of,
+    nesting_depth,
+    openers,
+    parse_timestamp,
+    raw_copy,
+    refusal_reason,
+    timestamp_error,
+    without_lone_surrogates,
+)
+
+T = TypeVar("T")
+
+
+class Request(NamedTuple):
+    """What a decoder sees of an HTTP request: received whole, within the size limit, inflated."""
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+    content_type: str
+    body: bytes
+
+
+class Options(NamedTuple):
+    """How the listener wants events built: who sent them, when, the limit, the plan check."""
+
+    client: str
+    received_at: float
+    max_event_bytes: int
+    check: EventCheck | None = None
+
+
+class Answer(NamedTuple):
+    """An HTTP answer in the form a vendor's SDK reads."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+
+
+# (request, our answer's JSON object, its status) -> the answer in the vendor's form. Our object
+# is {"ok", "accepted", "refused"} or {"ok": false, "error"}: a vendor's fields are added to it.
+Reply = Callable[[Request, dict[str, Any], int], Answer]
+
+
+class Protocol(NamedTuple):
+    source: str
+    decode: Callable[[Request, Options], DecodedFrame]
+    reply: Reply
+    # The compression of a body sent without Content-Encoding (posthog-js gzips a text/plain
+    # body and says so in its query, or not at all), from the query and the body received:
+    # the listener inflates it with the same limits as any gzip body.
+    encoding: Callable[[Mapping[str, str], bytes], str | None] = lambda query, body: None
+
+
+_encode_answer: Final = msgspec.json.Encoder().encode
+
+
+def json_reply(extra: Callable[[dict[str, Any], int], dict[str, Any]]) -> Reply:
+    """A reply that adds the vendor's fields (`extra(ours, status)`) to our JSON object."""
+
+    def reply(request: Request, ours: dict[str, Any], status: int) -> Answer:
+        return Answer(status, _encode_answer({**ours, **extra(ours, status)}))
+
+    return reply
+
+
+def event(
+    options: Options,
+    source: str,
+    name_key: str,
+    name: Any,
+    type_: str,
+    user_id: Any,
+    anonymous_id: Any,
+    message_id: Any,
+    timestamp: Any,
+    properties: dict[str, Any] | None,
+    context: dict[str, Any] | None,
+    extra: dict[str, Any] | None,
+) -> StoredEvent:
+    """One event in the model, checked as `model.normalise` checks a Segment event; raises
+    EventRefused. `name_key`: the vendor's field for the name, for the refusal's words.
+    `timestamp`: what the SDK sent (ISO text, epoch seconds or milliseconds)."""
+    if name.__class__ is not str or not name or len(name) > MAX_NAME_CHARS:
+        raise EventRefused(bad_name(name).replace('"event"', f'"{name_key}"'))
+    if user_id.__class__ is not str:
+        user_id = id_value(user_id, "user id")
+    if anonymous_id.__class__ is not str:
+        anonymous_id = id_value(anonymous_id, "anonymous id")
+    if message_id.__class__ is not str:
+        message_id = id_value(message_id, "message id")
+    sent_at = errors = None
+    if timestamp is not None:
+        sent_at = _seconds(timestamp)
+        if sent_at is None:
+            errors = json_encode([timestamp_error(timestamp)]).decode()
+    encode = json_encode
+    properties_json = encode(properties).decode() if properties else "{}"
+    context_json = encode(context).decode() if context else "{}"
+    extra_json = encode(extra).decode() if extra else None
+    size = len(properties_json) + len(context_json) + (len(extra_json) if extra_json else 0)
+    if size > options.max_event_bytes:
+        raise EventRefused(
+            f"the event is {size:,} bytes, over the {options.max_event_bytes:,}-byte limit"
+        )
+    # Positional, as model.normalise builds it: the keyword constructor costs a microsecond.
+    # `absent` 0: a vendor's event is mapped into the model, so no field of it was left out.
+    return StoredEvent(
+        options.received_at, sent_at, name, type_, user_id or None, anonymous_id or None,
+        message_id or None, options.client, properties_json, context_json, errors is None,
+        errors, extra_json, 0, source,
+    )  # fmt: skip
+
+
+def _seconds(timestamp: Any) -> float | None:
+    """`model.parse_timestamp`, with the SDKs' usual forms first: ISO 8601 text with an offset
+    (`datetime.fromisoformat`, in C) and epoch numbers; the rest goes the whole way."""
+    seconds: float | None = None
+    kind = timestamp.__class__
+    if kind is str:
+        try:
+            parsed = datetime.fromisoformat(timestamp)
+        except ValueError:
+            return parse_timestamp(timestamp)
+        if parsed.tzinfo is None:
+            return parse_timestamp(timestamp)
+        seconds = parsed.timestamp()
+    elif kind is int or kind is float:
+        seconds = float(timestamp)
+        if abs(seconds) >= 1e11:  # milliseconds, as model._epoch_seconds reads them
+            seconds /= 1000.0
+        if seconds != seconds or abs(seconds) >= 1e11:
+            return None
+    else:
+        return parse_timestamp(timestamp)
+    return seconds if MIN_EPOCH <= seconds < MAX_EPOCH else None
+
+
+def decode_items(
+    items: list[T], build: Callable[[T], StoredEvent], options: Options, *, listed: bool = True
+) -> DecodedFrame:
+    """Each item built into an event (and checked against the plan), or refused with its index
+    (`listed`: the body was a list); never raises."""
+    out = DecodedFrame([], [])
+    check = options.check
+    for index, item in enumerate(items):
+        try:
+            built = build(item)
+            out.events.append(built if check is None else check(built))
+        except Exception as exc:
+            out.refusals.append(
+                Refusal(refusal_reason(exc), index if listed else None, raw_copy(item))
+            )
+    if not out.events and not out.refusals:
+        out.refusals.append(Refusal("the body holds no events", None, b""))
+    return out
+
+
+def refused(reason: str, raw: bytes) -> DecodedFrame:
+    """A whole body refused (it is not the vendor's format at all)."""
+    return DecodedFrame([], [Refusal(reason, None, raw_copy(raw))])
+
+
+class Typed(NamedTuple):
+    """A decoder of one vendor event into its Struct, with the fields it does not know kept."""
+
+    decoder: msgspec.json.Decoder[Any]
+    struct: type[msgspec.Struct]
+    names: frozenset[str]
+
+    @classmethod
+    def of(cls, struct: type[msgspec.Struct]) -> Typed:
+        return cls(msgspec.json.Decoder(struct), struct, frozenset(struct.__struct_encode_fields__))
+
+    def decode(self, raw: msgspec.Raw | bytes, deep: bool) -> tuple[Any, dict[str, Any] | None]:
+        """The event and its unknown top-level fields (None when there are none).
+
+        The Struct forbids unknown fields, so the common event is decoded in one C call; one that
+        has others (or is wrong) is decoded as a dict and split, and a wrong field is refused
+        with msgspec's words for it. `deep`: the body may nest past MAX_DEPTH; check this one.
+        """
+        if not deep or openers(bytes(raw)) <= MAX_DEPTH:
+            try:
+                return self.decoder.decode(raw), None
+            except msgspec.ValidationError:
+                pass
+            except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
+                raise json_refusal(exc) from None
+        obj = decode_json_item(raw)  # refuses nesting past MAX_DEPTH
+        return self.split(obj)
+
+    def split(self, obj: Any) -> tuple[Any, dict[str, Any] | None]:
+        """An already decoded event (a dict) as its Struct and its unknown fields."""
+        if obj.__class__ is not dict:
+            raise EventRefused(f"an event must be a JSON object, not {kind_of(obj)}")
+        if nesting_depth(obj) > MAX_DEPTH:
+            raise EventRefused(f"nesting is deeper than {MAX_DEPTH} levels")
+        names = self.names
+        known = {k: v for k, v in obj.items() if k in names}
+        unknown = {k: v for k, v in obj.items() if k not in names}
+        try:
+            return msgspec.convert(known, self.struct), unknown or None
+        except msgspec.ValidationError as exc:
+            raise EventRefused(str(exc)) from None
+
+
+_raw_list: Final = msgspec.json.Decoder(list[msgspec.Raw])
+_any: Final = msgspec.json.Decoder()
+
+
+def json_document(data: bytes) -> Any:
+    """A whole JSON body decoded (lone surrogates kept as U+FFFD); EventRefused if it is not JSON."""
+    try:
+        return _any.decode(without_lone_surrogates(data))
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
+        raise json_refusal(exc) from None
+
+
+def json_items(data: bytes) -> tuple[list[msgspec.Raw], bool]:
+    """A JSON body's events, each still raw: an array's items, or the one object; and whether it
+    was an array. EventRefused for anything else."""
+    data = without_lone_surrogates(data)
+    head = data.lstrip()[:1]
+    try:
+        if head == b"[":
+            return _raw_list.decode(data), True
+        if head == b"{":  # decoded once, as the event: broken JSON is refused there
+            return [msgspec.Raw(data)], False
+        doc = _any.decode(data)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
+        raise json_refusal(exc) from None
+    raise EventRefused(f"the body must be an event object or an array of them, not {kind_of(doc)}")
+
+
+def form_field(body: bytes, name: str) -> bytes | None:
+    """One field of an `application/x-www-form-urlencoded` body (the last if repeated), as bytes.
+
+    Percent-decoding is done by `codecs.escape_decode` (C): `urllib.parse.unquote_to_bytes` is a
+    Python loop over every escape, and a JSON array of 100 events has thousands of them (measured:
+    3/5 of Mixpanel's decoding time went there).
+    """
+    key = name.encode() + b"="
+    found = None
+    for part in body.split(b"&"):
+        if part.startswith(key):
+            found = part[len(key) :]
+    if found is None:
+        return None
+    return percent_decode(found)
+
+
+def percent_decode(text: bytes) -> bytes:
+    """`+` and `%XX` escapes of a form value decoded; a stray `%` is kept as it is (as
+    `urllib.parse.unquote_to_bytes` keeps it)."""
+    text = text.replace(b"+", b" ")
+    if b"%" not in text:
+        return text
+    try:
+        decoded: bytes = codecs.escape_decode(text.replace(b"\\", b"\\\\").replace(b"%", b"\\x"))[0]
+        return decoded
+    except ValueError:  # a `%` not followed by two hex digits
+        return urllib.parse.unquote_to_bytes(text)
+
+
+def base64_bytes(text: str | bytes, what: str) -> bytes:
+    """Base64 text (standard or URL-safe alphabet, padding optional), decoded; EventRefused
+    naming `what` when it is not base64."""
+    data = text.encode("ascii", "replace") if isinstance(text, str) else text
+    data = data.translate(_URL_SAFE)
+    if len(data) % 4:
+        data += b"=" * (-len(data) % 4)
+    try:
+        return binascii.a2b_base64(data, strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise EventRefused(f"{what} is not valid base64") from None
+
+
+def base64_json(text: str | bytes, what: str) -> Any:
+    """JSON sent base64-encoded, decoded."""
+    raw = base64_bytes(text, what)
+    try:
+        return _any.decode(without_lone_surrogates(raw))
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
+        raise EventRefused(f"{what}: {json_refusal(exc)}") from None
+
+
+# The URL-safe alphabet's two letters, and a space: a `+` that a form body did not escape
+# arrives as one.
+_URL_SAFE: Final = bytes.maketrans(b"-_ ", b"+/+")
+
+
+def split_vendor_properties(
+    properties: dict[str, Any] | None, vendor_keys: frozenset[str] = frozenset()
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An SDK's properties as (the app's own, the SDK's): `$`-prefixed keys and `vendor_keys` are
+    the SDK's (`$os`, `$lib`, `token`, ...) and go to context, so that a tracking plan checks
+    what the app sent."""
+    if not properties:
+        return {}, {}
+    own: dict[str, Any] = {}
+    sdk: dict[str, Any] = {}
+    for key, value in properties.items():
+        if key[:1] == "$" or key in vendor_keys:
+            sdk[key] = value
+        else:
+            own[key] = value
+    return own, sdk
