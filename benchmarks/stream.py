@@ -119,6 +119,9 @@ def throughput(urls: list[str], events: int, tag: str) -> float:
     parent, child = mp.Pipe()
     proc = mp.Process(target=_load, args=(urls, per_client, child))
     proc.start()
+    while not parent.poll(0.5):
+        if not proc.is_alive():  # a client got an error (printed above): no figure
+            raise SystemExit(f"the load generator failed (exit {proc.exitcode})")
     seconds = parent.recv()
     proc.join()
     return events / seconds

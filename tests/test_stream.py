@@ -33,7 +33,7 @@ from eventtui.config import (
 )
 from eventtui.store import Writer
 from eventtui.stream import Sink
-from eventtui.stream.mirror import pinned_names
+from eventtui.stream.mirror import Mirror, pinned_names
 from eventtui.stream.rollups import RollupSum
 from eventtui.stream.subjects import Rollup, Subjects, decode_event, decode_token, encode_token
 
@@ -450,3 +450,32 @@ async def test_an_idle_sink_stops_cleanly_on_sigint(
     _, err = await asyncio.to_thread(sink.communicate, timeout=30)
     assert sink.returncode == 0, err
     assert err.startswith("stopped: stored 0 events"), err
+
+
+async def test_a_viewer_whose_stream_died_waits_between_retries(
+    own_node: Cluster, tmp_path: Path, collectors: list[Collector]
+) -> None:
+    """A viewer following a stream whose server is gone retries with a pause, not in a busy loop
+    (an earlier version spun at 100% CPU), and goes on when the server is back."""
+    stream = settings(own_node.url)
+    collector = await stream_collector(tmp_path / "c.db", stream)
+    collectors.append(collector)
+    await publish(collector.ws_url, [{"event": "before", "messageId": "b"}])
+    mirror = Mirror(stream, tmp_path / "mirror.db", follow=True)
+    await asyncio.to_thread(mirror.start)
+    try:
+        assert await asyncio.to_thread(mirror.wait, 10)
+        server = own_node.nodes[0]
+        server.kill()
+        cpu, wall = time.process_time(), time.monotonic()
+        await asyncio.sleep(1.5)  # the time to spin, if it did
+        share = (time.process_time() - cpu) / (time.monotonic() - wall)
+        assert share < 0.5, f"{share:.0%} of a core while the stream is away"
+        await asyncio.to_thread(own_node.restart, server)
+        async with connect(collector.ws_url) as ws:
+            await ws.send(json.dumps({"event": "after", "messageId": "a"}))
+            await recv_until_ack(ws, 1, timeout=15)
+        await until(lambda: mirror.copied == 2, timeout=15, what="the event after the outage")
+    finally:
+        await asyncio.to_thread(mirror.close)
+    assert sorted(row.message_id for row in stored(tmp_path / "mirror.db")) == ["a", "b"]

@@ -121,7 +121,12 @@ async def load_and_kill(cluster: Cluster, tmp_path: Path, victim: str) -> None:
             for i in range(2)
         )
     )
-    sink = await asyncio.to_thread(sink_process, sink_db, cluster.url)
+    try:
+        sink = await asyncio.to_thread(sink_process, sink_db, cluster.url)
+    except BaseException:
+        for collector in collectors:  # no process left behind by a test that failed early
+            collector.close()
+        raise
     try:
         clients = [Client(f"c{i}", collectors[i % 2].ws_url) for i in range(4)]
         load = asyncio.gather(*(client.run() for client in clients))

@@ -92,6 +92,7 @@ class Mirror:
         # The collectors' per-name rollups in range, summed (read in the mirror's thread; a
         # one-shot command reads them after `wait`).
         self.rollups = RollupSum()
+        self._next_seq = 0  # the stream sequence after the last message copied
         self._finished = threading.Event()
 
     def start(self) -> None:
@@ -133,12 +134,21 @@ class Mirror:
             await self.link.close()
 
     async def _consumer(self, stop: asyncio.Event) -> Any:
+        """An ephemeral consumer from `since`, or, made again after an outage (an ephemeral
+        consumer does not outlive its server), from the message after the last one copied."""
         since = self.since
+        if self._next_seq:
+            policy = DeliverPolicy.BY_START_SEQUENCE
+        elif since is None:
+            policy = DeliverPolicy.ALL
+        else:
+            policy = DeliverPolicy.BY_START_TIME
         config = ConsumerConfig(
             ack_policy=AckPolicy.NONE,
-            deliver_policy=DeliverPolicy.ALL if since is None else DeliverPolicy.BY_START_TIME,
+            deliver_policy=policy,
+            opt_start_seq=self._next_seq or None,
             opt_start_time=None
-            if since is None
+            if since is None or self._next_seq
             else datetime.datetime.fromtimestamp(since, datetime.UTC),
             filter_subjects=self._filter_subjects(),
             inactive_threshold=60.0,
@@ -164,8 +174,13 @@ class Mirror:
                 messages = []
             except (nats.errors.Error, OSError) as exc:
                 await self._trouble(f"cannot read the stream: {reason(exc)}", stop)
+                with contextlib.suppress(Exception):
+                    await subscription.unsubscribe()
+                subscription = await self._consumer(stop)
                 continue
             self.problem = None
+            if messages:
+                self._next_seq = messages[-1].metadata.sequence.stream + 1
             events: list[StoredEvent] = []
             rejects: list[Reject] = []
             for message in messages:
