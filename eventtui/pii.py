@@ -65,6 +65,18 @@ _SECRET_PAIRS: Final = frozenset(
 # Lower-case fragments one of those keys must hold; a properties text without any skips the walk.
 # Substring tests on the lowered text: a case-insensitive regex of the same words cost 6 us an event.
 _SECRET_HINTS: Final = ("pass", "pwd", "secret", "key", "token", "ssn", "cvv", "cvc", "card")
+# The same hints behind a character each of them needs: a one-character test is a memchr, about
+# twenty times cheaper than a substring search, and most properties texts lack most of these
+# characters, so most of the searches are never made (`_hinted`).
+_GATED_HINTS: Final = (
+    ("k", ("key", "token")),
+    ("w", ("pwd",)),
+    ("v", ("cvv", "cvc")),
+    ("c", ("secret", "card")),
+    ("ss", ("pass", "ssn")),
+)
+assert sorted(h for _, hints in _GATED_HINTS for h in hints) == sorted(_SECRET_HINTS)
+assert all(gate in hint for gate, hints in _GATED_HINTS for hint in hints)
 _key_cache: dict[str, bool] = {}
 
 
@@ -111,10 +123,8 @@ def might_hold(text: str) -> bool:
     """Whether a properties JSON text is worth decoding to look for personal data (cheap)."""
     if "@" in text or "eyJ" in text or "earer" in text:
         return True
-    lowered = text.lower()
-    for hint in _SECRET_HINTS:
-        if hint in lowered:
-            return True
+    if _hinted(text.lower()):
+        return True
     for opener in _CARD_OPENERS:
         if opener in text:
             return _CARD_VALUE.search(text) is not None
@@ -135,22 +145,21 @@ def any_might_hold(texts: list[str]) -> bool:
     of its joined text, no regular expression and no call per event.
     """
     joined = "\n".join(texts)
-    if "@" in joined or "eyJ" in joined or "earer" in joined:
+    if "@" in joined or ("J" in joined and "eyJ" in joined) or "earer" in joined:
         return True
-    lowered = joined.lower()
-    if (
-        "pass" in lowered
-        or "pwd" in lowered
-        or "secret" in lowered
-        or "key" in lowered
-        or "token" in lowered
-        or "ssn" in lowered
-        or "cvv" in lowered
-        or "cvc" in lowered
-        or "card" in lowered
-    ):
+    if _hinted(joined.lower()):
         return True
     return _THIRTEEN in joined.encode("utf-8", "surrogatepass").translate(_DIGITS_TO_ZERO, b" -")
+
+
+def _hinted(lowered: str) -> bool:
+    """Whether a lowered text holds one of `_SECRET_HINTS`, searching only behind their gates."""
+    for gate, hints in _GATED_HINTS:
+        if gate in lowered:
+            for hint in hints:
+                if hint in lowered:
+                    return True
+    return False
 
 
 def findings(properties: Any, root: str = ROOT) -> list[str]:

@@ -230,3 +230,25 @@ def test_the_frame_prefilter_never_skips_what_an_event_check_would_look_at(
     # And a frame with a finding is never skipped.
     if any(findings(p) for p in frame):
         assert any_might_hold(texts)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "password",
+        "PWD",
+        "client_secret",
+        "apiKey",
+        "refresh_token",
+        "SSN",
+        "cvv",
+        "cvc",
+        "cardNumber",
+    ],
+)
+def test_every_secret_like_key_passes_the_frame_check(key: str) -> None:
+    # The frame check searches for each hint only behind a character it needs (pii._GATED_HINTS):
+    # every hint must still get through, whatever its case, among ordinary events.
+    ordinary = [json.dumps({"path": "/p/1", "plan": "pro"})] * 50
+    assert not any_might_hold(ordinary)
+    assert any_might_hold([*ordinary, json.dumps({key: "x"})])
