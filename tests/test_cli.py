@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.conftest import Collect, eventtui
+from eventtui.store import Reject
+from tests.conftest import Collect, eventtui, write_session
 
 
 def test_collect_prints_its_addresses_and_stops_cleanly(collect: Collect, tmp_path: Path) -> None:
@@ -189,3 +190,34 @@ def test_unusable_plan_schema_is_a_config_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("eventtui: error:") and "signup" in line and "bad.json" in line
+
+
+def test_rejects_lists_what_was_refused_and_why(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    write_session(
+        db,
+        [],
+        rejects=[
+            Reject(1_714_000_000.0, "http:127.0.0.1:5", "not valid JSON", b"{oops\x1b[2J"),
+            Reject(1_714_000_001.0, "ws:127.0.0.1:6", 'the event name ("event") is missing', b"{}"),
+        ],
+    )
+    table = eventtui("rejects", "--db", str(db))
+    assert table.returncode == 0, table.stderr
+    header, first, second = table.stdout.splitlines()
+    assert header.split() == ["id", "session", "received", "client", "reason", "raw"]
+    assert "not valid JSON" in first and "{oops\\x1b[2J" in first  # escaped, never obeyed
+    assert "\x1b" not in table.stdout
+    assert "missing" in second
+    lines = eventtui("rejects", "--json", "--limit", "1", "--db", str(db))
+    assert lines.returncode == 0, lines.stderr
+    (newest,) = [json.loads(line) for line in lines.stdout.splitlines()]
+    assert newest == {
+        "id": 2,
+        "session": 1,
+        "received_at": 1_714_000_001.0,
+        "client": "ws:127.0.0.1:6",
+        "reason": 'the event name ("event") is missing',
+        "raw": "{}",
+        "raw_bytes": 2,
+    }

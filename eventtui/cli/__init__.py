@@ -6,7 +6,7 @@ calling one function of the core and printing through `output`:
 - `listen`: watch, demo, collect, open       - `send`: send
 - `sessions`: sessions [label|delete]        - `transfer`: export, import
 - `replay`: replay                           - `query`: query
-- `check`: check
+- `check`: check                             - `rejects`: rejects
 
 Exit codes (README.md, "Commands"): 0 ok; 1 the check found problems (`check`, `send` with
 rejections); 2 usage, config or input error, with one line on stderr saying what and where; 3 a
@@ -22,7 +22,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from eventtui.cli import check, listen, query, replay, send, sessions, transfer
+from eventtui.cli import check, listen, query, rejects, replay, send, sessions, transfer
 from eventtui.cli.common import EXIT_USAGE, UsageError
 from eventtui.cli.output import clean
 from eventtui.cli.parser import build_parser
@@ -43,6 +43,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
     "replay": replay.cmd_replay,
     "query": query.cmd_query,
     "check": check.cmd_check,
+    "rejects": rejects.cmd_rejects,
 }
 
 
