@@ -25,7 +25,7 @@ from eventtui.tui.launch import monitor_states
 from tests.conftest import until, write_session
 
 SIZE = (160, 45)
-CONFIG = Config(collector=CollectorConfig(port=0), expect=[Expectation(event="hb", every=60.0)])
+CONFIG = Config(collector=CollectorConfig(port=0), expect=(Expectation(event="hb", every=60.0),))
 
 
 def history(path: Path, now: float) -> None:

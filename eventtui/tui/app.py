@@ -22,7 +22,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 
 from eventtui.filters import FilterError, compile_filter
 from eventtui.monitor.counters import Counters
@@ -42,9 +42,10 @@ from eventtui.tui.messages import (
 from eventtui.tui.sanitize import clean_text
 from eventtui.tui.screens.anomalies import AnomaliesScreen, EpisodeSource
 from eventtui.tui.screens.help import HelpScreen
-from eventtui.tui.states import FIRING_TOAST, StateSource
+from eventtui.tui.states import FIRING_TOAST, StateSource, ToastSeverity
 from eventtui.tui.widgets.counters import SORT_KEYS, CountersPanel, ordered
 from eventtui.tui.widgets.filter_bar import FilterBar
+from eventtui.tui.widgets.footer import KeyFooter
 from eventtui.tui.widgets.payload import PayloadPane, copy_text
 from eventtui.tui.widgets.status import StatusBar
 from eventtui.tui.widgets.stream import EventStream
@@ -61,6 +62,10 @@ FOLLOW_PAYLOAD_INTERVAL: Final = 0.5
 # States are judged (and toasts raised) at this pace: twice a second, so a deadline shows within a
 # second of passing, even with the paint tick's own lag.
 STATES_INTERVAL: Final = 0.5
+# Anomaly toasts: sentences in one toast, and toasts on screen at once (older ones give way).
+ALERTS_PER_TOAST: Final = 3
+MAX_TRACKING_TOASTS: Final = 2
+_TOAST_ORDER: Final[list[ToastSeverity]] = ["error", "warning", "information"]
 _SIMPLE_NAME: Final = re.compile(r"[A-Za-z0-9_.:/-]+")
 
 
@@ -186,7 +191,7 @@ class EventApp(App[None]):
                 yield PayloadPane(id="payload")
         yield FilterBar(id="filter-bar")
         yield StatusBar(id="status")
-        yield Footer()
+        yield KeyFooter()
 
     @property
     def stream(self) -> EventStream:
@@ -385,11 +390,23 @@ class EventApp(App[None]):
         if alerts is None:
             return False
         raised = alerts(now)
-        for severity, text in raised:
-            self.notify(text, title="Tracking", severity=severity, markup=False, timeout=10)
+        if raised:
+            self._toast_alerts(raised)
         if self.bell_on_firing and any(severity == FIRING_TOAST for severity, _ in raised):
             self.bell()  # once per check, however many episodes began firing in it
         return bool(raised)
+
+    def _toast_alerts(self, raised: list[tuple[ToastSeverity, str]]) -> None:
+        """One toast for the episodes of one check (they came six at a time in a fast replay),
+        its severity the worst of them; at most MAX_TRACKING_TOASTS stay on screen, the newest."""
+        worst = min((severity for severity, _ in raised), key=_TOAST_ORDER.index)
+        lines = [text for _, text in raised[:ALERTS_PER_TOAST]]
+        if len(raised) > ALERTS_PER_TOAST:
+            lines.append(f"… and {len(raised) - ALERTS_PER_TOAST} more (a: anomalies)")
+        self.notify("\n".join(lines), title="Tracking", severity=worst, markup=False, timeout=10)
+        shown = [n for n in self._notifications if n.title == "Tracking"]
+        for old in shown[:-MAX_TRACKING_TOASTS]:
+            self._unnotify(old)  # Textual's own removal (private): no public one for one toast
 
     def _show_payload(self) -> None:
         stream = self._stream
