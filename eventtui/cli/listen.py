@@ -85,8 +85,8 @@ def cmd_watch(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
-    if args.port is None:
-        args.port = 0  # the demo must start even when 8765 is taken; the status bar shows the port
+    # The configured ports (8765 and, for HTTP, the next one) as `watch` takes them; only when one
+    # is taken does the demo take free ones, and say so (`run_watch`).
     return _watch(args, config, demo=True)
 
 
