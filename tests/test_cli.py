@@ -29,7 +29,7 @@ def test_collect_prints_its_addresses_and_stops_cleanly(collect: Collect, tmp_pa
     assert sent.returncode == 0, sent.stderr
     code, err = collect.stop(signal.SIGINT)
     assert code == 0, err
-    assert "stored 1 events" in err
+    assert "stored 1 event (0 duplicates" in err
     with sqlite3.connect(tmp_path / "events.db") as conn:
         (ended,) = conn.execute("SELECT ended_at FROM sessions").fetchone()
     assert ended is not None

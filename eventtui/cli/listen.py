@@ -68,7 +68,7 @@ def stopped(writer: Writer, session: int, stored: str, where: str = "") -> int:
         )
         return EXIT_STORE_LOST
     line = (
-        f"{stored} {stats.events:,} events ({stats.duplicates:,} duplicates, "
+        f"{stored} {count(stats.events, 'event')} ({count(stats.duplicates, 'duplicate')}, "
         f"{stats.rejects:,} refused) in session {session}{where}"
     )
     if writer.restarts:

@@ -136,7 +136,11 @@ def run_watch(
     def start(config: Config) -> tuple[Collector, StoreFeed, CollectorThread]:
         collector = Collector(config, path, source="demo" if demo else "watch", label=label)
         feed = StoreFeed(
-            path, mode="demo" if demo else "watch", live=collector.health, poll_interval=1.0
+            path,
+            mode="demo" if demo else "watch",
+            live=collector.health,
+            notices=lambda: collector.notices,
+            poll_interval=1.0,
         )
         # The writer calls this after each commit: it only sets an Event (never blocks it).
         collector.writer.add_listener(feed.on_commit)
