@@ -103,6 +103,8 @@ class EventApp(App[None]):
         # Priority: handled as the key arrives, so keys typed right after "/" reach the input.
         Binding("slash", "open_filter", "Filter", priority=True),
         Binding("space", "toggle_pause", "Pause"),
+        # The same key while the stream is paused, so that the footer says what it will do.
+        Binding("space", "resume", "Resume"),
         # Replay only (hidden otherwise, see check_action).
         Binding("plus,equals_sign", "speed(1)", "Faster"),
         Binding("minus", "speed(-1)", "Slower"),
@@ -482,7 +484,14 @@ class EventApp(App[None]):
             return not self.filter_bar.is_open and self.screen is self.screen_stack[0]
         if action in ("speed", "seek", "next_anomaly"):
             return self.playback is not None  # False also hides them from the footer
+        if action in ("toggle_pause", "resume"):
+            stream = getattr(self, "_stream", None)  # set in on_mount
+            paused = self.playback is None and stream is not None and stream.paused
+            return paused == (action == "resume")
         return True
+
+    def action_resume(self) -> None:
+        self.action_toggle_pause()
 
     def action_open_filter(self) -> None:
         self.filter_bar.open(self.filter_text)
@@ -498,6 +507,7 @@ class EventApp(App[None]):
             self.playback.toggle_pause()
             return
         self._stream.set_paused(not self._stream.paused)
+        self.refresh_bindings()  # the footer: Pause or Resume
         if self._stream.cursor is None:
             self._show_payload()  # its label says whether it is the newest or the last before pause
 

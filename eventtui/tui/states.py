@@ -100,7 +100,8 @@ class MonitorStates:
     def state_of(self, name: str, now: float) -> StateMark:
         state = self.monitor.state_of(name, now)
         if state == OK:
-            return NO_STATE
+            # A declared expectation that holds says so; an undeclared name has nothing to say.
+            return self.mark(OK) if self.monitor.declared(name) else NO_STATE
         return self.mark(state)
 
     def mark(self, state: str) -> StateMark:
@@ -111,7 +112,8 @@ class MonitorStates:
             # LEARNING is Severity.OK but still worth a faint word: the panel says why it is quiet.
             mark = StateMark(
                 state,
-                SYMBOLS.get(state, "•"),
+                # "ok" has no symbol elsewhere; here a holding expectation shows one (●).
+                SYMBOLS.get(state) or "●",
                 int(severity),
                 _TONES[severity],
                 STATE_RANK.get(state, len(STATE_RANK)),

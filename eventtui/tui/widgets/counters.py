@@ -225,7 +225,7 @@ class CountersPanel(ScrollView, can_focus=True):
                 + " "
                 + "/min".rjust(_RATE)
                 + " "
-                + "last".rjust(_AGE)
+                + "seen".rjust(_AGE)
                 + " "
                 + (trend + " " if spark_cells else "")
                 + ("state" if words else "")
@@ -264,4 +264,4 @@ class CountersPanel(ScrollView, can_focus=True):
         return Strip(segments).extend_cell_length(width, base).crop(0, width)
 
     def title_for(self, sort_key: str) -> Text:
-        return Text.assemble("Counters", (f" · by {sort_key}", "dim"), (" (s)", "dim"))
+        return Text.assemble("Counters", (f" · sorted by {sort_key} · s sorts", "dim"))
