@@ -334,3 +334,11 @@ async def test_the_footer_says_resume_while_paused() -> None:
         await until(lambda: "Resume" in keys() and "Pause" not in keys(), what="Resume")
         await pilot.press("space")
         await until(lambda: "Pause" in keys() and not app.stream.paused, what="Pause again")
+
+
+def test_a_joiner_between_emoji_is_kept_and_escaped_elsewhere() -> None:
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    assert clean(f"family {family}") == f"family {family}"
+    assert clean("a\u200db") == "a\\u200db"  # look-alike names stay distinct
+    assert clean("x\u200d\U0001f469") == "x\\u200d\U0001f469"
+    assert clean("\U0001f468\u200d\u200d\U0001f469") == "\U0001f468\\u200d\\u200d\U0001f469"
