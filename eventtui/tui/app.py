@@ -77,6 +77,19 @@ def name_filter(name: str) -> str:
     return f'name:"{escaped}"'
 
 
+def _send_hint(status: FeedStatus) -> tuple[str, ...]:
+    """What the empty stream says while collecting: where to send an event (addresses are ours)."""
+    if not status.collecting or not status.addresses:
+        return ()
+    lines = ["No events yet. Send one:"]
+    for address in status.addresses:
+        if address.startswith("http"):
+            lines.append(f"""  curl -d '{{"event":"hello"}}' {address}/events""")
+        else:
+            lines.append(f"  a websocket client to {address} (eventtui send --url {address})")
+    return tuple(lines)
+
+
 def tune_gc() -> None:
     """Fewer, smaller garbage collections for a process that streams events (process-wide).
 
@@ -305,6 +318,10 @@ class EventApp(App[None]):
         if problem and (self.feed_status is None or self.feed_status.problem != problem):
             self.notify(problem, title="Events are not stored", severity="error", markup=False)
         self.feed_status = message.status
+        hint = _send_hint(message.status)
+        if hint != self._stream.empty_hint:
+            self._stream.empty_hint = hint
+            self._stream.refresh()
 
     def on_feed_restarted(self, message: FeedRestarted) -> None:
         self.feed_time = message.at
