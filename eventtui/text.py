@@ -8,8 +8,9 @@ prints through `clean`; the TUI builds its Rich `Text` from the same rules (`tui
 What is replaced (Unicode categories Cc, Cf, Cs, Zl, Zp):
 - C0 controls, DEL and C1 controls (ESC, CSI, OSC, NUL, BEL, ...) -> ``\\x1b`` style escapes,
   with ``\\t``, ``\\n``, ``\\r`` for the common three;
-- format characters: bidi embeddings/overrides/isolates, zero-width spaces and joiners, soft
-  hyphens, BOMs, tag characters -> ``\\u202e`` style escapes, so look-alike names stay distinct;
+- format characters: bidi embeddings/overrides/isolates, zero-width spaces and joiners (but a
+  joiner between two emoji, which makes them one), soft hyphens, BOMs, tag characters ->
+  ``\\u202e`` style escapes, so look-alike names stay distinct;
 - line and paragraph separators -> escapes (a row must stay one row);
 - lone surrogates -> U+FFFD (they cannot be encoded for the terminal at all).
 
@@ -25,11 +26,14 @@ from typing import Final
 # 13430-1343F covers the Egyptian format controls that newer Unicode versions add.
 _UNSAFE_RANGES: Final = (
     "\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e"
-    "\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ud800-\udfff\ufeff\ufff9-\ufffb"
+    "\u200b\u200c\u200e\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ud800-\udfff\ufeff\ufff9-\ufffb"
     "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
     "\U000e0001\U000e0020-\U000e007f"
 )
-UNSAFE: Final = re.compile(f"[{_UNSAFE_RANGES}]")
+# The zero-width joiner (U+200D) is one of them, except between two emoji, where it joins them
+# into one (👨‍👩‍👧): escaped there, a family showed as three people and two `\u200d`.
+_EMOJI: Final = "\u2600-\u27bf\u2b00-\u2bff\ufe0f\U0001f000-\U0001faff"
+UNSAFE: Final = re.compile(f"[{_UNSAFE_RANGES}]|(?<![{_EMOJI}])\u200d|\u200d(?![{_EMOJI}])")
 
 _NAMED: Final = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 

@@ -157,7 +157,8 @@ class ImportResult:
         lines = [f"imported {self.imported:,} of {self.events:,} events into {name}"]
         if self.duplicates:
             lines.append(
-                f"{self.duplicates:,} duplicates not stored again (their messageId was already stored)"
+                f"{self.duplicates:,} duplicate{'' if self.duplicates == 1 else 's'} not stored"
+                " again (their messageId was already stored)"
             )
         if self.refused:
             lines.append(

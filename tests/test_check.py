@@ -553,3 +553,20 @@ def test_a_check_with_nothing_declared_says_so(heartbeats: Path) -> None:
     text = render_text(window_check(heartbeats, Config(), T0 + 5000), clean=str)
     assert "note: the config declares no [[expect]] and no [plan]" in text
     assert text.endswith("OK: nothing firing\n")
+
+
+def test_check_of_a_demo_session_applies_the_demos_heartbeat_as_replay_does(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    now = time.time()
+    # The demo's heartbeat stops after a minute; its session went on for ten.
+    session = record(
+        db,
+        [hb(now - 600 + 10 * i) for i in range(6)] + [(now - 5, {"event": "page_view"})],
+        source="demo",
+        started_at=now - 600,
+        ended_at=now,
+    )
+    result = check(db, None, "--session", str(session))
+    assert result.returncode == 1, result.stdout + result.stderr
+    row = table_row(result.stdout, "heartbeat")
+    assert row[:3] == ["✖", "missing", "heartbeat"]

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import pty
 import signal
+import socket
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.conftest import Collect, eventtui
+from eventtui.store import Reject
+from tests.conftest import Collect, eventtui, write_session
 
 
 def test_collect_prints_its_addresses_and_stops_cleanly(collect: Collect, tmp_path: Path) -> None:
@@ -22,7 +29,7 @@ def test_collect_prints_its_addresses_and_stops_cleanly(collect: Collect, tmp_pa
     assert sent.returncode == 0, sent.stderr
     code, err = collect.stop(signal.SIGINT)
     assert code == 0, err
-    assert "stored 1 events" in err
+    assert "stored 1 event (0 duplicates" in err
     with sqlite3.connect(tmp_path / "events.db") as conn:
         (ended,) = conn.execute("SELECT ended_at FROM sessions").fetchone()
     assert ended is not None
@@ -189,3 +196,144 @@ def test_unusable_plan_schema_is_a_config_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("eventtui: error:") and "signup" in line and "bad.json" in line
+
+
+def test_rejects_lists_what_was_refused_and_why(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    write_session(
+        db,
+        [],
+        rejects=[
+            Reject(1_714_000_000.0, "http:127.0.0.1:5", "not valid JSON", b"{oops\x1b[2J"),
+            Reject(1_714_000_001.0, "ws:127.0.0.1:6", 'the event name ("event") is missing', b"{}"),
+        ],
+    )
+    table = eventtui("rejects", "--db", str(db))
+    assert table.returncode == 0, table.stderr
+    header, first, second = table.stdout.splitlines()
+    assert header.split() == ["id", "session", "received", "client", "reason", "raw"]
+    assert "not valid JSON" in first and "{oops\\x1b[2J" in first  # escaped, never obeyed
+    assert "\x1b" not in table.stdout
+    assert "missing" in second
+    lines = eventtui("rejects", "--json", "--limit", "1", "--db", str(db))
+    assert lines.returncode == 0, lines.stderr
+    (newest,) = [json.loads(line) for line in lines.stdout.splitlines()]
+    assert newest == {
+        "id": 2,
+        "session": 1,
+        "received_at": 1_714_000_001.0,
+        "client": "ws:127.0.0.1:6",
+        "reason": 'the event name ("event") is missing',
+        "raw": "{}",
+        "raw_bytes": 2,
+    }
+
+
+def test_eventtui_with_watch_options_is_watch(tmp_path: Path) -> None:
+    """`eventtui --port N` is `eventtui watch --port N` (it was "invalid choice")."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = eventtui("--port", str(port), "--db", str(tmp_path / "e.db"))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"eventtui: error: port {port} on 127.0.0.1 is already in use; pick another with --port"
+        " (0 picks a free one)\n"
+    )
+    assert eventtui("--version").stdout.startswith("eventtui ")
+
+
+def _free_port_pair() -> int:
+    """A port P with P + 1 free too (the demo's websocket and HTTP ports)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 1))
+        except OSError:
+            continue
+        return port
+    raise AssertionError("no two free ports in a row")
+
+
+def test_demo_listens_on_the_configured_port_and_the_next_for_http(tmp_path: Path) -> None:
+    """The README's curl to :8766 works: the demo takes the configured port (8765 by default) and
+    HTTP on the next, when they are free (it took random ones every time)."""
+    port = _free_port_pair()
+    config = tmp_path / "eventtui.toml"
+    config.write_text(f"[collector]\nport = {port}\n")
+    db = tmp_path / "demo.db"
+    main, child = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "eventtui", "demo", "--config", str(config), "--db", str(db)],
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        env={**os.environ, "TERM": "xterm-256color"},
+    )
+    os.close(child)
+    try:
+        deadline = time.monotonic() + 30
+        listening: set[int] = set()
+        while listening != {port, port + 1}:
+            assert time.monotonic() < deadline, f"listening on {listening} only"
+            assert proc.poll() is None, "the demo stopped"
+            for p in (port, port + 1):
+                with socket.socket() as s:
+                    if s.connect_ex(("127.0.0.1", p)) == 0:
+                        listening.add(p)
+            with contextlib.suppress(OSError):
+                os.read(main, 65536)  # keep the terminal drained
+            time.sleep(0.1)
+        os.write(main, b"q")
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                os.read(main, 65536)
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+        os.close(main)
+    assert proc.returncode == 0
+
+
+def test_query_json_says_errors_as_export_does(tmp_path: Path) -> None:
+    """One shape: `errors` is null for a valid event in `query --json` as in an export."""
+    from eventtui.model import normalise
+
+    db = tmp_path / "events.db"
+    write_session(db, [normalise({"event": "ok"}, client="t", received_at=1.0)])
+    (line,) = eventtui("query", "--json", "--db", str(db)).stdout.splitlines()
+    (exported,) = eventtui("export", "--db", str(db)).stdout.splitlines()
+    assert json.loads(line)["errors"] is None
+    assert json.loads(exported)["eventtui"]["errors"] is None
+
+
+def test_query_into_a_pipe_closed_early_exits_quietly(tmp_path: Path) -> None:
+    """`eventtui query ... | head` ended with a BrokenPipeError traceback."""
+    from eventtui.model import normalise
+
+    db = tmp_path / "events.db"
+    rows = [
+        normalise({"event": "e", "properties": {"i": i}}, client="t", received_at=1.0 + i)
+        for i in range(5_000)
+    ]
+    write_session(db, rows)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "eventtui", "query", "--limit", "0", "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # as `head -1` does
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(timeout=30) == 0
+    assert err == b""

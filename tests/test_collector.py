@@ -646,5 +646,9 @@ async def test_retention_prunes_old_sessions_when_a_collector_starts(db: Path) -
     await c.start(port=0)
     await c.stop()  # waits for the prune
     assert stored(db) == []
+    # Said, naming the session: it was silent.
+    assert c.notices == [
+        "retention deleted 1 session (1) with 1 event: they ended over 14d ago ([store] retention)"
+    ]
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (1,)

@@ -350,8 +350,26 @@ async def test_a_body_over_the_limit_is_413_and_recorded(
     assert "10,000-byte limit" in answer["error"]
     assert c.events() == []
     assert "limit" in c.rejects()[0]["reason"]
+    # The first 4 KiB are kept, as for every reject, though the body was refused by its length.
+    assert c.rejects()[0]["raw"] == body.encode()[:4096]
     # The connection stays usable: aiohttp read and dropped the rest of the body.
     assert (await post(http, f"{c.url}/events", {"event": "small"}))[0] == 200
+
+
+async def test_a_chunked_body_over_the_limit_keeps_its_first_4_kib(
+    start_collector: StartCollector, http: aiohttp.ClientSession
+) -> None:
+    c = await start_collector(max_message_bytes=10_000)
+    body = json.dumps({"event": "big", "properties": {"blob": "y" * 20_000}}).encode()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for i in range(0, len(body), 3000):
+            yield body[i : i + 3000]
+
+    async with http.post(f"{c.url}/events", data=chunks()) as response:
+        assert response.status == 413
+    (reject,) = c.rejects()
+    assert reject["raw"] == body[:4096]
 
 
 def one_member_bomb() -> bytes:

@@ -87,7 +87,7 @@ async def test_an_escape_sequence_in_an_error_reply_or_the_file_name_is_shown_in
     assert code == 1
     assert ESC.encode() not in out + err
     assert err.decode() == f"{tmp_path}/ev{SHOWN}.jsonl:1 [0]: refused: {SHOWN}\n"
-    assert out.decode() == "sent 1 frames; 1 acknowledged; 1 events refused\n"
+    assert out.decode() == "sent 1 frame; 1 acknowledged; 1 event refused\n"
 
 
 @pytest.mark.parametrize(
@@ -197,7 +197,7 @@ async def test_a_well_behaved_peer_still_works(tmp_path: Path) -> None:
     lines = ['{"event": "a"}', '[{"event": "b"}, {}]', '{"event": "c"}']
     code, out, err = await run_send(handler, tmp_path, lines)
     assert (code, err.decode()) == (1, f"{tmp_path}/events.jsonl:2 [1]: refused: no name\n")
-    assert out.decode() == "sent 3 frames; 3 acknowledged; 1 events refused\n"
+    assert out.decode() == "sent 3 frames; 3 acknowledged; 1 event refused\n"
 
 
 def test_send_prints_through_the_sanitiser_without_loading_textual(tmp_path: Path) -> None:

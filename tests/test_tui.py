@@ -672,3 +672,23 @@ async def test_new_rows_are_painted_when_they_arrive_not_at_the_next_tick(tmp_pa
             assert time.monotonic() - committed < 2.0
     finally:
         await harness.aclose()
+
+
+async def test_an_empty_watch_says_where_to_send(tmp_path: Path) -> None:
+    harness = _watch_harness(tmp_path / "events.db")
+    h = await anext(harness)
+    app = h.app
+    try:
+        async with app.run_test(size=SIZE):
+
+            def shown() -> str:
+                return "\n".join(
+                    "".join(s.text for s in app.stream.render_line(y)) for y in range(5)
+                )
+
+            await until(lambda: "No events yet" in shown(), what="the hint")
+            assert "ws://127.0.0.1:" in shown()
+            await h.emit([event("hello")])
+            await until(lambda: "No events yet" not in shown(), what="the event instead")
+    finally:
+        await harness.aclose()

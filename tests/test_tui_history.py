@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ from eventtui.tui.launch import monitor_states
 from tests.conftest import until, write_session
 
 SIZE = (160, 45)
-CONFIG = Config(collector=CollectorConfig(port=0), expect=[Expectation(event="hb", every=60.0)])
+CONFIG = Config(collector=CollectorConfig(port=0), expect=(Expectation(event="hb", every=60.0),))
 
 
 def history(path: Path, now: float) -> None:
@@ -91,3 +92,35 @@ async def test_open_on_an_empty_newest_session_shows_the_history(tmp_path: Path)
         await until(lambda: len(app.stream.rows) == 10, what="the stored events")
         hb = app.counters.get("hb")
         assert hb is not None and hb.total == 9
+
+
+def test_watch_says_which_sessions_retention_deleted(tmp_path: Path) -> None:
+    import sqlite3
+
+    import msgspec
+
+    from eventtui.config import Duration, StoreConfig
+    from eventtui.tui.launch import run_watch
+
+    path = tmp_path / "events.db"
+    history(path, time.time())
+    with sqlite3.connect(path) as conn:  # that session ended 30 days ago
+        conn.execute("UPDATE sessions SET started_at = ?, ended_at = ?", (1.0, 2.0))
+    conn.close()
+    config = msgspec.structs.replace(CONFIG, store=StoreConfig(retention=Duration(14 * 86400)))
+    seen: list[str] = []
+
+    async def drive(pilot: Any) -> None:
+        app = pilot.app
+
+        def toast() -> bool:
+            seen[:] = [str(n.message) for n in app._notifications]
+            return any("retention deleted" in m for m in seen)
+
+        await until(toast, what="the retention toast")
+        await pilot.press("q")
+
+    run_watch(
+        config, path, run_app=lambda app: app.run(headless=True, auto_pilot=drive), tune_gc=False
+    )
+    assert any(m.startswith("retention deleted 1 session (1) with 10 events") for m in seen), seen

@@ -215,3 +215,36 @@ def test_tracking_marks_at_80x24(snap_compare: Any) -> None:
     )._replace(errors=json.dumps(["pii: properties.contact: email address"]))
     app = EventApp(StaticFeed(rows, STATUS), clock=lambda: NOW, states=TrackingStates())
     assert snap_compare(app, terminal_size=(80, 24), run_before=settled(len(rows), ["up", "up"]))
+
+
+def test_80x24_keeps_names_help_and_quit(snap_compare: Any) -> None:
+    """80x24: names keep their width (the state word gives way to its sign), the footer goes to
+    two rows rather than losing "? Help" and "q Quit"."""
+    rows = traffic()
+    assert snap_compare(make_app(rows), terminal_size=(80, 24), run_before=settled(len(rows)))
+
+
+def test_100x30_with_a_selected_invalid_event(snap_compare: Any) -> None:
+    rows = traffic()
+    app = make_app(rows)
+    assert snap_compare(app, terminal_size=(100, 30), run_before=settled(len(rows), ["up"] * 3))
+
+
+async def test_at_80_columns_every_key_and_every_name_shows() -> None:
+    rows = traffic()
+    app = make_app(rows)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settled(len(rows))(pilot)
+        await pilot.pause(0.2)  # the footer recomposes after the first refresh
+        keys = {
+            key.description
+            for key in app.screen.query("FooterKey")
+            if key.region.width and key.region.right <= 80 and key.region.y < 24
+        }
+        assert {"Help", "Quit", "Filter", "Anomalies"} <= keys, keys
+        shown = app.counters_panel
+        lines = ["".join(s.text for s in shown.render_line(y)) for y in range(1, 9)]
+        # The longest names show whole or nearly: no two rows alike ("check…" three times).
+        assert any("coupon_applied " in line for line in lines), lines
+        names = [line[2:].split()[0] for line in lines if line.strip()]
+        assert len(set(names)) == len(names), names

@@ -19,6 +19,7 @@ from eventtui.tui.jsonview import DISPLAY_LIMITS, to_json, to_text
 from eventtui.tui.rows import age, name_style, summarize
 from eventtui.tui.sanitize import clean_text, fit, padded, shown
 from eventtui.tui.widgets.counters import ordered, sparkline
+from tests.conftest import until
 
 HOSTILE = (
     "[@click=app.quit]",
@@ -270,7 +271,8 @@ def test_monitor_states_show_a_quiet_expected_event_once_and_loudly() -> None:
     expect = Expectation(event="heartbeat", every=Duration(10), grace=Duration(10))
     states = MonitorStates(Monitor([expect], started_at=start))
     states.observe_many([_E("heartbeat", start + 1)])
-    assert states.state_of("heartbeat", start + 5).label == ""  # ok: nothing to show
+    ok = states.state_of("heartbeat", start + 5)  # a declared expectation that holds says so
+    assert (ok.label, ok.symbol, ok.tone) == ("ok", "●", "muted")
     assert list(states.names()) == ["heartbeat"]
     late = states.state_of("heartbeat", start + 15)
     assert (late.label, late.symbol, late.tone) == ("late", "◷", "warning")
@@ -305,3 +307,38 @@ def test_enter_on_any_counter_filters_exactly_that_name(name: str) -> None:
 
     compiled = compile_filter(name_filter(name))
     assert compiled.where == "name = ?" and compiled.params == (name,)
+
+
+def test_help_lists_every_filter_and_never_runs_an_example_into_its_words() -> None:
+    from eventtui.tui.screens.help import FILTERS, help_text
+
+    text = help_text().plain
+    for example, does in FILTERS:
+        assert f"{example}  " in text and does in text  # "invalidpresence" ran together
+    for term in ("session:3", "context.locale", "(a OR b)", "ctrl+u"):
+        assert term in text
+
+
+async def test_the_footer_says_resume_while_paused() -> None:
+    from eventtui.tui.app import EventApp
+    from eventtui.tui.feeds import StaticFeed
+
+    app = EventApp(StaticFeed([]))
+    async with app.run_test(size=(100, 30)) as pilot:
+
+        def keys() -> set[str]:
+            return {str(k.description) for k in app.screen.query("FooterKey")}
+
+        await until(lambda: "Pause" in keys(), what="the footer")
+        await pilot.press("space")
+        await until(lambda: "Resume" in keys() and "Pause" not in keys(), what="Resume")
+        await pilot.press("space")
+        await until(lambda: "Pause" in keys() and not app.stream.paused, what="Pause again")
+
+
+def test_a_joiner_between_emoji_is_kept_and_escaped_elsewhere() -> None:
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    assert clean(f"family {family}") == f"family {family}"
+    assert clean("a\u200db") == "a\\u200db"  # look-alike names stay distinct
+    assert clean("x\u200d\U0001f469") == "x\\u200d\U0001f469"
+    assert clean("\U0001f468\u200d\u200d\U0001f469") == "\U0001f468\\u200d\\u200d\U0001f469"

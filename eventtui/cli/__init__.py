@@ -7,7 +7,7 @@ calling one function of the core and printing through `output`:
 - `sessions`: sessions [label|delete]        - `transfer`: export, import
 - `replay`: replay                           - `query`: query
 - `check`: check                             - `tracking`: snapshot, diff, plan infer
-- `stream`: sink
+- `stream`: sink                              - `rejects`: rejects
 
 Exit codes (README.md, "Commands"): 0 ok; 1 the check found problems (`check`, `send` with
 rejections); 2 usage, config or input error, with one line on stderr saying what and where; 3 a
@@ -20,11 +20,23 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
-from eventtui.cli import check, listen, query, replay, send, sessions, stream, tracking, transfer
-from eventtui.cli.common import EXIT_USAGE, UsageError
+from eventtui.cli import (
+    check,
+    listen,
+    query,
+    rejects,
+    replay,
+    send,
+    sessions,
+    stream,
+    tracking,
+    transfer,
+)
+from eventtui.cli.common import EXIT_OK, EXIT_USAGE, UsageError
 from eventtui.cli.output import clean
 from eventtui.cli.parser import build_parser
 from eventtui.config import Config, ConfigError, find_config, load_config
@@ -48,7 +60,12 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
     "snapshot": tracking.cmd_snapshot,
     "diff": tracking.cmd_diff,
     "plan": tracking.cmd_plan,
+    "rejects": rejects.cmd_rejects,
 }
+
+
+# Options of `eventtui` itself; any other option before a command is `watch`'s.
+_TOP_LEVEL_OPTIONS = frozenset({"-h", "--help", "--version"})
 
 
 def run() -> None:
@@ -57,10 +74,14 @@ def run() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0].startswith("-") and words[0] not in _TOP_LEVEL_OPTIONS:
+        # `eventtui --port 8775` is `eventtui watch --port 8775`, as the README says.
+        words.insert(0, "watch")
+    args = build_parser().parse_args(words)
     command = args.command or "watch"
     if args.command is None:
-        args = build_parser().parse_args(["watch", *(argv or sys.argv[1:])])
+        args = build_parser().parse_args(["watch", *words])
     logging.basicConfig(level=logging.WARNING, format="eventtui: %(levelname)s: %(message)s")
     # The websockets library logs every refused handshake at INFO; our own warning says it once.
     logging.getLogger("websockets").setLevel(logging.ERROR)
@@ -74,3 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `eventtui query ... | head`: the reader has what it wanted. No traceback; and stdout
+        # goes nowhere from here, so that flushing it at exit cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK

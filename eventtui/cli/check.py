@@ -1,6 +1,6 @@
 """`check`: expectations and the tracking plan judged once; exit 1 when something is firing.
 
-May import: checking, store, cli.common, cli.output.
+May import: checking, demo (a demo session's expectations), store, cli.common, cli.output.
 """
 
 from __future__ import annotations
@@ -27,6 +27,11 @@ def cmd_check(args: argparse.Namespace, config: Config) -> int:
         window = parse_window(args.window)
         with Reader(db_path(args, config)) as reader:
             if args.session is not None:
+                if reader.session(args.session).source == "demo":
+                    from eventtui.demo import demo_config
+
+                    # As replay judges it: the demo's expected heartbeat and plan apply.
+                    config = demo_config(config)
                 result = check_session(reader, config, args.session, now=now)
             else:
                 rollups = getattr(args, "stream_rollups", None)  # --stream: summed rollups

@@ -84,7 +84,7 @@ def stopped(writer: EventWriter, session: int, stored: str, where: str = "") -> 
     # Session 0: a stream's publisher, which has no session; `where` names the stream.
     place = f"in session {session}{where}" if session else where
     line = (
-        f"{stored} {stats.events:,} events ({stats.duplicates:,} duplicates, "
+        f"{stored} {count(stats.events, 'event')} ({count(stats.duplicates, 'duplicate')}, "
         f"{stats.rejects:,} refused) {place}"
     )
     if writer.restarts:
@@ -101,8 +101,8 @@ def cmd_watch(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
-    if args.port is None:
-        args.port = 0  # the demo must start even when 8765 is taken; the status bar shows the port
+    # The configured ports (8765 and, for HTTP, the next one) as `watch` takes them; only when one
+    # is taken does the demo take free ones, and say so (`run_watch`).
     return _watch(args, config, demo=True)
 
 

@@ -186,6 +186,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser(
+        "rejects",
+        help="what the collector refused, and why",
+        description="List what the collector refused (the rejects table): when, from which"
+        " client, why, and the start of what was sent. Oldest first; the newest --limit.",
+    )
+    _common(p)
+    p.add_argument("--session", type=_session_id, metavar="S", help="only this session's")
+    p.add_argument(
+        "--limit", type=_limit, default=100, metavar="N", help="the newest N (default 100; 0: all)"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    p = sub.add_parser(
         "export",
         help="write a session's events as JSON Lines, or as a store file of its own",
         description="Write a session's events as JSON Lines (one event per line; `import` reads"

@@ -30,7 +30,8 @@ def cmd_query(args: argparse.Namespace, config: Config) -> int:
                         "received_at": event.received_at,
                         "source": event.source,
                         "valid": event.valid,
-                        "errors": event.error_list(),
+                        # As export writes it: null when there are none.
+                        "errors": event.error_list() or None,
                         **event.payload(),
                     },
                     ensure_ascii=False,

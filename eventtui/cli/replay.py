@@ -76,5 +76,12 @@ def cmd_replay(args: argparse.Namespace, config: Config) -> int:
         f"re-sent {result.events:,} events of session {session.id} to {args.to_url} in"
         f" {result.seconds:.1f}s at {format_speed(speed)}; {result.acked:,} acknowledged;"
         f" {len(result.errors):,} refused"
+        + (
+            ""
+            if args.new_ids
+            # An ack means committed, or already stored: the collector does not say which.
+            else "; an event whose messageId the collector's store already holds is acknowledged"
+            " and not stored again (--new-ids stores them anew)"
+        )
     )
     return EXIT_PROBLEMS if result.errors else EXIT_OK

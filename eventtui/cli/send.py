@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from eventtui.cli.common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, UsageError
-from eventtui.cli.output import clean
+from eventtui.cli.output import clean, count
 from eventtui.config import Config
 
 
@@ -36,7 +36,8 @@ def cmd_send(args: argparse.Namespace, config: Config) -> int:
         print(clean(f"{where}: refused: {reason}"), file=sys.stderr)
     refused = len(result.errors)
     print(
-        f"sent {result.frames:,} frames; {result.acked:,} acknowledged; {refused:,} events refused"
+        f"sent {count(result.frames, 'frame')}; {result.acked:,} acknowledged;"
+        f" {count(refused, 'event')} refused"
     )
     return EXIT_PROBLEMS if refused else EXIT_OK
 

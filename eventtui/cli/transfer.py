@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from eventtui.cli.common import EXIT_OK, EXIT_PROBLEMS, UsageError, db_path, filter_arg
-from eventtui.cli.output import clean
+from eventtui.cli.output import clean, count
 from eventtui.config import Config
 from eventtui.store import Reader
 
@@ -143,7 +143,9 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
         f" {result.session_id}{labelled} of {path}"
     )
     if result.duplicates:
-        line += f"; {result.duplicates:,} duplicates not stored again (messageId already stored)"
+        line += (
+            f"; {count(result.duplicates, 'duplicate')} not stored again (messageId already stored)"
+        )
     if result.refused:
         line += f"; {len(result.refused):,} lines refused"
     print(clean(line))

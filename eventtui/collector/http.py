@@ -89,6 +89,8 @@ IDLE_SECONDS: Final = 10.0
 # A body must arrive within this long of its headers (a SDK batch is at most a few hundred KB: on a
 # LAN that is milliseconds); a stalled or trickling body is answered 408 and its connection closed.
 BODY_SECONDS: Final = 10.0
+# How long a body refused by its Content-Length may take to give its first 4 KiB for `rejects`.
+RAW_WAIT_SECONDS: Final = 1.0
 # How long a body waits for the writer's backlog to drain (and for the decoder) before 503. The
 # bound's 16 MB take the writer about half a second; SDKs time out after 10-15 s.
 BACKLOG_WAIT_SECONDS: Final = 5.0
@@ -132,6 +134,21 @@ _encode: Final = msgspec.json.Encoder().encode
 
 class HealthSource(Protocol):
     def health(self) -> dict[str, Any]: ...
+
+
+async def _first_bytes(request: web.Request) -> bytes:
+    """Up to RAW_COPY_BYTES of a body refused by its length, for `rejects.raw`: what was sent
+    is kept for every refusal. Waits at most RAW_WAIT_SECONDS: a client that sends nothing more
+    costs no longer than that."""
+    head = bytearray()
+    with contextlib.suppress(TimeoutError, OSError, HttpProcessingError):
+        async with asyncio.timeout(RAW_WAIT_SECONDS):
+            while len(head) < RAW_COPY_BYTES:
+                chunk = await request.content.read(RAW_COPY_BYTES - len(head))
+                if not chunk:
+                    break
+                head += chunk
+    return bytes(head)
 
 
 class _BodyRefused(Exception):
@@ -407,7 +424,7 @@ class HttpListener:
         too_large = f"body over the {limit:,}-byte limit ([collector] max_message_bytes)"
         expected = request.content_length
         if expected is not None and expected > limit:
-            raise _BodyRefused(413, too_large)
+            raise _BodyRefused(413, too_large, await _first_bytes(request))
         budget = self.config.max_connections * limit
         body = bytearray()
         received = False
@@ -418,7 +435,7 @@ class HttpListener:
                     body += chunk
                     self.held_bytes += len(chunk)
                     if len(body) > limit:
-                        raise _BodyRefused(413, too_large)
+                        raise _BodyRefused(413, too_large, bytes(body[:RAW_COPY_BYTES]))
                     if self.held_bytes > budget:
                         raise _BodyRefused(
                             503,

@@ -79,6 +79,9 @@ class Collector:
         self.port = 0
         self.http_port: int | None = None
         self._pruning: asyncio.Task[None] | None = None
+        # What the collector did that its user should hear of (retention), oldest first: the
+        # log says it, and the TUI shows each once.
+        self.notices: list[str] = []
 
     @property
     def ws_url(self) -> str:
@@ -135,13 +138,23 @@ class Collector:
         """[store] retention: delete sessions that ended long ago, once we are listening."""
         from eventtui.store.sessions import prune_sessions
 
+        ids: list[int] = []
         try:
-            pruned = await asyncio.to_thread(prune_sessions, self.db_path, retention)
+            pruned = await asyncio.to_thread(prune_sessions, self.db_path, retention, ids=ids)
         except Exception:  # pruning is housekeeping: it must never stop collection
             log.exception("retention: could not prune old sessions in %s", self.db_path)
             return
         if pruned.sessions:
-            log.info("retention: deleted %d sessions (%d events)", pruned.sessions, pruned.events)
+            # Said where the user looks (stderr, and the TUI through `health`): deleting data
+            # silently surprised users who had forgotten the setting.
+            named = ", ".join(map(str, ids[:20])) + (" ..." if len(ids) > 20 else "")
+            notice = (
+                f"retention deleted {_count(pruned.sessions, 'session')} ({named}) with"
+                f" {_count(pruned.events, 'event')}: they ended over {_days(retention)} ago"
+                " ([store] retention)"
+            )
+            self.notices.append(notice)
+            log.warning("%s", notice)
 
     async def stop(self) -> None:
         """Stop accepting, commit and ack what was received, close the session."""
@@ -179,6 +192,14 @@ class Collector:
             "http": self.http_url,
             **{k: v for ext in self.extensions for k, v in ext.health().items()},
         }
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+def _days(seconds: float) -> str:
+    return f"{seconds / 86400:g}d" if seconds >= 86400 else f"{seconds:g}s"
 
 
 def _url_host(host: str) -> str:

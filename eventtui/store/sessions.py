@@ -154,11 +154,14 @@ def _delete_slices(conn: sqlite3.Connection, table: str, session: int) -> int:
 # --- retention -----------------------------------------------------------------------------------
 
 
-def prune_sessions(path: Path, older_than: float, *, now: float | None = None) -> Pruned:
+def prune_sessions(
+    path: Path, older_than: float, *, now: float | None = None, ids: list[int] | None = None
+) -> Pruned:
     """Delete the sessions that ended more than `older_than` seconds ago; reclaim the space.
 
     For `[store] retention` (`config.store.retention`, seconds). A missing store is not an error
-    (nothing to prune). Returns how many sessions and events were deleted.
+    (nothing to prune). Returns how many sessions and events were deleted; `ids`, when given,
+    gets the deleted sessions' ids (the collector names them).
     """
     if older_than <= 0:
         raise SessionError("retention must be more than 0 seconds")
@@ -177,6 +180,8 @@ def prune_sessions(path: Path, older_than: float, *, now: float | None = None) -
         if not old:
             return Pruned(0, 0)
         deleted = _delete(conn, old)
+        if ids is not None:
+            ids.extend(old)
         log.info(
             "retention: deleted %d sessions (%d events) that ended before %s",
             deleted.sessions,

@@ -22,7 +22,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 
 from eventtui.filters import FilterError, compile_filter
 from eventtui.monitor.counters import Counters
@@ -45,9 +45,16 @@ from eventtui.tui.sanitize import clean_text
 from eventtui.tui.screens.anomalies import AnomaliesScreen, EpisodeSource
 from eventtui.tui.screens.baseline import BaselinePrompt
 from eventtui.tui.screens.help import HelpScreen
-from eventtui.tui.states import FIRING_TOAST, MonitorStates, StateSource, load_baseline
+from eventtui.tui.states import (
+    FIRING_TOAST,
+    MonitorStates,
+    StateSource,
+    ToastSeverity,
+    load_baseline,
+)
 from eventtui.tui.widgets.counters import SORT_KEYS, CountersPanel, ordered
 from eventtui.tui.widgets.filter_bar import FilterBar
+from eventtui.tui.widgets.footer import KeyFooter
 from eventtui.tui.widgets.payload import PayloadPane, copy_text
 from eventtui.tui.widgets.status import StatusBar
 from eventtui.tui.widgets.stream import EventStream
@@ -64,6 +71,10 @@ FOLLOW_PAYLOAD_INTERVAL: Final = 0.5
 # States are judged (and toasts raised) at this pace: twice a second, so a deadline shows within a
 # second of passing, even with the paint tick's own lag.
 STATES_INTERVAL: Final = 0.5
+# Anomaly toasts: sentences in one toast, and toasts on screen at once (older ones give way).
+ALERTS_PER_TOAST: Final = 3
+MAX_TRACKING_TOASTS: Final = 2
+_TOAST_ORDER: Final[list[ToastSeverity]] = ["error", "warning", "information"]
 _SIMPLE_NAME: Final = re.compile(r"[A-Za-z0-9_.:/-]+")
 
 
@@ -73,6 +84,19 @@ def name_filter(name: str) -> str:
         return f"name:{name}"
     escaped = name.replace("\\", "\\\\").replace('"', '\\"')
     return f'name:"{escaped}"'
+
+
+def _send_hint(status: FeedStatus) -> tuple[str, ...]:
+    """What the empty stream says while collecting: where to send an event (addresses are ours)."""
+    if not status.collecting or not status.addresses:
+        return ()
+    lines = ["No events yet. Send one:"]
+    for address in status.addresses:
+        if address.startswith("http"):
+            lines.append(f"""  curl -d '{{"event":"hello"}}' {address}/events""")
+        else:
+            lines.append(f"  a websocket client to {address} (eventtui send --url {address})")
+    return tuple(lines)
 
 
 def tune_gc() -> None:
@@ -101,6 +125,8 @@ class EventApp(App[None]):
         # Priority: handled as the key arrives, so keys typed right after "/" reach the input.
         Binding("slash", "open_filter", "Filter", priority=True),
         Binding("space", "toggle_pause", "Pause"),
+        # The same key while the stream is paused, so that the footer says what it will do.
+        Binding("space", "resume", "Resume"),
         # Replay only (hidden otherwise, see check_action).
         Binding("plus,equals_sign", "speed(1)", "Faster"),
         Binding("minus", "speed(-1)", "Slower"),
@@ -191,7 +217,7 @@ class EventApp(App[None]):
                 yield PayloadPane(id="payload")
         yield FilterBar(id="filter-bar")
         yield StatusBar(id="status")
-        yield Footer()
+        yield KeyFooter()
 
     @property
     def stream(self) -> EventStream:
@@ -304,6 +330,10 @@ class EventApp(App[None]):
         if problem and (self.feed_status is None or self.feed_status.problem != problem):
             self.notify(problem, title="Events are not stored", severity="error", markup=False)
         self.feed_status = message.status
+        hint = _send_hint(message.status)
+        if hint != self._stream.empty_hint:
+            self._stream.empty_hint = hint
+            self._stream.refresh()
 
     def on_feed_restarted(self, message: FeedRestarted) -> None:
         self.feed_time = message.at
@@ -391,11 +421,23 @@ class EventApp(App[None]):
         if alerts is None:
             return False
         raised = alerts(now)
-        for severity, text in raised:
-            self.notify(text, title="Tracking", severity=severity, markup=False, timeout=10)
+        if raised:
+            self._toast_alerts(raised)
         if self.bell_on_firing and any(severity == FIRING_TOAST for severity, _ in raised):
             self.bell()  # once per check, however many episodes began firing in it
         return bool(raised)
+
+    def _toast_alerts(self, raised: list[tuple[ToastSeverity, str]]) -> None:
+        """One toast for the episodes of one check (they came six at a time in a fast replay),
+        its severity the worst of them; at most MAX_TRACKING_TOASTS stay on screen, the newest."""
+        worst = min((severity for severity, _ in raised), key=_TOAST_ORDER.index)
+        lines = [text for _, text in raised[:ALERTS_PER_TOAST]]
+        if len(raised) > ALERTS_PER_TOAST:
+            lines.append(f"… and {len(raised) - ALERTS_PER_TOAST} more (a: anomalies)")
+        self.notify("\n".join(lines), title="Tracking", severity=worst, markup=False, timeout=10)
+        shown = [n for n in self._notifications if n.title == "Tracking"]
+        for old in shown[:-MAX_TRACKING_TOASTS]:
+            self._unnotify(old)  # Textual's own removal (private): no public one for one toast
 
     def _show_payload(self) -> None:
         stream = self._stream
@@ -471,7 +513,14 @@ class EventApp(App[None]):
             return not self.filter_bar.is_open and self.screen is self.screen_stack[0]
         if action in ("speed", "seek", "next_anomaly"):
             return self.playback is not None  # False also hides them from the footer
+        if action in ("toggle_pause", "resume"):
+            stream = getattr(self, "_stream", None)  # set in on_mount
+            paused = self.playback is None and stream is not None and stream.paused
+            return paused == (action == "resume")
         return True
+
+    def action_resume(self) -> None:
+        self.action_toggle_pause()
 
     def action_open_filter(self) -> None:
         self.filter_bar.open(self.filter_text)
@@ -487,6 +536,7 @@ class EventApp(App[None]):
             self.playback.toggle_pause()
             return
         self._stream.set_paused(not self._stream.paused)
+        self.refresh_bindings()  # the footer: Pause or Resume
         if self._stream.cursor is None:
             self._show_payload()  # its label says whether it is the newest or the last before pause
 

@@ -150,7 +150,11 @@ def run_watch(
             extensions=[OnCall(config)],  # GET /metrics and [[alert]] webhooks
         )
         feed = StoreFeed(
-            path, mode="demo" if demo else "watch", live=collector.health, poll_interval=1.0
+            path,
+            mode="demo" if demo else "watch",
+            live=collector.health,
+            notices=lambda: collector.notices,
+            poll_interval=1.0,
         )
         # The writer calls this after each commit: it only sets an Event (never blocks it).
         collector.writer.add_listener(feed.on_commit)

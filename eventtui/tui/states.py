@@ -131,7 +131,11 @@ class MonitorStates:
 
     def state_of(self, name: str, now: float) -> StateMark:
         state = self.monitor.state_of(name, now)
-        mark = NO_STATE if state == OK else self.mark(state)
+        if state == OK:
+            # A declared expectation that holds says so; an undeclared name has nothing to say.
+            mark = self.mark(OK) if self.monitor.declared(name) else NO_STATE
+        else:
+            mark = self.mark(state)
         if self.baseline is not None and mark.severity < Severity.FIRING:
             # A firing state says more than the baseline; anything quieter says less.
             verdict = self.baseline.verdicts(now).get(name)
@@ -147,7 +151,8 @@ class MonitorStates:
             # LEARNING is Severity.OK but still worth a faint word: the panel says why it is quiet.
             mark = StateMark(
                 _SHORT_LABELS.get(state, state),
-                SYMBOLS.get(state, "•"),
+                # "ok" has no symbol elsewhere; here a holding expectation shows one (●).
+                SYMBOLS.get(state) or "●",
                 int(severity),
                 _TONES[severity],
                 STATE_RANK.get(state, len(STATE_RANK)),

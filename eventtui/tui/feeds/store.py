@@ -21,6 +21,7 @@ from eventtui.tui.feeds.base import FilterRequest, Post, ReadingFeed, slim
 from eventtui.tui.messages import (
     CountsSeeded,
     EventsCommitted,
+    FeedNotice,
     FeedStatus,
     FeedStatusRead,
     HistoryLoaded,
@@ -47,6 +48,7 @@ class StoreFeed(ReadingFeed):
         mode: str = "open",
         session: int | None = None,
         live: Callable[[], dict[str, Any]] | None = None,
+        notices: Callable[[], list[str]] | None = None,
         poll_interval: float = 0.25,
         history_limit: int = 10_000,
         batch_limit: int = 5_000,
@@ -58,6 +60,9 @@ class StoreFeed(ReadingFeed):
         self.mode = mode
         self.session = session
         self.live = live
+        # The collector's notices (retention deleted sessions): each shown once, as a toast.
+        self.notices = notices
+        self._noticed = 0
         self.poll_interval = poll_interval
         self.history_limit = history_limit
         self.batch_limit = batch_limit
@@ -107,6 +112,7 @@ class StoreFeed(ReadingFeed):
             if now - status_at >= 1.0 or (rows and now - status_at >= 0.5):
                 status_at = now
                 post(FeedStatusRead(self._status(reader, stored)))
+                self._post_notices(post)
             if len(rows) == self.batch_limit:
                 continue  # behind: read on without waiting
             # A short pause lets commits pile up into one batch; then sleep until woken.
@@ -145,6 +151,12 @@ class StoreFeed(ReadingFeed):
         )
         rows.reverse()
         post(HistoryLoaded([slim(r) for r in rows], request.generation))
+
+    def _post_notices(self, post: Post) -> None:
+        said = self.notices() if self.notices is not None else []
+        for text in said[self._noticed :]:
+            post(FeedNotice(text, "warning"))
+        self._noticed = len(said)
 
     def _status(self, reader: Reader, stored: int) -> FeedStatus:
         base = FeedStatus(

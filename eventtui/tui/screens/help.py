@@ -38,10 +38,16 @@ REPLAY_KEYS: Final = (
 FILTERS: Final = (
     ("checkout", "name contains"),
     ("name:checkout_*", "name glob"),
-    ("plan=pro  properties.cart.total>=100", "property compare (= != < <= > >= ~)"),
-    ("has:coupon  user:42  type:page  invalid", "presence, user, type, failed validation"),
+    ("plan=pro  cart.total>=100", "property compare (= != < <= > >= ~)"),
+    ("context.locale=ja", "a context field (properties. is the default)"),
+    ("has:coupon  user:42", "property present, user or anonymous id"),
+    ("session:3  type:page  invalid", "session, call type, failed validation"),
     ('-heartbeat   a OR b   "some text"', "negate, either, anywhere in the payload"),
+    ("(a OR b) -(c OR d)", "grouping: - binds first, then AND, then OR"),
+    ("/  ctrl+u  Enter", "clear the filter (a name filter too): an empty filter"),
 )
+# Examples are padded to this: the longest one and two spaces.
+_EXAMPLE_CELLS: Final = max(len(example) for example, _ in FILTERS) + 2
 
 
 def help_text() -> Text:
@@ -58,7 +64,7 @@ def help_text() -> Text:
     text.append("\nFilters", "bold underline")
     text.append("  (terms are ANDed)\n", "dim")
     for example, does in FILTERS:
-        text.append(f"  {example:<38}", "bold")
+        text.append(f"  {example:<{_EXAMPLE_CELLS}}", "bold")
         text.append(f"{does}\n")
     text.append("\nStream\n", "bold underline")
     text.append("  ✗ marks an event that failed validation; each name keeps its colour.\n")

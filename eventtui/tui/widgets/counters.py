@@ -33,6 +33,8 @@ _TOTAL: Final = 8
 _RATE: Final = 6
 _AGE: Final = 5
 _STATE: Final = 10
+# Below this many cells for names, the state word gives its room to them.
+_NAME_MIN: Final = 14
 # mark, spaces between columns, and the fixed columns: what is left is shared by name and trend.
 _FIXED: Final = 2 + 5 + _TOTAL + _RATE + _AGE + _STATE
 
@@ -193,22 +195,26 @@ class CountersPanel(ScrollView, can_focus=True):
 
     # --- drawing -------------------------------------------------------------------------------
 
-    def _layout(self, width: int) -> tuple[int, int]:
-        """(name cells, trend cells) for this width: the trend narrows, then goes, before the name.
+    def _layout(self, width: int) -> tuple[int, int, bool]:
+        """(name cells, trend cells, state words?) for this width: the trend narrows, then goes,
+        then the state word goes (the sign before the name still says it), before the name is cut
+        below `_NAME_MIN` cells (at 80 columns names were cut to 5, three `check…` rows alike).
 
         The trend always spans 30 minutes: 30 cells of one minute, 15 of two, or 10 of three.
         """
         room = width - _FIXED - 1
-        for spark, name_min in ((SPARK_MINUTES, 20), (15, 14), (10, 12)):
+        for spark, name_min in ((SPARK_MINUTES, 20), (15, 20), (10, 20), (10, 12)):
             if room >= name_min + spark + 1:
-                return min(32, room - spark - 1), spark
-        return max(6, room), 0
+                return min(32, room - spark - 1), spark, True
+        if room >= _NAME_MIN:
+            return min(32, room), 0, True
+        return max(6, min(32, room + _STATE + 1)), 0, False
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         base = self.rich_style
         style_of = self.get_component_rich_style
-        name_cells, spark_cells = self._layout(width)
+        name_cells, spark_cells, words = self._layout(width)
         if y == 0:
             trend = "30m trend".ljust(spark_cells)[:spark_cells]
             header = (
@@ -219,10 +225,10 @@ class CountersPanel(ScrollView, can_focus=True):
                 + " "
                 + "/min".rjust(_RATE)
                 + " "
-                + "last".rjust(_AGE)
+                + "seen".rjust(_AGE)
                 + " "
                 + (trend + " " if spark_cells else "")
-                + "state"
+                + ("state" if words else "")
             )
             return (
                 Strip([Segment(header, base + style_of("counters-panel--header"))])
@@ -253,8 +259,9 @@ class CountersPanel(ScrollView, can_focus=True):
                 [sum(minutes[i : i + per_cell]) for i in range(0, SPARK_MINUTES, per_cell)]
             )
             segments.append(Segment(" " + spark, base + style_of("counters-panel--spark")))
-        segments.append(Segment(" " + mark.label[:_STATE], tone))
+        if words:
+            segments.append(Segment(" " + mark.label[:_STATE], tone))
         return Strip(segments).extend_cell_length(width, base).crop(0, width)
 
     def title_for(self, sort_key: str) -> Text:
-        return Text.assemble("Counters", (f" · by {sort_key}", "dim"), (" (s)", "dim"))
+        return Text.assemble("Counters", (f" · sorted by {sort_key} · s sorts", "dim"))

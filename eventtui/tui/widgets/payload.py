@@ -116,7 +116,10 @@ class PayloadPane(VerticalScroll, can_focus=True):
         head = Text(end="")
         head.append(f"#{row.id} ", muted)
         head.append_text(clean_text(row.name, style="bold", max_chars=120))
-        head.append(f"  {row.type} · {clock_time(row.received_at, millis=True)}", muted)
+        # Two short lines that wrap only in a very narrow pane (one long line wrapped mid-phrase
+        # at 80 columns, and the name ran into the type).
+        head.append(f" · {row.type}\n", muted)
+        head.append(clock_time(row.received_at, millis=True), muted)
         if row.user_id or row.anonymous_id:
             head.append(" · user ", muted)
             head.append_text(clean_text(row.user_id or row.anonymous_id or "", max_chars=120))

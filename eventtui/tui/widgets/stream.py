@@ -99,6 +99,8 @@ class EventStream(ScrollView, can_focus=True):
         self.unseen = 0
         self.generation = 0
         self.loading = False
+        # Shown while the stream holds no event (where to send one); set by the app.
+        self.empty_hint: tuple[str, ...] = ()
         self.filter_label = ""
         self.dark = True
         self._programmatic = 0
@@ -346,6 +348,14 @@ class EventStream(ScrollView, can_focus=True):
         line = int(self.scroll_y) + y
         base = self.rich_style
         if not 0 <= line < len(self._rows):
+            if not self._rows and 0 <= line - 1 < len(self.empty_hint):
+                hint = self.empty_hint[line - 1]
+                muted = base + self.get_component_rich_style("event-stream--time")
+                return (
+                    Strip([Segment(" " + hint, muted)])
+                    .extend_cell_length(width, base)
+                    .crop(0, width)
+                )
             return Strip.blank(width, base)
         index = self._first + line
         selected = index == self.cursor
