@@ -12,10 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.cells import cell_len
 from rich.console import Console
+from rich.text import Text
 
 from eventtui.monitor.counters import OTHER, Counters
 from eventtui.text import UNSAFE, clean
-from eventtui.tui.jsonview import DISPLAY_LIMITS, to_json, to_text
+from eventtui.tui.jsonview import DISPLAY_LIMITS, hanging, to_json, to_text
 from eventtui.tui.rows import age, name_style, summarize
 from eventtui.tui.sanitize import clean_text, fit, padded, shown
 from eventtui.tui.widgets.counters import ordered, sparkline
@@ -342,3 +343,18 @@ def test_a_joiner_between_emoji_is_kept_and_escaped_elsewhere() -> None:
     assert clean("a\u200db") == "a\\u200db"  # look-alike names stay distinct
     assert clean("x\u200d\U0001f469") == "x\\u200d\U0001f469"
     assert clean("\U0001f468\u200d\u200d\U0001f469") == "\U0001f468\\u200d\\u200d\U0001f469"
+
+
+def test_a_long_line_wraps_under_its_own_indentation() -> None:
+    value = "ü" * 30 + "界" * 10 + "x" * 60  # wide characters count two cells
+    text = Text(f'  "note": "{value}",\n  "n": 1')
+    lines = hanging(text, 40).plain.split("\n")
+    assert all(cell_len(line) <= 40 for line in lines), lines
+    assert lines[0].startswith('  "note": "') and lines[-1] == '  "n": 1'
+    continued = lines[1:-1]
+    assert continued and all(line.startswith("    ") and line[4] != " " for line in continued)
+    # Nothing lost or added but the indentation.
+    assert lines[0] + "".join(line[4:] for line in continued) == f'  "note": "{value}",'
+    # Short lines, and panes too narrow to indent in, are left as they are.
+    assert hanging(Text("  short"), 40).plain == "  short"
+    assert hanging(Text("x" * 30), 11).plain == "x" * 30

@@ -16,6 +16,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from rich.cells import get_character_cell_size
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.style import Style
 from rich.text import Text
 
@@ -159,3 +161,40 @@ def to_text(
     for chunk, kind in printer.tokens:
         text.append(chunk, by_kind[kind])
     return text, printer.truncated
+
+
+def hanging(text: Text, width: int) -> Text:
+    """`text` with each line longer than `width` cells broken there, its continuations indented two
+    cells past the line's own indentation: a long string in the JSON stays under its key instead
+    of wrapping to column 0."""
+    out = Text(end="", no_wrap=True, overflow="fold")
+    for number, line in enumerate(text.split("\n", allow_blank=True)):
+        if number:
+            out.append("\n")
+        plain = line.plain
+        hang = len(plain) - len(plain.lstrip(" ")) + 2
+        if line.cell_len <= width or width - hang < 10:
+            out.append_text(line)  # short, or a pane too narrow to indent: as it is
+            continue
+        offsets, used, room = [], 0, width
+        for index, char in enumerate(plain):
+            cells = get_character_cell_size(char)
+            if used + cells > room:
+                offsets.append(index)
+                used, room = 0, width - hang
+            used += cells
+        for part, piece in enumerate(line.divide(offsets)):
+            if part:
+                out.append("\n" + " " * hang)
+            out.append_text(piece)
+    return out
+
+
+class HangingIndent:
+    """A renderable for `hanging`: the width is only known when the pane is drawn."""
+
+    def __init__(self, text: Text) -> None:
+        self.text = text
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield hanging(self.text, options.max_width)

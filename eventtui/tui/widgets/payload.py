@@ -16,7 +16,7 @@ from textual.widgets import Static
 
 from eventtui.pii import PII_PREFIX
 from eventtui.store import EventRow
-from eventtui.tui.jsonview import JsonStyles, to_json, to_text
+from eventtui.tui.jsonview import HangingIndent, JsonStyles, to_json, to_text
 from eventtui.tui.rows import clock_time
 from eventtui.tui.sanitize import clean_text
 
@@ -107,7 +107,8 @@ class PayloadPane(VerticalScroll, can_focus=True):
             self._text = Text("No event selected.", style="dim")
         else:
             self._text = self._build(row)
-        self._body.update(self._text)
+        # Long lines wrap under their own indentation, not at column 0.
+        self._body.update(HangingIndent(self._text))
         self.scroll_home(animate=False)
 
     def _build(self, row: EventRow) -> Text:
