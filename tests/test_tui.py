@@ -34,7 +34,7 @@ from eventtui.tui.app import EventApp
 from eventtui.tui.feeds import StoreFeed
 from eventtui.tui.screens.help import HelpScreen
 from eventtui.tui.widgets.payload import copy_text
-from tests.conftest import until
+from tests.conftest import recv_until_ack, until
 
 SIZE = (160, 45)
 
@@ -692,3 +692,25 @@ async def test_an_empty_watch_says_where_to_send(tmp_path: Path) -> None:
             await until(lambda: "No events yet" not in shown(), what="the event instead")
     finally:
         await harness.aclose()
+
+
+async def test_r_shows_what_the_collector_refused_as_text(db: Path, collector: Collector) -> None:
+    """Refusals could only be read with sqlite3 or `eventtui rejects`: `r` shows them, the
+    reason and the first bytes sent, escapes and markup kept as text."""
+    from eventtui.tui.screens.rejects import RejectsScreen
+
+    async with connect(collector.ws_url) as ws:
+        await ws.send('{"event": "[bold]x[/bold]", "properties": 7}\x1b[31m')  # not JSON
+        await ws.send('{"event": "fine"}')
+        await recv_until_ack(ws, 2)
+    app = EventApp(StoreFeed(db, mode="open", poll_interval=0.05))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("r")
+        assert isinstance(app.screen, RejectsScreen)
+        body = app.screen.query_one("#rejects-body")
+        await until(lambda: "refused" in str(body.render()), what="the rejects read")
+        shown = str(body.render())
+        assert "1 refused" in shown and "not valid JSON" in shown, shown
+        assert "\\x1b[31m" in shown and "[bold]x[/bold]" in shown, shown
+        await pilot.press("escape")
+        assert not isinstance(app.screen, RejectsScreen)

@@ -45,6 +45,7 @@ from eventtui.tui.sanitize import clean_text
 from eventtui.tui.screens.anomalies import AnomaliesScreen, EpisodeSource
 from eventtui.tui.screens.baseline import BaselinePrompt
 from eventtui.tui.screens.help import HelpScreen
+from eventtui.tui.screens.rejects import RejectsScreen
 from eventtui.tui.states import (
     FIRING_TOAST,
     MonitorStates,
@@ -139,6 +140,7 @@ class EventApp(App[None]):
         Binding("a", "anomalies", "Anomalies"),
         # Kept out of the footer (its width at 80x24 is spoken for); the help lists it.
         Binding("b", "baseline", "Baseline", show=False),
+        Binding("r", "rejects", "Rejects", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
         Binding("escape", "focus_stream", "Back", show=False),
@@ -582,6 +584,11 @@ class EventApp(App[None]):
         if not isinstance(self.screen, AnomaliesScreen):
             self.push_screen(AnomaliesScreen(self._episode_source, lambda: self.clock()))
 
+    def action_rejects(self) -> None:
+        """What the collector refused and why, read from the store (the feed knows which)."""
+        if not isinstance(self.screen, RejectsScreen):
+            self.push_screen(RejectsScreen(getattr(self.feed, "rejects", None)))
+
     def _type_changes(self, name: str) -> list[str]:
         """The payload pane's lines on `name`'s changed property types (path, old, new, since)."""
         if not isinstance(self.states, MonitorStates):
@@ -648,6 +655,9 @@ class EventApp(App[None]):
             )
         yield SystemCommand(
             "Anomalies", "Current and recent anomaly episodes (a)", self.action_anomalies
+        )
+        yield SystemCommand(
+            "Refused input", "What the collector refused, and why (r)", self.action_rejects
         )
         yield SystemCommand("Keys and filters", "Show the help page (?)", self.action_help)
 

@@ -103,6 +103,12 @@ class ReadingFeed:
 
     # --- called from other threads -----------------------------------------------------------
 
+    def rejects(self, limit: int = 200) -> list[dict[str, Any]]:
+        """The newest refused inputs of the store (`eventtui rejects`), for the TUI's rejects
+        view. Any thread but the feed's own: it opens a Reader of its own, as a viewer does."""
+        with Reader(self.path) as reader:
+            return reader.rejects(limit=limit)
+
     def stop(self) -> None:
         self._stopped.set()
         self._wake.set()

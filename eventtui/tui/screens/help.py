@@ -22,6 +22,7 @@ KEYS: Final = (
     ("s", "sort counters: rate → total → last seen → name"),
     ("a", "anomalies: ongoing and recent episodes, with start, end and duration"),
     ("b", "baseline: compare with a tracking snapshot · ∅ missing vs it · ≠ changed"),
+    ("r", "refused input: what the collector did not store, and why"),
     ("Tab", "move between stream, counters and payload"),
     ("ctrl+p", "command palette"),
     ("?", "this help"),
