@@ -193,7 +193,12 @@ class Collect:
         assert self.proc.stdout is not None
         self.first_line = self.proc.stdout.readline().strip()
         words = self.first_line.split()
-        assert words[:2] == ["listening", "on"], self.first_line + self.proc.stderr.read()  # type: ignore[union-attr]
+        if words[:2] != ["listening", "on"]:
+            # Waited for, so no process (nor a warning about one) outlives the test.
+            if self.proc.poll() is None:
+                self.proc.kill()
+            _, err = self.proc.communicate(timeout=30)
+            raise AssertionError(f"collect did not start: {self.first_line} {err}")
         self.ws_url = words[2]
 
     def close(self) -> None:

@@ -109,18 +109,27 @@ async def leader_of(url: str, stream: str) -> str:
 
 async def load_and_kill(cluster: Cluster, tmp_path: Path, victim: str) -> None:
     config = tmp_path / "eventtui.toml"
-    config.write_text('[stream]\nreplicas = 3\nack_timeout = "15s"\n')
+    # A fresh cluster elects its JetStream leaders while the collectors start: on a loaded machine
+    # that took longer than the default 5 s to connect and create the stream.
+    config.write_text('[stream]\nreplicas = 3\nack_timeout = "15s"\nconnect_timeout = "30s"\n')
     sink_db = tmp_path / "sink.db"
     # Started side by side: each is a Python process that takes a moment to import. The sink
     # comes once a collector has created the stream.
-    collectors = await asyncio.gather(
+    started = await asyncio.gather(
         *(
             asyncio.to_thread(
                 Collect, tmp_path / f"c{i}.db", "--stream", cluster.url, "--config", str(config)
             )
             for i in range(2)
-        )
+        ),
+        return_exceptions=True,
     )
+    collectors = [c for c in started if isinstance(c, Collect)]
+    failed = [c for c in started if isinstance(c, BaseException)]
+    if failed:  # the one that did start is not left running
+        for collector in collectors:
+            collector.close()
+        raise failed[0]
     try:
         sink = await asyncio.to_thread(sink_process, sink_db, cluster.url)
     except BaseException:
