@@ -121,10 +121,13 @@ def main() -> None:
                 stop.set()
                 if load is not None:
                     load.join(5)
-                p50 = statistics.median(seconds) * 1000
-                worst = max(seconds) * 1000
+                ms = sorted(x * 1000 for x in seconds)
+                p50, p90, worst = statistics.median(ms), ms[int(len(ms) * 0.9)], ms[-1]
+                over = sum(x > 150 for x in ms)
                 print(
-                    f"{rate:>6} events/s   p50 {p50:6.0f} ms   slowest {worst:6.0f} ms", flush=True
+                    f"{rate:>6} events/s   p50 {p50:6.0f} ms   p90 {p90:6.0f} ms   slowest"
+                    f" {worst:6.0f} ms   over 150 ms: {over} of {len(ms)}",
+                    flush=True,
                 )
         finally:
             subprocess.run([*TMUX, "kill-server"], capture_output=True)
