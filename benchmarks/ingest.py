@@ -189,23 +189,32 @@ def _load(url: str, per_client: list[list[str]], bare: bool, out: Any) -> None:
     out.send(asyncio.run(main()))
 
 
-def throughput(url: str, events: int, per_frame: int, bare: bool) -> float:
-    """Events per second, from first send until the last frame is acked (or counted)."""
+def frames_of(events: int, per_frame: int) -> list[list[str]]:
+    """Each client's frames: its share of `events`, one per frame or `per_frame` in an array."""
     per_client = []
     for c in range(CLIENTS):
         n = events // CLIENTS
         evs = [event(i, c) for i in range(n)]
         if per_frame == 1:
-            frames = [json.dumps(e) for e in evs]
+            per_client.append([json.dumps(e) for e in evs])
         else:
-            frames = [json.dumps(evs[i : i + per_frame]) for i in range(0, n, per_frame)]
-        per_client.append(frames)
+            per_client.append([json.dumps(evs[i : i + per_frame]) for i in range(0, n, per_frame)])
+    return per_client
+
+
+def _seconds_in_child(target: Any, *args: Any) -> float:
+    """Run a load generator in its own process (the servers keep the other core); its seconds."""
     parent, child = mp.Pipe()
-    proc = mp.Process(target=_load, args=(url, per_client, bare, child))
+    proc = mp.Process(target=target, args=(*args, child))
     proc.start()
-    seconds = parent.recv()
+    seconds = float(parent.recv())
     proc.join()
-    return events / seconds
+    return seconds
+
+
+def throughput(url: str, events: int, per_frame: int, bare: bool) -> float:
+    """Events per second, from first send until the last frame is acked (or counted)."""
+    return events / _seconds_in_child(_load, url, frames_of(events, per_frame), bare)
 
 
 def _raw_load(url: str, per_client: list[bytes], frames: list[int], bare: bool, out: Any) -> None:
@@ -219,23 +228,9 @@ def raw_throughput(url: str, events: int, per_frame: int, bare: bool) -> float:
     masked before the clock starts, so the client is not the bottleneck."""
     from raw_client import blob
 
-    per_client: list[bytes] = []
-    counts: list[int] = []
-    for c in range(CLIENTS):
-        n = events // CLIENTS
-        evs = [event(i, c) for i in range(n)]
-        if per_frame == 1:
-            frames = [json.dumps(e) for e in evs]
-        else:
-            frames = [json.dumps(evs[i : i + per_frame]) for i in range(0, n, per_frame)]
-        per_client.append(blob(frames))
-        counts.append(len(frames))
-    parent, child = mp.Pipe()
-    proc = mp.Process(target=_raw_load, args=(url, per_client, counts, bare, child))
-    proc.start()
-    seconds = parent.recv()
-    proc.join()
-    return events / seconds
+    per_client = frames_of(events, per_frame)
+    blobs, counts = [blob(frames) for frames in per_client], [len(f) for f in per_client]
+    return events / _seconds_in_child(_raw_load, url, blobs, counts, bare)
 
 
 # --- baseline: raw executemany --------------------------------------------------------------------

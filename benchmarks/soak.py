@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import subprocess
 import sys
@@ -45,12 +44,7 @@ def frames(chunk: int, client: int, events: int) -> list[str]:
 
 def send_million(url: str, chunk: int) -> float:
     per_client = [frames(chunk, c, STEP // ingest.CLIENTS) for c in range(ingest.CLIENTS)]
-    parent, child = mp.Pipe()
-    proc = mp.Process(target=ingest._load, args=(url, per_client, False, child))
-    proc.start()
-    seconds = parent.recv()
-    proc.join()
-    return STEP / seconds
+    return STEP / ingest._seconds_in_child(ingest._load, url, per_client, False)
 
 
 def query_seconds(db: Path) -> float:
