@@ -674,6 +674,59 @@ async def test_new_rows_are_painted_when_they_arrive_not_at_the_next_tick(tmp_pa
         await harness.aclose()
 
 
+async def test_a_new_name_reaches_the_counters_with_its_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 1k events/s a row scrolls out of the stream within one paint; a name never seen before
+    shows in the counters with the paint that brings its rows, not at the counters' own pace."""
+    from eventtui.tui import app as app_module
+
+    monkeypatch.setattr(app_module, "COUNTERS_INTERVAL", 60.0)  # the pace: never within the test
+    harness = _open_harness(tmp_path / "events.db")
+    h = await anext(harness)
+    app = h.app
+    app.paint_interval = 60.0  # no tick either: only arriving rows paint
+    try:
+        async with app.run_test(size=SIZE):
+            await until(lambda: app.feed_status is not None, what="the feed attached")
+            await h.emit([event("first")])
+            await until(lambda: "first" in app.counters_panel.names, what="the first name")
+            await h.emit([event("first"), event("newcomer")])
+            await until(lambda: "newcomer" in [r.name for r in app.stream.rows], what="the row")
+            await until(lambda: "newcomer" in app.counters_panel.names, timeout=2, what="its name")
+    finally:
+        await harness.aclose()
+
+
+async def test_a_filling_stream_follows_its_newest_row_and_sizes_its_scrollbar(
+    tmp_path: Path,
+) -> None:
+    """The stream grows without a layout of the whole screen once its scrollbar shows: the
+    scrollbar, the scroll position and the rows on screen must still keep up."""
+    harness = _open_harness(tmp_path / "events.db")
+    h = await anext(harness)
+    app = h.app
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await until(lambda: app.feed_status is not None, what="the feed attached")
+            for batch in range(3):
+                await h.emit([event(f"e{batch}_{i}") for i in range(60)])
+                last = f"e{batch}_59"
+                await until(lambda: app.stream.rows and app.stream.rows[-1].name == last)  # noqa: B023
+                await pilot.pause()
+                stream = app.stream
+                assert stream.virtual_size.height == len(stream.rows) == 60 * (batch + 1)
+                assert stream.vertical_scrollbar.window_virtual_size == len(stream.rows)
+                assert stream.scroll_y == stream.max_scroll_y > 0
+                bottom = stream.scrollable_content_region.height - 1
+                await until(
+                    lambda: last in "".join(s.text for s in stream.render_line(bottom)),  # noqa: B023
+                    what=f"{last} on the last line",
+                )
+    finally:
+        await harness.aclose()
+
+
 async def test_an_empty_watch_says_where_to_send(tmp_path: Path) -> None:
     harness = _watch_harness(tmp_path / "events.db")
     h = await anext(harness)

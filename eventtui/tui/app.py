@@ -195,6 +195,7 @@ class EventApp(App[None]):
         self.paints = 0
         self.stream_paints = 0
         self._counters_version = -1
+        self._counters_names = 0
         self._counters_at = 0.0
         self._payload_at = 0.0
         self._payload_stale = False
@@ -391,9 +392,16 @@ class EventApp(App[None]):
                 self._payload_at = tick
                 self._show_payload()
             if (
-                self.counters.version != self._counters_version
-                and tick - self._counters_at >= COUNTERS_INTERVAL
-            ) or tick - self._counters_at >= 1.0:
+                (
+                    self.counters.version != self._counters_version
+                    and tick - self._counters_at >= COUNTERS_INTERVAL
+                )
+                or tick - self._counters_at >= 1.0
+                # A name never seen before is news: shown with the rows that brought it. At 1k
+                # events/s its row can scroll out of the stream within one paint, and the counters
+                # panel is then the only place it shows.
+                or len(self.counters) != self._counters_names
+            ):
                 self._counters_at = tick
                 self._show_counters(now)
                 changed = True
@@ -410,6 +418,7 @@ class EventApp(App[None]):
 
     def _show_counters(self, now: float) -> None:
         self._counters_version = self.counters.version
+        self._counters_names = len(self.counters)
         extra = list(self.expected)
         if self.states is not None:
             extra.extend(self.states.names())

@@ -50,7 +50,8 @@ class StatusBar(Static):
         if key == self._said:
             return
         self._said = key
-        self.update(self.line(status, rate, error, width))
+        # One line of fixed height: no layout of the whole screen for new text.
+        self.update(self.line(status, rate, error, width), layout=False)
 
     def on_resize(self) -> None:
         self.show(self.status, self.rate, self.error)
