@@ -3,6 +3,7 @@
     uv run python benchmarks/open.py                 # 1M events, 3 alternating rounds
     uv run python benchmarks/open.py --flat          # also 3M events: is settled flat in size?
     uv run python benchmarks/open.py --events 100000 --rounds 1   # a quick look
+    uv run python benchmarks/open.py --bytecode      # both with their modules' bytecode compiled
 
 Both run in tmux at 160x45, polled every 20 ms with `capture-pane`, from the moment the command is
 started (interpreter start-up, imports and the store's or file's first read all count):
@@ -11,7 +12,10 @@ started (interpreter start-up, imports and the store's or file's first read all 
   counters and states filled in; toolong: its scan of the whole file done).
 The peer is toolong (Textualize's log viewer, also a Textual app) on the same events exported as
 JSON Lines (`eventtui export`), installed on the fly into a temporary virtual environment with uv.
-The store is built as `benchmarks/query.py` builds it (synthetic, realistic events, one session,
+With `--bytecode` both run with compiled bytecode (as after `uv sync --compile-bytecode`, or pip's
+default install), written beforehand under a `PYTHONPYCACHEPREFIX` of their own by one unmeasured
+run each; without it both compile every module at each launch, as under
+`PYTHONDONTWRITEBYTECODE=1` (these machines). The store is built as `benchmarks/query.py` builds it (synthetic, realistic events, one session,
 with the rollups a collector keeps) and reused between runs.
 """
 
@@ -118,10 +122,22 @@ def measure(command: list[str]) -> tuple[float, float]:
     return first, last_change
 
 
-def compare(events: int, cache: Path, tl: Path, rounds: int) -> dict[str, float]:
+def compare(
+    events: int, cache: Path, tl: Path, rounds: int, bytecode: Path | None = None
+) -> dict[str, float]:
     db, jsonl = store(events, cache)
     ours_cmd = [str(Path(sys.executable).parent / "eventtui"), "open", "--db", str(db)]
     peer_cmd = [str(tl), str(jsonl)]
+    if bytecode is not None:
+        for name, command in (("ours", ours_cmd), ("peer", peer_cmd)):
+            prefix = [
+                "env",
+                "-u",
+                "PYTHONDONTWRITEBYTECODE",
+                f"PYTHONPYCACHEPREFIX={bytecode / name}",
+            ]
+            command[:0] = prefix
+            measure(command)  # unmeasured: writes the bytecode
     ours: list[tuple[float, float]] = []
     peer: list[tuple[float, float]] = []
     for _ in range(rounds):
@@ -148,6 +164,9 @@ def main() -> None:
     parser.add_argument("--flat", action="store_true", help="also 3x the events: settled ratio")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()))
+    parser.add_argument(
+        "--bytecode", action="store_true", help="both with bytecode compiled beforehand"
+    )
     args = parser.parse_args()
     if shutil.which("tmux") is None:
         raise SystemExit("tmux is needed: apt-get install tmux")
@@ -157,13 +176,19 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, tl: Path) -> None:
-    print(f"load average {os.getloadavg()[0]:.1f}; medians of {args.rounds} alternating rounds")
-    base = compare(args.events, args.cache, tl, args.rounds)
-    if args.flat:
-        big = compare(args.events * 3, args.cache, tl, args.rounds)
-        print(
-            f"flat: settled on {args.events * 3:,} / on {args.events:,} = {big['settled'] / base['settled']:.2f}x"
-        )
+    print(
+        f"load average {os.getloadavg()[0]:.1f}; medians of {args.rounds} alternating rounds;"
+        f" bytecode {'compiled beforehand' if args.bytecode else 'compiled at each launch'}"
+    )
+    with tempfile.TemporaryDirectory(prefix="eventtui-bench-pyc-") as folder:
+        bytecode = Path(folder) if args.bytecode else None
+        base = compare(args.events, args.cache, tl, args.rounds, bytecode)
+        if args.flat:
+            big = compare(args.events * 3, args.cache, tl, args.rounds, bytecode)
+            print(
+                f"flat: settled on {args.events * 3:,} / on {args.events:,}"
+                f" = {big['settled'] / base['settled']:.2f}x"
+            )
 
 
 if __name__ == "__main__":

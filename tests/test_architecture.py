@@ -140,8 +140,17 @@ def test_a_wrong_way_import_breaks_a_contract(
 
 # What a viewer must not load before its first paint, and why each is heavy (benchmarks/startup.py
 # measures the whole path): ~0.1 s for jsonschema (only a plan with schemas needs it), ~0.2 s for
-# sqlite_utils (only a migration), the demo and its websocket client (only the demo).
-HEAVY_FOR_VIEWERS = ("jsonschema", "referencing", "sqlite_utils", "eventtui.demo", "websockets")
+# sqlite_utils (only a migration), the demo and its websocket client (only the demo); ~20 ms for
+# the anomalies screen's DataTable (only once opened), ~8 ms for multiprocessing (only a writer).
+HEAVY_FOR_VIEWERS = (
+    "jsonschema",
+    "referencing",
+    "sqlite_utils",
+    "eventtui.demo",
+    "websockets",
+    "eventtui.tui.screens.anomalies",
+    "multiprocessing",
+)
 
 
 def loaded_by(code: str) -> set[str]:
@@ -171,5 +180,10 @@ def test_the_heavy_modules_load_when_they_are_needed(tmp_path: Path) -> None:
         "from eventtui.store import connect\n"
         f"connect(__import__('pathlib').Path({str(tmp_path / 'new.db')!r}), create=True).close()\n"
         "import eventtui.demo\n"
+        "import eventtui.tui.screens.anomalies\n"
+        "from eventtui.store import Writer\n"
+        f"writer = Writer(__import__('pathlib').Path({str(tmp_path / 'w.db')!r}), source='t')\n"
+        "writer.start()\n"
+        "writer.close()\n"
     )
     assert loaded_by(code) == set(HEAVY_FOR_VIEWERS)

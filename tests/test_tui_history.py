@@ -124,3 +124,32 @@ def test_watch_says_which_sessions_retention_deleted(tmp_path: Path) -> None:
         config, path, run_app=lambda app: app.run(headless=True, auto_pilot=drive), tune_gc=False
     )
     assert any(m.startswith("retention deleted 1 session (1) with 10 events") for m in seen), seen
+
+
+async def test_open_has_the_newest_rows_counts_and_status_before_its_first_frame(
+    tmp_path: Path,
+) -> None:
+    """`open` read the store only once the app ran: its first frame was empty, and rows, counts
+    and the status line followed ~0.1-0.3 s later. The feed reads them while the app starts; the
+    app takes them in `on_mount`, and the feed does not post them again (counted once)."""
+    from eventtui.tui.messages import CountsSeeded, FeedStatusRead, HistoryLoaded
+
+    path = tmp_path / "events.db"
+    history(path, time.time())
+    feed = StoreFeed(path, mode="open")
+    feed.prefetch()
+    taken = feed.first_screen(timeout=10)
+    assert [type(m) for m in taken] == [HistoryLoaded, CountsSeeded, FeedStatusRead]
+    assert feed.first_screen(timeout=0) == []  # taken once
+
+    feed = StoreFeed(path, mode="open")
+    feed.prefetch()
+    app = EventApp(feed, states=monitor_states(CONFIG, time.time()))
+    async with app.run_test(size=SIZE):
+        assert feed.first_screen(timeout=0) == []  # the app took them while mounting
+        assert [r.name for r in app.stream.rows] == ["hb"] * 9 + ["order"]
+        assert app.status_bar.status is not None and app.status_bar.status.stored == 10
+        await until(lambda: app.feed_status is not None and app.feed_status.mode == "open")
+        await asyncio.sleep(0.3)  # the feed thread has run its first rounds
+        assert app.counters.by_name["hb"].total == 9  # not posted a second time
+        assert len(app.stream.rows) == 10

@@ -31,15 +31,17 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import msgspec
 
 from eventtui.model import StoredEvent
 from eventtui.store.liveness import live_writer_mark
 from eventtui.store.schema import StoreError, connect
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 log = logging.getLogger(__name__)
 
@@ -305,6 +307,10 @@ class Writer:
         )
         os.close(to_child_r)
         os.close(from_child_w)
+        # Here, not at the top: viewers import this package and never start a writer (multiprocessing
+        # costs their start-up ~8 ms, benchmarks/startup.py).
+        from multiprocessing.connection import Connection
+
         child = _Child(
             process,
             Connection(from_child_r, writable=False),

@@ -42,12 +42,12 @@ from eventtui.tui.messages import (
 )
 from eventtui.tui.rows import clock_time
 from eventtui.tui.sanitize import clean_text
-from eventtui.tui.screens.anomalies import AnomaliesScreen, EpisodeSource
 from eventtui.tui.screens.baseline import BaselinePrompt
 from eventtui.tui.screens.help import HelpScreen
 from eventtui.tui.screens.rejects import RejectsScreen
 from eventtui.tui.states import (
     FIRING_TOAST,
+    EpisodeSource,
     MonitorStates,
     StateSource,
     ToastSeverity,
@@ -61,6 +61,9 @@ from eventtui.tui.widgets.status import StatusBar
 from eventtui.tui.widgets.stream import EventStream
 
 PAINT_INTERVAL: Final = 0.1
+# How long the first frame may wait for the rows and counts the feed reads ahead: a big store's
+# newest rows take ~40 ms; longer than this, the frame comes first and they follow.
+FIRST_SCREEN_WAIT: Final = 0.25
 # New rows are painted when they arrive rather than at the next tick (commit to screen was up to
 # a whole tick, p99 ~300 ms in a terminal at 100 events/s), at most once per this gap, so a
 # flood still costs at most 20 stream paints a second.
@@ -253,8 +256,19 @@ class EventApp(App[None]):
         self._payload.notes_for = self._type_changes
         self._apply_theme()
         self._stream.focus()
+        # The store's newest rows and its counts in the first frame, when the feed read them
+        # while Textual started (`StoreFeed.prefetch`), rather than an empty frame first.
+        for message in self.feed.first_screen(FIRST_SCREEN_WAIT):
+            if isinstance(message, HistoryLoaded):
+                self.on_history_loaded(message)
+            elif isinstance(message, CountsSeeded):
+                self.on_counts_seeded(message)
+            elif isinstance(message, FeedStatusRead):
+                self.on_feed_status_read(message)
+        if self._stream.latest is not None:
+            self._show_payload()
         self._show_counters(self.clock())
-        self._status.show(None, 0.0)
+        self._status.show(self.feed_status, 0.0)
         self.set_interval(self.paint_interval, self._paint, name="paint")
         self.run_worker(self._run_feed, thread=True, group="feed", exit_on_error=False, name="feed")
         if self.notice:
@@ -590,6 +604,9 @@ class EventApp(App[None]):
             self.push_screen(HelpScreen())
 
     def action_anomalies(self) -> None:
+        # Imported when first opened: its DataTable costs start-up ~20 ms (benchmarks/startup.py).
+        from eventtui.tui.screens.anomalies import AnomaliesScreen
+
         if not isinstance(self.screen, AnomaliesScreen):
             self.push_screen(AnomaliesScreen(self._episode_source, lambda: self.clock()))
 

@@ -175,6 +175,7 @@ def run_watch(
         )
         free = msgspec.structs.replace(config.collector, port=0, http_port=0)
         collector, feed, thread = start(msgspec.structs.replace(config, collector=free))
+    feed.prefetch()  # the store's history, read while the app starts
     traffic = None
     notice = None
     if demo:
@@ -225,6 +226,7 @@ def run_open(
     with Reader(path):  # fail here, with one clear line, rather than inside the UI
         pass
     feed = StoreFeed(path, mode="open")
+    feed.prefetch()  # the newest rows and the counts, read while the app starts
     app = EventApp(
         feed,
         clock=clock,

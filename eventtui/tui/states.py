@@ -7,10 +7,10 @@ per new anomaly episode, and the episode history in the order the anomalies view
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol, runtime_checkable
 
 from eventtui.monitor import (
     OK,
@@ -74,6 +74,16 @@ class StateSource(Protocol):
     def names(self) -> Iterable[str]:
         """Names the source knows of without having seen them (declared expectations)."""
         ...
+
+
+@runtime_checkable
+class EpisodeSource(Protocol):
+    """What the anomalies screen reads: the episodes in the order to list them, and how a state
+    shows (here, not in the screen's module, which the app imports only when it is opened)."""
+
+    def episodes(self, now: float) -> Sequence[Episode]: ...
+
+    def mark(self, state: str) -> StateMark: ...
 
 
 _TONES: Final = {

@@ -55,6 +55,10 @@ class Feed(Protocol):
     def request_event(self, event_id: int) -> None:
         """Read one event in full; answers `EventLoaded`."""
 
+    def first_screen(self, timeout: float) -> list[Message]:
+        """Messages read ahead for the app's first frame (waiting at most `timeout`); the app
+        handles them before it paints, and the feed does not post them again."""
+
 
 def slim(row: EventRow) -> EventRow:
     """The row as the stream keeps it: itself, or without its payload (`omitted`) if that is large."""
@@ -119,6 +123,9 @@ class ReadingFeed:
         with self._lock:
             self._filter_request = FilterRequest(where, tuple(params), generation)
         self._wake.set()
+
+    def first_screen(self, timeout: float) -> list[Message]:
+        return []  # nothing read ahead unless a feed says otherwise
 
     def request_event(self, event_id: int) -> None:
         with self._lock:

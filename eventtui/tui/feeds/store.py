@@ -10,11 +10,15 @@ May import: store (Reader), tui.feeds.base, tui.messages.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
+
+from textual.message import Message
 
 from eventtui.store import Commit, EventRow, Reader
 from eventtui.tui.feeds.base import FilterRequest, Post, ReadingFeed, slim
@@ -26,6 +30,8 @@ from eventtui.tui.messages import (
     FeedStatusRead,
     HistoryLoaded,
 )
+
+log = logging.getLogger(__name__)
 
 STATUS_INTERVAL: Final = 1.0
 # The recent events the monitor judges on attach (learned cadence needs 10 minutes, the plan's
@@ -69,6 +75,13 @@ class StoreFeed(ReadingFeed):
         self.min_interval = min_interval
         self.clock = clock
         self.cursor = 0
+        # The first screen (`prefetch`): read in a thread of its own, handed to the app or posted.
+        self._first_thread: threading.Thread | None = None
+        self._first_done = threading.Event()
+        self._first_ready: list[Message] = []
+        self._first_late: list[Message] = []
+        self._first_closed = False
+        self._first_start: tuple[int, int] | None = None
 
     # --- called from other threads -----------------------------------------------------------
 
@@ -82,22 +95,80 @@ class StoreFeed(ReadingFeed):
 
     # --- the feed thread -----------------------------------------------------------------------
 
-    def _run(self, reader: Reader, post: Post) -> None:
-        if self.session is None:
-            self.session = reader.latest_session_id()
-        self.cursor = reader.last_event_id()
+    # --- the first screen, read while the app starts ------------------------------------------
+
+    def prefetch(self) -> None:
+        """Start reading what the first screen shows (the newest rows, then the counts) now, in
+        a thread of its own, while Textual is still starting; the app takes it before its first
+        frame (`first_screen`). Without it the first frame was empty and rows followed ~0.1 s
+        later, from the feed thread that only starts once the app runs (benchmarks/open.py)."""
+        self._first_thread = threading.Thread(
+            target=self._read_first, name="eventtui-first-screen", daemon=True
+        )
+        self._first_thread.start()
+
+    def first_screen(self, timeout: float) -> list[Message]:
+        """What `prefetch` has read within `timeout`, for the app to show before its first frame;
+        what is read later, the feed thread posts. Called once, from the UI thread."""
+        if self._first_thread is not None:
+            self._first_done.wait(timeout)
+        with self._lock:
+            self._first_closed = True
+            taken, self._first_ready = self._first_ready, []
+        return taken
+
+    def _read_first(self) -> None:
+        try:
+            with Reader(self.path) as reader:
+                self._first_start = self._start(reader, self._offer_first)
+        except Exception:  # the feed thread reads again, and reports what fails
+            log.debug("reading the first screen of %s failed", self.path, exc_info=True)
+        finally:
+            self._first_done.set()
+
+    def _offer_first(self, message: Message) -> None:
+        with self._lock:
+            (self._first_late if self._first_closed else self._first_ready).append(message)
+
+    def _take_prefetched(self, post: Post) -> tuple[int, int] | None:
+        """The prefetch's cursor and count, once its messages are posted or taken; None if it
+        did not run or failed."""
+        if self._first_thread is None:
+            return None
+        self._first_thread.join()
+        with self._lock:
+            self._first_closed = True
+            pending = self._first_ready + self._first_late
+            self._first_ready, self._first_late = [], []
+        for message in pending:
+            post(message)
+        return self._first_start
+
+    def _start(self, reader: Reader, post: Post) -> tuple[int, int]:
+        """The history and counts the view starts from; (cursor, events stored)."""
+        cursor = reader.last_event_id()
         # History first: the stream paints at once; counting a big store takes longer.
-        self._load_history(reader, post, FilterRequest(None, (), 0))
+        self._load_history(reader, post, FilterRequest(None, (), 0), to_id=cursor)
         stored = reader.count_events()
-        recounted = self.clock()
         history = reader.monitor_history(
-            to_id=self.cursor,
+            to_id=cursor,
             now=self.clock(),
             recent_seconds=RECENT_SECONDS,
             recent_limit=RECENT_LIMIT,
         )
         if history.counts:
             post(CountsSeeded(history.counts, history.recent, history.recent_from))
+        post(FeedStatusRead(self._status(reader, stored)))
+        return cursor, stored
+
+    # --- the feed thread -----------------------------------------------------------------------
+
+    def _run(self, reader: Reader, post: Post) -> None:
+        if self.session is None:
+            self.session = reader.latest_session_id()
+        start = self._take_prefetched(post)
+        self.cursor, stored = start if start is not None else self._start(reader, post)
+        recounted = self.clock()
         status_at = 0.0
         while not self._stopped.is_set():
             self._serve_requests(reader, post)
@@ -140,12 +211,14 @@ class StoreFeed(ReadingFeed):
         if self._take_credit():
             post(EventsCommitted(rows, matching, self._generation, self._credit))
 
-    def _load_history(self, reader: Reader, post: Post, request: FilterRequest) -> None:
+    def _load_history(
+        self, reader: Reader, post: Post, request: FilterRequest, to_id: int | None = None
+    ) -> None:
         # Every session: the store's history shows from the start, and `session:1` finds its own.
         rows = reader.query(
             "1" if request.where is None else request.where,
             request.params,
-            to_id=self.cursor,
+            to_id=self.cursor if to_id is None else to_id,
             newest_first=True,
             limit=self.history_limit,
         )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import ClassVar, Final, Protocol, runtime_checkable
+from typing import ClassVar, Final
 
 from rich.cells import cell_len
 from rich.style import Style
@@ -31,7 +31,7 @@ from textual.widgets import DataTable, Static
 
 from eventtui.monitor import Episode, format_duration
 from eventtui.tui.sanitize import clean_text
-from eventtui.tui.states import StateMark
+from eventtui.tui.states import EpisodeSource, StateMark
 
 REFRESH_INTERVAL: Final = 1.0
 ONGOING: Final = "ongoing"
@@ -54,15 +54,6 @@ COLUMNS: Final = (
     ("duration", "duration"),
     ("detail", "detail"),
 )
-
-
-@runtime_checkable
-class EpisodeSource(Protocol):
-    """What the screen reads: the episodes in the order to list them, and how a state shows."""
-
-    def episodes(self, now: float) -> Sequence[Episode]: ...
-
-    def mark(self, state: str) -> StateMark: ...
 
 
 def clock_time(at: float, now: float) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from textual import events
+from textual import events, on
 from textual.app import ComposeResult
 from textual.widgets import Footer
 
@@ -33,6 +33,13 @@ class KeyFooter(Footer):
         grid-gutter: 0 0;
     }
     """
+
+    @on(events.Mount)
+    async def _keys_at_once(self) -> None:
+        # Textual's footer shows its keys only after the focus settles and a refresh has passed
+        # (~0.2 s after the first frame on a loaded machine): the app's keys are known now.
+        self._bindings_ready = True
+        await self.recompose()
 
     def compose(self) -> ComposeResult:
         yield from super().compose()
