@@ -33,8 +33,16 @@ TARGETS = {
     "CLI entry (eventtui.cli)": "eventtui.cli",
 }
 BASELINE = "textual.app"
-# Loaded only when needed: a plan with schemas, a migration, the demo (see their modules).
-MUST_NOT_LOAD = ("jsonschema", "sqlite_utils", "eventtui.demo", "websockets")
+# Loaded only when needed: a plan with schemas, a migration, the demo, the anomalies screen, a
+# writer (see their modules).
+MUST_NOT_LOAD = (
+    "jsonschema",
+    "sqlite_utils",
+    "eventtui.demo",
+    "websockets",
+    "eventtui.tui.screens.anomalies",
+    "multiprocessing",
+)
 
 
 def run(module: str, env: dict[str, str], prefix: str | None) -> float:
