@@ -358,3 +358,16 @@ def test_a_long_line_wraps_under_its_own_indentation() -> None:
     # Short lines, and panes too narrow to indent in, are left as they are.
     assert hanging(Text("  short"), 40).plain == "  short"
     assert hanging(Text("x" * 30), 11).plain == "x" * 30
+
+
+def test_a_long_line_breaks_after_a_space_when_it_can() -> None:
+    """The payload header wrapped "· session 1" as "sessi" / "on 1" at 100 columns."""
+    line = "08:59:31.590 · user anon-1b0e03 · session 12"
+    lines = hanging(Text(line), 40).plain.split("\n")
+    assert lines == ["08:59:31.590 · user anon-1b0e03 · ", "  session 12"]
+    # A word longer than the room still breaks at the edge, and nothing is lost.
+    value = "word " * 3 + "x" * 70
+    lines = hanging(Text(f'  "v": "{value}"'), 40).plain.split("\n")
+    assert all(cell_len(line) <= 40 for line in lines), lines
+    assert lines[0] + "".join(line[4:] for line in lines[1:]) == f'  "v": "{value}"'
+    assert lines[0].endswith("word ")

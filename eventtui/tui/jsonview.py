@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from rich.cells import get_character_cell_size
+from rich.cells import cell_len, get_character_cell_size
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.style import Style
 from rich.text import Text
@@ -166,7 +166,8 @@ def to_text(
 def hanging(text: Text, width: int) -> Text:
     """`text` with each line longer than `width` cells broken there, its continuations indented two
     cells past the line's own indentation: a long string in the JSON stays under its key instead
-    of wrapping to column 0."""
+    of wrapping to column 0. A line breaks after a space when there is one in the second half of
+    the room ("· session 1" wrapped as "sessi" / "on 1"), else at the edge."""
     out = Text(end="", no_wrap=True, overflow="fold")
     for number, line in enumerate(text.split("\n", allow_blank=True)):
         if number:
@@ -176,12 +177,17 @@ def hanging(text: Text, width: int) -> Text:
         if line.cell_len <= width or width - hang < 10:
             out.append_text(line)  # short, or a pane too narrow to indent: as it is
             continue
-        offsets, used, room = [], 0, width
+        offsets, start, used, room = [], 0, 0, width
         for index, char in enumerate(plain):
             cells = get_character_cell_size(char)
             if used + cells > room:
-                offsets.append(index)
-                used, room = 0, width - hang
+                space = plain.rfind(" ", start + room // 2, index)
+                cut = space + 1 if space > start else index
+                carried = cell_len(plain[cut:index])
+                if carried >= width - hang:
+                    cut, carried = index, 0
+                offsets.append(cut)
+                start, used, room = cut, carried, width - hang
             used += cells
         for part, piece in enumerate(line.divide(offsets)):
             if part:
