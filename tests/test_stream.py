@@ -479,3 +479,152 @@ async def test_a_viewer_whose_stream_died_waits_between_retries(
     finally:
         await asyncio.to_thread(mirror.close)
     assert sorted(row.message_id for row in stored(tmp_path / "mirror.db")) == ["a", "b"]
+
+
+def status_line(app: Any) -> str:
+    return str(app.status_bar.render())
+
+
+def test_watch_on_a_stream_counts_every_collectors_rollups_and_samples_the_list(
+    node: Cluster, tmp_path: Path
+) -> None:
+    """`watch --stream`: counters and the monitor's last seen come from the rollups of every
+    collector on the stream (exact), the event list from a sample of it (said on the status
+    line), and the status line names the stream instead of "session 0"."""
+    from eventtui.config import Expectation
+    from eventtui.tui.launch import run_watch
+
+    stream = settings(node.url)
+    config = Config(
+        collector=CollectorConfig(port=0),
+        stream=stream,
+        expect=[Expectation(event="checkout", every=Duration(3600.0))],
+    )
+    # A sample of 5 events a second: the frame of 65 below is thinned to its first 5.
+    mirror = Mirror(
+        stream, tmp_path / "mirror.db", since=time.time() - 60, follow=True, create=True, sample=5
+    )
+    mirror.start()
+    mirror.wait()
+    seen: dict[str, Any] = {}
+
+    async def drive(pilot: Any) -> None:
+        app = pilot.app
+        await until(lambda: app.feed_status is not None and app.feed_status.addresses)
+        other = await stream_collector(tmp_path / "other.db", stream)
+        try:
+            # One frame (one receive time): the copy keeps 5 `page`s, the `checkout`s not at all.
+            await publish(
+                other.ws_url,
+                [{"event": "page", "messageId": f"p{i}"} for i in range(60)]
+                + [{"event": "checkout", "messageId": f"c{i}"} for i in range(5)],
+            )
+            await publish(app.feed_status.addresses[0], [{"event": "signup", "messageId": "s"}])
+
+            def total(name: str) -> int:
+                stats = app.counters.get(name)
+                return stats.total if stats is not None else 0
+
+            await until(
+                lambda: (total("page"), total("checkout"), total("signup")) == (60, 5, 1),
+                timeout=15,
+                what="the rollups' counts",
+            )
+            await until(
+                lambda: [r.name for r in app.stream.rows].count("page") == 5,
+                what="the sampled rows",
+            )
+            await asyncio.sleep(0.3)  # nothing more comes (the signup is a sample of its second)
+            seen["rows"] = sorted(r.name for r in app.stream.rows)
+            seen["everything"] = app.counters.everything.total
+            seen["checkout_seen"] = app.counters.get("checkout").last_seen
+            (tracker,) = app.states.monitor.trackers
+            seen["tracker_seen"] = tracker.last_seen
+            # The signup, if it came in the same second, is one more seen and not kept.
+            await until(lambda: "sampled: 5 of 6" in status_line(app), what="sampled")
+            await until(lambda: f"stream {stream.name}" in status_line(app))
+            seen["status"] = status_line(app)
+        finally:
+            await other.stop()
+        await pilot.press("q")
+
+    try:
+        ran = run_watch(
+            config,
+            mirror.path,
+            stream=mirror,
+            run_app=lambda app: app.run(headless=True, auto_pilot=drive, size=(160, 45)),
+            tune_gc=False,
+        )
+    finally:
+        mirror.close()
+    assert ran.return_code == 0
+    assert seen["rows"] in (["page"] * 5, ["page"] * 5 + ["signup"])
+    assert seen["everything"] == 66
+    assert seen["checkout_seen"] > 0 and seen["tracker_seen"] == seen["checkout_seen"]
+    assert "session" not in seen["status"], seen["status"]
+
+
+def test_the_sampler_keeps_one_in_n_under_its_cap_and_says_so() -> None:
+    import random
+
+    from eventtui.stream.sampling import Sampler
+
+    sampler = Sampler(cap=100, rng=random.Random(7))
+    # A first busy second: the first 100 kept, the rest counted.
+    assert sum(sampler.keep(100.5, now=100.5) for _ in range(300)) == 100
+    assert sampler.state(now=100.9) == (100, 300)
+    # The next second keeps about one in 3 (what the last one needed), spread over it: names
+    # sent in a cycle of 3 are all in the sample (one in every 3rd would keep one name only).
+    names = ["page", "click", "signup"] * 100
+    kept = [name for name in names if sampler.keep(101.5, now=101.5)]
+    assert 70 <= len(kept) <= 100 and set(kept) == set(names)
+    assert sampler.state(now=101.6) == (100, 300)  # the last whole second: this one is in bounds
+    # A quiet stream is copied whole, and the status says nothing once the burst is past.
+    assert all(sampler.keep(103.0 + i, now=103.0 + i) for i in range(5))
+    assert sampler.state(now=108.0) is None
+    idle = Sampler(cap=10, rng=random.Random(7))
+    assert sum(idle.keep(200.0, now=200.0) for _ in range(20)) == 10
+    assert idle.state(now=200.5) == (10, 20)
+    assert idle.state(now=260.0) is None  # an old burst with nothing after it is not "now"
+
+
+async def test_open_on_a_stream_counts_the_rollups_and_names_the_stream(
+    node: Cluster, tmp_path: Path, collectors: list[Collector]
+) -> None:
+    """`open --stream`: counters from the collectors' rollups (2 collectors, summed), status line
+    naming the stream; nothing is sampled at this volume."""
+    from eventtui.tui.launch import run_open
+
+    stream = settings(node.url)
+    for i in range(2):
+        collectors.append(await stream_collector(tmp_path / f"{i}.db", stream))
+    await publish(collectors[0].ws_url, [{"event": "page", "messageId": "a"}])
+    await publish(collectors[1].ws_url, [{"event": "page", "messageId": "b"}])
+    mirror = Mirror(stream, tmp_path / "mirror.db", since=time.time() - 60, follow=True, sample=5)
+    seen: dict[str, Any] = {}
+
+    async def drive(pilot: Any) -> None:
+        app = pilot.app
+        await until(lambda: app.counters.get("page") and app.counters.get("page").total == 2)
+        await until(lambda: len(app.stream.rows) == 2)
+        await until(lambda: f"stream {stream.name}" in status_line(app))
+        seen["status"] = status_line(app)
+        await pilot.press("q")
+
+    def run() -> int:
+        mirror.start()
+        try:
+            mirror.wait()
+            return run_open(
+                Config(),
+                mirror.path,
+                stream=mirror,
+                run_app=lambda app: app.run(headless=True, auto_pilot=drive, size=(80, 24)),
+                tune_gc=False,  # process-wide: not for a test process
+            )
+        finally:
+            mirror.close()
+
+    assert await asyncio.to_thread(run) == 0
+    assert "session" not in seen["status"] and "sampled" not in seen["status"], seen["status"]

@@ -86,9 +86,11 @@ def on_stream(handler: Handler, *, follow: bool = False) -> Handler:
                 if getattr(args, flag, None) is not None:
                     raise UsageError(f"--{flag} goes with --stream (a stream, not a store file)")
             return handler(args, config)
-        with mirrored(args, config, follow=follow) as mirror:
+        # A viewer that follows (`open`) shows the events in a screen: a sample of a busy stream.
+        with mirrored(args, config, follow=follow, sample=follow) as mirror:
             args.db = str(mirror.path)
             args.stream_rollups = mirror.rollups  # `check` sums them across collectors
+            args.stream_mirror = mirror  # `open`: counters from the rollups, the stream named
             return handler(args, config)
 
     return run
@@ -113,9 +115,17 @@ def _moment(text: str, flag: str, now: float) -> float:
 
 @contextlib.contextmanager
 def mirrored(
-    args: argparse.Namespace, config: Config, *, follow: bool, create: bool = False
+    args: argparse.Namespace,
+    config: Config,
+    *,
+    follow: bool,
+    create: bool = False,
+    sample: bool = False,
 ) -> Iterator[Mirror]:
+    """The stream from --since mirrored into a temporary store; `sample`: a sample of the events
+    when there are more than a screen shows (the TUI's), never for one-shot commands."""
     from eventtui.stream.mirror import Mirror, pinned_names
+    from eventtui.stream.sampling import SAMPLE_CAP
 
     now = time.time()
     since = _moment(getattr(args, "since", None) or DEFAULT_SINCE, "since", now)
@@ -143,6 +153,7 @@ def mirrored(
             names=names,
             follow=follow,
             create=create,
+            sample=SAMPLE_CAP if sample else None,
         )
         mirror.start()  # StreamError: one line, exit 2
         try:

@@ -283,7 +283,12 @@ class EventApp(App[None]):
     def on_events_committed(self, message: EventsCommitted) -> None:
         try:
             rows = message.rows
-            if self.states is not None:
+            judge_many = getattr(self.states, "judge_many", None)
+            if message.counted:
+                # Counted already (a stream's rollups): the monitor only judges them.
+                if judge_many is not None:
+                    judge_many(rows)
+            elif self.states is not None:
                 self.states.observe_many(rows)  # the monitor counts them too
             else:
                 self._own_counters.observe_many(rows)

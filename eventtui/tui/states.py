@@ -113,6 +113,13 @@ class MonitorStates:
             self.baseline.observe_many(events)
         self.monitor.observe_many(events)
 
+    def judge_many(self, events: Iterable[Any]) -> None:
+        """Judge events the counters have counted already (a stream's rollups count them)."""
+        if self.baseline is not None:
+            events = list(events)
+            self.baseline.observe_many(events)
+        self.monitor.observe_many(events, count=False)
+
     def set_baseline(self, baseline: BaselineWatch | None, rows: Iterable[Any] = ()) -> None:
         """Compare with `baseline` from now on (None: stop), taught the `rows` seen so far."""
         if baseline is not None:
