@@ -628,3 +628,78 @@ async def test_open_on_a_stream_counts_the_rollups_and_names_the_stream(
 
     assert await asyncio.to_thread(run) == 0
     assert "session" not in seen["status"] and "sampled" not in seen["status"], seen["status"]
+
+
+def sink_command(url: str, config: Path, db: Path) -> subprocess.Popen[str]:
+    """`eventtui sink` in a process of its own, once it has said where it writes."""
+    command = ["sink", "--stream", url, "--config", str(config), "--db", str(db)]
+    sink = subprocess.Popen(
+        [sys.executable, "-m", "eventtui", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    assert sink.stdout is not None
+    first = sink.stdout.readline()
+    assert first.startswith("sinking stream"), first + sink.communicate()[1]
+    return sink
+
+
+async def test_the_sink_writes_a_session_per_collector_and_a_restart_continues_them(
+    node: Cluster, tmp_path: Path, collectors: list[Collector]
+) -> None:
+    stream = settings(node.url)
+    for i in range(2):
+        collectors.append(await stream_collector(tmp_path / f"{i}.db", stream))
+    first, second = collectors
+    await publish(first.ws_url, [{"event": "a", "messageId": f"a{i}"} for i in range(3)])
+    await publish(second.ws_url, [{"event": "b", "messageId": f"b{i}"} for i in range(2)])
+    async with connect(second.ws_url) as ws:  # refused input goes with its collector too
+        await ws.send(json.dumps(["not an event"]))
+        await recv_until_ack(ws, 1)
+    config = tmp_path / "eventtui.toml"
+    config.write_text(f'[stream]\nname = "{stream.name}"\n')
+    db = tmp_path / "sink.db"
+
+    async def sink_until(count: int) -> str:
+        sink = await asyncio.to_thread(sink_command, node.url, config, db)
+        try:
+            await until(lambda: db.exists() and len(stored(db)) >= count, timeout=20)
+        finally:
+            sink.send_signal(signal.SIGINT)
+            _, err = await asyncio.to_thread(sink.communicate, timeout=30)
+        assert sink.returncode == 0, err
+        return err
+
+    said = await sink_until(5)
+    assert said.startswith("stopped: stored 5 events (0 duplicates, 1 refused) in sessions"), said
+
+    def sessions() -> dict[str, tuple[int, int, int]]:
+        result = eventtui("sessions", "--json", "--db", str(db))
+        assert result.returncode == 0, result.stderr
+        rows = [json.loads(line) for line in result.stdout.splitlines()]
+        return {r["label"]: (r["id"], r["events"], r["rejects"]) for r in rows}
+
+    labels = {f"collector {c.writer.collector}": c for c in collectors}
+    found = await asyncio.to_thread(sessions)
+    assert set(found) == set(labels)
+    assert found[f"collector {first.writer.collector}"][1:] == (3, 0)
+    assert found[f"collector {second.writer.collector}"][1:] == (2, 1)
+    by_session = {row.session_id: row.name for row in stored(db)}
+    assert by_session[found[f"collector {first.writer.collector}"][0]] == "a"
+    # The sink again, with more from the first collector: its session goes on.
+    await publish(first.ws_url, [{"event": "a", "messageId": "a-later"}])
+    said = await sink_until(6)
+    assert said.startswith("stopped: stored 1 event (0 duplicates, 0 refused)"), said
+    again = await asyncio.to_thread(sessions)
+    assert again[f"collector {first.writer.collector}"] == (
+        found[f"collector {first.writer.collector}"][0],
+        4,
+        0,
+    )
+    assert (
+        again[f"collector {second.writer.collector}"]
+        == found[f"collector {second.writer.collector}"]
+    )
+    assert len(again) == 2
