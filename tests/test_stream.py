@@ -31,7 +31,7 @@ from eventtui.config import (
     StreamConfig,
     load_config,
 )
-from eventtui.store import Writer
+from eventtui.store import Reader, Writer
 from eventtui.stream import Sink
 from eventtui.stream.mirror import Mirror, pinned_names
 from eventtui.stream.rollups import RollupSum
@@ -703,3 +703,70 @@ async def test_the_sink_writes_a_session_per_collector_and_a_restart_continues_t
         == found[f"collector {second.writer.collector}"]
     )
     assert len(again) == 2
+
+
+async def test_a_sink_killed_mid_batch_stores_each_event_once_in_its_collectors_session(
+    node: Cluster, tmp_path: Path, collectors: list[Collector]
+) -> None:
+    """kill -9 of the sink while it writes two collectors' sessions: the next run continues
+    both, and the redelivered batch is stored once."""
+    stream = settings(node.url)
+    for i in range(2):
+        collectors.append(await stream_collector(tmp_path / f"{i}.db", stream))
+    for n, collector in enumerate(collectors):
+        async with connect(collector.ws_url) as ws:
+            for frame in range(20):
+                events = [{"event": f"c{n}", "messageId": f"{n}-{frame}-{i}"} for i in range(500)]
+                await ws.send(json.dumps(events))
+            await recv_until_ack(ws, 20, timeout=30)
+    config = tmp_path / "eventtui.toml"
+    config.write_text(f'[stream]\nname = "{stream.name}"\n')
+    db = tmp_path / "sink.db"
+
+    def count() -> int:
+        try:
+            with Reader(db) as reader:
+                return reader.count_events()
+        except Exception:  # not created yet
+            return 0
+
+    sink = await asyncio.to_thread(sink_command, node.url, config, db)
+    await until(lambda: count() > 0, timeout=20)
+    sink.kill()
+    await asyncio.to_thread(sink.communicate)
+    killed_at = count()
+    sink = await asyncio.to_thread(sink_command, node.url, config, db)
+    try:
+        await until(lambda: count() >= 20_000, timeout=60)
+    finally:
+        sink.send_signal(signal.SIGINT)
+        _, err = await asyncio.to_thread(sink.communicate, timeout=30)
+    assert sink.returncode == 0, err
+    assert killed_at < 20_000
+    with Reader(db) as reader:
+        sessions = reader.sessions()
+        assert sorted(s.events for s in sessions) == [10_000, 10_000]
+        assert {s.label for s in sessions} == {
+            f"collector {c.writer.collector}" for c in collectors
+        }
+    assert len({row.message_id for row in stored(db)}) == 20_000
+
+
+async def test_a_batch_a_dead_sink_held_is_stored_after_the_next_one(
+    node: Cluster, tmp_path: Path, collectors: list[Collector]
+) -> None:
+    """A sink killed between fetch and ack leaves its batch delivered and unacknowledged. The
+    next run stores the messages after it first; its ack must not cover the stranded batch (an
+    "ack all" did, and those events were never stored): it is delivered again after ack_wait."""
+    stream = settings(node.url)
+    collectors.append(await stream_collector(tmp_path / "c.db", stream))
+    await publish(collectors[0].ws_url, [{"event": "e", "messageId": f"m{i}"} for i in range(50)])
+    db = tmp_path / "sink.db"
+    # The first run: its consumer fetches 20 messages, then the process "dies" (no ack).
+    first = Sink(stream, Writer(db, source="sink"), durable="s", ack_wait=2, batch=20)
+    await first.connect()
+    subscription = await first._bind(asyncio.Event())
+    assert len(await subscription.fetch(20, timeout=5)) == 20
+    await first.link.nc.close()  # gone without a word, as after kill -9
+    await sink_until(db, stream, 50)  # the next run (same durable), ack_wait 2 s
+    assert sorted(row.message_id for row in stored(db)) == sorted(f"m{i}" for i in range(50))

@@ -4,8 +4,11 @@
 the last one acknowledged), hands each batch to the store's `Writer` as one submission, and
 acknowledges it to JetStream only after the `Commit`: a crash between the two redelivers the batch,
 and the store's UNIQUE `message_id` keeps each event once (every event on the stream has one: the
-collector gives one to an event sent without). Batches are processed one after another, so one
-"ack all up to here" per batch acknowledges only what is committed.
+collector gives one to an event sent without). Batches are processed one after another, and each
+message is acknowledged on its own (`AckPolicy.EXPLICIT`): an "ack all up to here" would also
+cover a batch delivered to a run that died before storing it, which would then never come again.
+A durable consumer created before (with ack all) keeps its policy: JetStream cannot change it;
+a new `--durable` name, or deleting the old consumer, gives the per-message policy.
 
 It keeps going through outages: a fetch or an ack that fails (the connection is down, a node is
 gone, the client's outbound buffer is full) is retried after `retry_wait`, never in a busy loop.
@@ -206,7 +209,9 @@ class Sink:
         """The durable consumer's pull subscription, created if missing; retried until it works
         (a node may be down, a leader being elected) or `stop` is set (then None)."""
         config = ConsumerConfig(
-            ack_policy=AckPolicy.ALL,
+            # Each message acknowledged on its own: an "ack all" also covers messages delivered
+            # to an earlier run that died before storing them (they would never come again).
+            ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=self.ack_wait,
             max_ack_pending=self.batch * 4,
@@ -266,8 +271,8 @@ class Sink:
                         rejects.append(decode_reject(message.data))
                 except ValueError as exc:  # not ours: say so, and acknowledge it with the rest
                     log.warning("skipped a message on %s: %s", message.subject, exc)
-            # The same batch until it is stored: an ack covers every message before it, so the
-            # next batch's must not be sent while this one is not committed. Parts committed
+            # The same batch until it is stored (an older durable consumer's ack covers every
+            # message before it: the next batch's must not be sent first). Parts committed
             # before a failure come again as duplicates, kept once by the UNIQUE message_id.
             error = await self._store(parts, loop)
             while error and not stop.is_set():
@@ -275,7 +280,7 @@ class Sink:
                 error = await self._store(parts, loop)
             if error:
                 return  # stopping: not acknowledged, so delivered again to the next run
-            await self._ack(messages[-1], stop)
+            await self._ack(messages, stop)
             self.batches += 1
             if isinstance(self.writer, Sessions) and time.monotonic() - idle_checked > 5:
                 idle_checked = time.monotonic()
@@ -309,10 +314,14 @@ class Sink:
         commits = [await done for done in waiting]
         return next((c.error for c in commits if c.error), None)
 
-    async def _ack(self, last: Msg, stop: asyncio.Event) -> None:
-        """Acknowledge everything up to `last`; a lost ack only means a redelivery, stored once."""
+    async def _ack(self, messages: list[Msg], stop: asyncio.Event) -> None:
+        """Acknowledge a stored batch, each message (sent without waiting), the last one waited
+        for (the server takes a connection's acks in order); a lost ack only means a redelivery,
+        stored once."""
         try:
-            await last.ack_sync(timeout=max(1.0, self.retry_wait * 4))
+            for message in messages[:-1]:
+                await message.ack()
+            await messages[-1].ack_sync(timeout=max(1.0, self.retry_wait * 4))
             self._ok()
         except (nats.errors.Error, OSError, TimeoutError) as exc:
             await self._trouble(f"could not acknowledge a stored batch: {reason(exc)}", stop)
