@@ -770,3 +770,35 @@ async def test_a_batch_a_dead_sink_held_is_stored_after_the_next_one(
     await first.link.nc.close()  # gone without a word, as after kill -9
     await sink_until(db, stream, 50)  # the next run (same durable), ack_wait 2 s
     assert sorted(row.message_id for row in stored(db)) == sorted(f"m{i}" for i in range(50))
+
+
+def api_get(collector: Collector, route: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"{collector.http_url}{route}", timeout=10) as response:
+            return response.status, dict(json.load(response))
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(json.load(exc))
+
+
+async def test_the_test_api_on_a_stream_collector_reads_the_stream(
+    node: Cluster, tmp_path: Path, collectors: list[Collector]
+) -> None:
+    """`/api/*` on a collector with --stream: it has no store (the API once answered 503 "no such
+    store"), so it reads the stream, mirrored from when the collector started: a cursor, then
+    a wait that answers as soon as the event is on the stream, whichever collector took it."""
+    stream = settings(node.url)
+    for i in range(2):
+        collectors.append(await stream_collector(tmp_path / f"{i}.db", stream))
+    first, second = collectors
+    status, cursor = await asyncio.to_thread(api_get, first, "/api/cursor")
+    assert status == 200, cursor
+    route = f"/api/wait?filter=name:checkout&after={cursor['last_id']}&count=2&timeout=10s"
+    waiting = asyncio.create_task(asyncio.to_thread(api_get, first, route))
+    await publish(first.ws_url, [{"event": "checkout", "messageId": "a"}, {"event": "page"}])
+    await publish(second.ws_url, [{"event": "checkout", "messageId": "b"}])
+    status, answer = await waiting
+    assert status == 200, answer
+    assert [e["messageId"] for e in answer["events"]] == ["a", "b"]
+    status, summary = await asyncio.to_thread(api_get, first, "/api/summary")
+    assert status == 200, summary
+    assert not (tmp_path / "0.db").exists()  # nothing written where a store would be
