@@ -802,3 +802,32 @@ async def test_the_test_api_on_a_stream_collector_reads_the_stream(
     status, summary = await asyncio.to_thread(api_get, first, "/api/summary")
     assert status == 200, summary
     assert not (tmp_path / "0.db").exists()  # nothing written where a store would be
+
+
+def test_on_a_sampled_stream_rates_and_deadlines_are_judged_from_the_rollups() -> None:
+    """The TUI's rows of a busy stream are a sample (1 a second here, of 50): judged on them, an
+    expectation of 100 a minute would fire "low rate"; the rollups count all 50."""
+    from collections import namedtuple
+
+    from eventtui.config import Expectation
+    from eventtui.monitor import LOW_RATE, OK, Monitor
+
+    Row = namedtuple("Row", "name received_at valid")
+    sample = [Row("page", 60.0 + s, True) for s in range(180)]
+    rollups = [(60 + s, 50) for s in range(180)]
+
+    def monitor() -> Monitor:
+        return Monitor([Expectation(event="page", min_rate=100.0)], started_at=60.0)
+
+    on_rows = monitor()
+    on_rows.observe_many(sample)
+    assert on_rows.state_of("page", 240.0) == LOW_RATE
+    on_stream = monitor()
+    on_stream.observe_many(sample, count=False, rates=False)
+    on_stream.observe_counts("page", rollups, last_seen=239.5)
+    assert on_stream.state_of("page", 240.0) == OK
+    (tracker,) = on_stream.trackers
+    assert tracker.last_seen == 239.5
+    # Learned cadence counts every event too: 50 a second, 3,000 in each whole minute.
+    on_stream.observe_counts("click", rollups, last_seen=239.5)
+    assert on_stream.learned._by_name["click"].count == 50 * 180

@@ -320,8 +320,16 @@ class EventApp(App[None]):
         seed_history = getattr(self.states, "seed_history", None)
         if seed_history is not None and message.recent_from is not None:
             # Deadlines, learned cadence and plan results continue from the store's history.
-            seed_history(message.recent, last_seen, message.recent_from)
+            if message.rollups:  # a stream's: its rollups teach rates and deadlines
+                seed_history(message.recent, last_seen, message.recent_from, rates=False)
+            else:
+                seed_history(message.recent, last_seen, message.recent_from)
             self._counters_version = -1
+            return
+        observe_counts = getattr(self.states, "observe_counts", None)
+        if message.rollups and observe_counts is not None:
+            # Every event on the stream, counted: rates and deadlines judge these.
+            observe_counts(message.seeds)
             return
         seed_last_seen = getattr(self.states, "seed_last_seen", None)
         if seed_last_seen is not None:

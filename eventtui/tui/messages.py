@@ -84,11 +84,13 @@ class CountsSeeded(Message):
     """Per-name counts read from the store when the feed attached, and (live) the recent events
     the monitor judges to continue from the store's history (`recent_from`: all since then).
 
-    On a stream, also each second's rollups: counts to add, and the names' last seen."""
+    On a stream (`rollups`), also each second's rollups: counts of every event to add, which
+    the monitor's rates and deadlines learn from too, the rows being maybe a sample."""
 
     seeds: Sequence[NameCounts]
     recent: Sequence[EventRow] = ()
     recent_from: float | None = None
+    rollups: bool = False
 
 
 @dataclass(eq=False)

@@ -123,14 +123,18 @@ class StoreFeed(ReadingFeed):
             # On a stream the mirror's counts are of its copies (maybe a sample): the rollups
             # count instead, from the loop below; the recent rows are judged all the same.
             counts = history.counts if self.stream is None else ()
-            post(CountsSeeded(counts, history.recent, history.recent_from))
+            post(
+                CountsSeeded(
+                    counts, history.recent, history.recent_from, rollups=self.stream is not None
+                )
+            )
         status_at = 0.0
         while not self._stopped.is_set():
             self._serve_requests(reader, post)
             if self.stream is not None:
                 rolled = self.stream.take_counts()
                 if rolled:
-                    post(CountsSeeded(rolled))
+                    post(CountsSeeded(rolled, rollups=True))
             rows = reader.events_after(self.cursor, self.batch_limit)
             if rows:
                 stored += len(rows)
