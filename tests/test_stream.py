@@ -542,6 +542,8 @@ def test_watch_on_a_stream_counts_every_collectors_rollups_and_samples_the_list(
             seen["tracker_seen"] = tracker.last_seen
             # The signup, if it came in the same second, is one more seen and not kept.
             await until(lambda: "sampled: 5 of 6" in status_line(app), what="sampled")
+            await until(lambda: "#" in app.payload.rendered_text, what="the newest event shown")
+            seen["payload"] = app.payload.rendered_text
             await until(lambda: f"stream {stream.name}" in status_line(app))
             seen["status"] = status_line(app)
         finally:
@@ -563,6 +565,7 @@ def test_watch_on_a_stream_counts_every_collectors_rollups_and_samples_the_list(
     assert seen["everything"] == 66
     assert seen["checkout_seen"] > 0 and seen["tracker_seen"] == seen["checkout_seen"]
     assert "session" not in seen["status"], seen["status"]
+    assert "session" not in seen["payload"], seen["payload"]  # the mirror's, nobody's
 
 
 def test_the_sampler_keeps_one_in_n_under_its_cap_and_says_so() -> None:

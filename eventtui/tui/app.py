@@ -250,6 +250,8 @@ class EventApp(App[None]):
         self._counters_panel.border_title = self._counters_panel.title_for(self.sort_key)
         self._payload.border_title = "Payload"
         self._payload.notes_for = self._type_changes
+        # On a stream the rows come from a temporary mirror: its session is nobody's.
+        self._payload.show_session = getattr(self.feed, "stream", None) is None
         self._apply_theme()
         self._stream.focus()
         self._show_counters(self.clock())
