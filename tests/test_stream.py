@@ -834,3 +834,47 @@ def test_on_a_sampled_stream_rates_and_deadlines_are_judged_from_the_rollups() -
     # Learned cadence counts every event too: 50 a second, 3,000 in each whole minute.
     on_stream.observe_counts("click", rollups, last_seen=239.5)
     assert on_stream.learned._by_name["click"].count == 50 * 180
+
+
+def test_sessions_past_their_writer_bound_close_the_idlest_and_reopen_it(tmp_path: Path) -> None:
+    """The sink's sessions: at most `max_writers` writer processes; a collector whose writer was
+    closed gets the same session back when it comes again."""
+    from eventtui.model import StoredEvent
+    from eventtui.store import Submission
+    from eventtui.stream.sink import Sessions
+
+    def event(name: str, message_id: str) -> StoredEvent:
+        return StoredEvent(
+            time.time(),
+            None,
+            name,
+            "track",
+            None,
+            None,
+            message_id,
+            "t",
+            "{}",
+            "{}",
+            True,
+            None,
+            None,
+        )
+
+    sessions = Sessions(tmp_path / "s.db", "S", "d", max_writers=1)
+    try:
+        first = sessions.writer_for("one")
+        first.submit(Submission([event("a", "1")]))
+        second = sessions.writer_for("two")  # closes "one"'s writer: one process at a time
+        assert list(sessions.writers) == ["two"]
+        second.submit(Submission([event("b", "2")]))
+        again = sessions.writer_for("one")
+        again.submit(Submission([event("a", "3")]))
+        assert again.session_id == first.session_id != second.session_id
+    finally:
+        sessions.close()
+    assert sessions.stats.events == 3
+    with Reader(tmp_path / "s.db") as reader:
+        assert sorted((s.label, s.events) for s in reader.sessions()) == [
+            ("collector one", 2),
+            ("collector two", 1),
+        ]
