@@ -878,3 +878,22 @@ def test_sessions_past_their_writer_bound_close_the_idlest_and_reopen_it(tmp_pat
             ("collector one", 2),
             ("collector two", 1),
         ]
+
+
+async def test_one_shot_commands_read_every_event_of_a_busy_second(
+    node: Cluster, tmp_path: Path, collectors: list[Collector]
+) -> None:
+    """More events in one second than the TUI's sample keeps (SAMPLE_CAP): `query` reads them all
+    (one-shot commands mirror without a sample: `on_stream` samples only for `open`)."""
+    from eventtui.stream.sampling import SAMPLE_CAP
+
+    stream = settings(node.url)
+    collectors.append(await stream_collector(tmp_path / "c.db", stream))
+    busy = SAMPLE_CAP + 500
+    await publish(collectors[0].ws_url, [{"event": "e", "messageId": f"m{i}"} for i in range(busy)])
+    config = tmp_path / "eventtui.toml"
+    config.write_text(f'[stream]\nname = "{stream.name}"\n')
+    common = ["--config", str(config), "--stream", node.url]
+    result = await asyncio.to_thread(eventtui, "query", "--json", "--limit", "0", *common)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == busy
