@@ -31,7 +31,7 @@ from eventtui.config import (
     StreamConfig,
     load_config,
 )
-from eventtui.store import Writer
+from eventtui.store import Reader, Writer
 from eventtui.stream import Sink
 from eventtui.stream.mirror import Mirror, pinned_names
 from eventtui.stream.rollups import RollupSum
@@ -479,3 +479,421 @@ async def test_a_viewer_whose_stream_died_waits_between_retries(
     finally:
         await asyncio.to_thread(mirror.close)
     assert sorted(row.message_id for row in stored(tmp_path / "mirror.db")) == ["a", "b"]
+
+
+def status_line(app: Any) -> str:
+    return str(app.status_bar.render())
+
+
+def test_watch_on_a_stream_counts_every_collectors_rollups_and_samples_the_list(
+    node: Cluster, tmp_path: Path
+) -> None:
+    """`watch --stream`: counters and the monitor's last seen come from the rollups of every
+    collector on the stream (exact), the event list from a sample of it (said on the status
+    line), and the status line names the stream instead of "session 0"."""
+    from eventtui.config import Expectation
+    from eventtui.tui.launch import run_watch
+
+    stream = settings(node.url)
+    config = Config(
+        collector=CollectorConfig(port=0),
+        stream=stream,
+        expect=[Expectation(event="checkout", every=Duration(3600.0))],
+    )
+    # A sample of 5 events a second: the frame of 65 below is thinned to its first 5.
+    mirror = Mirror(
+        stream, tmp_path / "mirror.db", since=time.time() - 60, follow=True, create=True, sample=5
+    )
+    mirror.start()
+    mirror.wait()
+    seen: dict[str, Any] = {}
+
+    async def drive(pilot: Any) -> None:
+        app = pilot.app
+        await until(lambda: app.feed_status is not None and app.feed_status.addresses)
+        other = await stream_collector(tmp_path / "other.db", stream)
+        try:
+            # One frame (one receive time): the copy keeps 5 `page`s, the `checkout`s not at all.
+            await publish(
+                other.ws_url,
+                [{"event": "page", "messageId": f"p{i}"} for i in range(60)]
+                + [{"event": "checkout", "messageId": f"c{i}"} for i in range(5)],
+            )
+            await publish(app.feed_status.addresses[0], [{"event": "signup", "messageId": "s"}])
+
+            def total(name: str) -> int:
+                stats = app.counters.get(name)
+                return stats.total if stats is not None else 0
+
+            await until(
+                lambda: (total("page"), total("checkout"), total("signup")) == (60, 5, 1),
+                timeout=15,
+                what="the rollups' counts",
+            )
+            await until(
+                lambda: [r.name for r in app.stream.rows].count("page") == 5,
+                what="the sampled rows",
+            )
+            await asyncio.sleep(0.3)  # nothing more comes (the signup is a sample of its second)
+            seen["rows"] = sorted(r.name for r in app.stream.rows)
+            seen["everything"] = app.counters.everything.total
+            seen["checkout_seen"] = app.counters.get("checkout").last_seen
+            (tracker,) = app.states.monitor.trackers
+            seen["tracker_seen"] = tracker.last_seen
+            # The signup, if it came in the same second, is one more seen and not kept.
+            await until(lambda: "sampled: 5 of 6" in status_line(app), what="sampled")
+            await until(lambda: "#" in app.payload.rendered_text, what="the newest event shown")
+            seen["payload"] = app.payload.rendered_text
+            await until(lambda: f"stream {stream.name}" in status_line(app))
+            seen["status"] = status_line(app)
+        finally:
+            await other.stop()
+        await pilot.press("q")
+
+    try:
+        ran = run_watch(
+            config,
+            mirror.path,
+            stream=mirror,
+            run_app=lambda app: app.run(headless=True, auto_pilot=drive, size=(160, 45)),
+            tune_gc=False,
+        )
+    finally:
+        mirror.close()
+    assert ran.return_code == 0
+    assert seen["rows"] in (["page"] * 5, ["page"] * 5 + ["signup"])
+    assert seen["everything"] == 66
+    assert seen["checkout_seen"] > 0 and seen["tracker_seen"] == seen["checkout_seen"]
+    assert "session" not in seen["status"], seen["status"]
+    assert "session" not in seen["payload"], seen["payload"]  # the mirror's, nobody's
+
+
+def test_the_sampler_keeps_one_in_n_under_its_cap_and_says_so() -> None:
+    import random
+
+    from eventtui.stream.sampling import Sampler
+
+    sampler = Sampler(cap=100, rng=random.Random(7))
+    # A first busy second: the first 100 kept, the rest counted.
+    assert sum(sampler.keep(100.5, now=100.5) for _ in range(300)) == 100
+    assert sampler.state(now=100.9) == (100, 300)
+    # The next second keeps about one in 3 (what the last one needed), spread over it: names
+    # sent in a cycle of 3 are all in the sample (one in every 3rd would keep one name only).
+    names = ["page", "click", "signup"] * 100
+    kept = [name for name in names if sampler.keep(101.5, now=101.5)]
+    assert 70 <= len(kept) <= 100 and set(kept) == set(names)
+    assert sampler.state(now=101.6) == (100, 300)  # the last whole second: this one is in bounds
+    # A quiet stream is copied whole, and the status says nothing once the burst is past.
+    assert all(sampler.keep(103.0 + i, now=103.0 + i) for i in range(5))
+    assert sampler.state(now=108.0) is None
+    idle = Sampler(cap=10, rng=random.Random(7))
+    assert sum(idle.keep(200.0, now=200.0) for _ in range(20)) == 10
+    assert idle.state(now=200.5) == (10, 20)
+    assert idle.state(now=260.0) is None  # an old burst with nothing after it is not "now"
+
+
+async def test_open_on_a_stream_counts_the_rollups_and_names_the_stream(
+    node: Cluster, tmp_path: Path, collectors: list[Collector]
+) -> None:
+    """`open --stream`: counters from the collectors' rollups (2 collectors, summed), status line
+    naming the stream; nothing is sampled at this volume."""
+    from eventtui.tui.launch import run_open
+
+    stream = settings(node.url)
+    for i in range(2):
+        collectors.append(await stream_collector(tmp_path / f"{i}.db", stream))
+    await publish(collectors[0].ws_url, [{"event": "page", "messageId": "a"}])
+    await publish(collectors[1].ws_url, [{"event": "page", "messageId": "b"}])
+    mirror = Mirror(stream, tmp_path / "mirror.db", since=time.time() - 60, follow=True, sample=5)
+    seen: dict[str, Any] = {}
+
+    async def drive(pilot: Any) -> None:
+        app = pilot.app
+        await until(lambda: app.counters.get("page") and app.counters.get("page").total == 2)
+        await until(lambda: len(app.stream.rows) == 2)
+        await until(lambda: f"stream {stream.name}" in status_line(app))
+        seen["status"] = status_line(app)
+        await pilot.press("q")
+
+    def run() -> int:
+        mirror.start()
+        try:
+            mirror.wait()
+            return run_open(
+                Config(),
+                mirror.path,
+                stream=mirror,
+                run_app=lambda app: app.run(headless=True, auto_pilot=drive, size=(80, 24)),
+                tune_gc=False,  # process-wide: not for a test process
+            )
+        finally:
+            mirror.close()
+
+    assert await asyncio.to_thread(run) == 0
+    assert "session" not in seen["status"] and "sampled" not in seen["status"], seen["status"]
+
+
+def sink_command(url: str, config: Path, db: Path) -> subprocess.Popen[str]:
+    """`eventtui sink` in a process of its own, once it has said where it writes."""
+    command = ["sink", "--stream", url, "--config", str(config), "--db", str(db)]
+    sink = subprocess.Popen(
+        [sys.executable, "-m", "eventtui", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    assert sink.stdout is not None
+    first = sink.stdout.readline()
+    assert first.startswith("sinking stream"), first + sink.communicate()[1]
+    return sink
+
+
+async def test_the_sink_writes_a_session_per_collector_and_a_restart_continues_them(
+    node: Cluster, tmp_path: Path, collectors: list[Collector]
+) -> None:
+    stream = settings(node.url)
+    for i in range(2):
+        collectors.append(await stream_collector(tmp_path / f"{i}.db", stream))
+    first, second = collectors
+    await publish(first.ws_url, [{"event": "a", "messageId": f"a{i}"} for i in range(3)])
+    await publish(second.ws_url, [{"event": "b", "messageId": f"b{i}"} for i in range(2)])
+    async with connect(second.ws_url) as ws:  # refused input goes with its collector too
+        await ws.send(json.dumps(["not an event"]))
+        await recv_until_ack(ws, 1)
+    config = tmp_path / "eventtui.toml"
+    config.write_text(f'[stream]\nname = "{stream.name}"\n')
+    db = tmp_path / "sink.db"
+
+    async def sink_until(count: int) -> str:
+        sink = await asyncio.to_thread(sink_command, node.url, config, db)
+        try:
+            await until(lambda: db.exists() and len(stored(db)) >= count, timeout=20)
+        finally:
+            sink.send_signal(signal.SIGINT)
+            _, err = await asyncio.to_thread(sink.communicate, timeout=30)
+        assert sink.returncode == 0, err
+        return err
+
+    said = await sink_until(5)
+    assert said.startswith("stopped: stored 5 events (0 duplicates, 1 refused) in sessions"), said
+
+    def sessions() -> dict[str, tuple[int, int, int]]:
+        result = eventtui("sessions", "--json", "--db", str(db))
+        assert result.returncode == 0, result.stderr
+        rows = [json.loads(line) for line in result.stdout.splitlines()]
+        return {r["label"]: (r["id"], r["events"], r["rejects"]) for r in rows}
+
+    labels = {f"collector {c.writer.collector}": c for c in collectors}
+    found = await asyncio.to_thread(sessions)
+    assert set(found) == set(labels)
+    assert found[f"collector {first.writer.collector}"][1:] == (3, 0)
+    assert found[f"collector {second.writer.collector}"][1:] == (2, 1)
+    by_session = {row.session_id: row.name for row in stored(db)}
+    assert by_session[found[f"collector {first.writer.collector}"][0]] == "a"
+    # The sink again, with more from the first collector: its session goes on.
+    await publish(first.ws_url, [{"event": "a", "messageId": "a-later"}])
+    said = await sink_until(6)
+    assert said.startswith("stopped: stored 1 event (0 duplicates, 0 refused)"), said
+    again = await asyncio.to_thread(sessions)
+    assert again[f"collector {first.writer.collector}"] == (
+        found[f"collector {first.writer.collector}"][0],
+        4,
+        0,
+    )
+    assert (
+        again[f"collector {second.writer.collector}"]
+        == found[f"collector {second.writer.collector}"]
+    )
+    assert len(again) == 2
+
+
+async def test_a_sink_killed_mid_batch_stores_each_event_once_in_its_collectors_session(
+    node: Cluster, tmp_path: Path, collectors: list[Collector]
+) -> None:
+    """kill -9 of the sink while it writes two collectors' sessions: the next run continues
+    both, and the redelivered batch is stored once."""
+    stream = settings(node.url)
+    for i in range(2):
+        collectors.append(await stream_collector(tmp_path / f"{i}.db", stream))
+    for n, collector in enumerate(collectors):
+        async with connect(collector.ws_url) as ws:
+            for frame in range(20):
+                events = [{"event": f"c{n}", "messageId": f"{n}-{frame}-{i}"} for i in range(500)]
+                await ws.send(json.dumps(events))
+            await recv_until_ack(ws, 20, timeout=30)
+    config = tmp_path / "eventtui.toml"
+    config.write_text(f'[stream]\nname = "{stream.name}"\n')
+    db = tmp_path / "sink.db"
+
+    def count() -> int:
+        try:
+            with Reader(db) as reader:
+                return reader.count_events()
+        except Exception:  # not created yet
+            return 0
+
+    sink = await asyncio.to_thread(sink_command, node.url, config, db)
+    await until(lambda: count() > 0, timeout=20)
+    sink.kill()
+    await asyncio.to_thread(sink.communicate)
+    killed_at = count()
+    sink = await asyncio.to_thread(sink_command, node.url, config, db)
+    try:
+        await until(lambda: count() >= 20_000, timeout=60)
+    finally:
+        sink.send_signal(signal.SIGINT)
+        _, err = await asyncio.to_thread(sink.communicate, timeout=30)
+    assert sink.returncode == 0, err
+    assert killed_at < 20_000
+    with Reader(db) as reader:
+        sessions = reader.sessions()
+        assert sorted(s.events for s in sessions) == [10_000, 10_000]
+        assert {s.label for s in sessions} == {
+            f"collector {c.writer.collector}" for c in collectors
+        }
+    assert len({row.message_id for row in stored(db)}) == 20_000
+
+
+async def test_a_batch_a_dead_sink_held_is_stored_after_the_next_one(
+    node: Cluster, tmp_path: Path, collectors: list[Collector]
+) -> None:
+    """A sink killed between fetch and ack leaves its batch delivered and unacknowledged. The
+    next run stores the messages after it first; its ack must not cover the stranded batch (an
+    "ack all" did, and those events were never stored): it is delivered again after ack_wait."""
+    stream = settings(node.url)
+    collectors.append(await stream_collector(tmp_path / "c.db", stream))
+    await publish(collectors[0].ws_url, [{"event": "e", "messageId": f"m{i}"} for i in range(50)])
+    db = tmp_path / "sink.db"
+    # The first run: its consumer fetches 20 messages, then the process "dies" (no ack).
+    first = Sink(stream, Writer(db, source="sink"), durable="s", ack_wait=2, batch=20)
+    await first.connect()
+    subscription = await first._bind(asyncio.Event())
+    assert len(await subscription.fetch(20, timeout=5)) == 20
+    await first.link.nc.close()  # gone without a word, as after kill -9
+    await sink_until(db, stream, 50)  # the next run (same durable), ack_wait 2 s
+    assert sorted(row.message_id for row in stored(db)) == sorted(f"m{i}" for i in range(50))
+
+
+def api_get(collector: Collector, route: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"{collector.http_url}{route}", timeout=10) as response:
+            return response.status, dict(json.load(response))
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(json.load(exc))
+
+
+async def test_the_test_api_on_a_stream_collector_reads_the_stream(
+    node: Cluster, tmp_path: Path, collectors: list[Collector]
+) -> None:
+    """`/api/*` on a collector with --stream: it has no store (the API once answered 503 "no such
+    store"), so it reads the stream, mirrored from when the collector started: a cursor, then
+    a wait that answers as soon as the event is on the stream, whichever collector took it."""
+    stream = settings(node.url)
+    for i in range(2):
+        collectors.append(await stream_collector(tmp_path / f"{i}.db", stream))
+    first, second = collectors
+    status, cursor = await asyncio.to_thread(api_get, first, "/api/cursor")
+    assert status == 200, cursor
+    route = f"/api/wait?filter=name:checkout&after={cursor['last_id']}&count=2&timeout=10s"
+    waiting = asyncio.create_task(asyncio.to_thread(api_get, first, route))
+    await publish(first.ws_url, [{"event": "checkout", "messageId": "a"}, {"event": "page"}])
+    await publish(second.ws_url, [{"event": "checkout", "messageId": "b"}])
+    status, answer = await waiting
+    assert status == 200, answer
+    assert [e["messageId"] for e in answer["events"]] == ["a", "b"]
+    status, summary = await asyncio.to_thread(api_get, first, "/api/summary")
+    assert status == 200, summary
+    assert not (tmp_path / "0.db").exists()  # nothing written where a store would be
+
+
+def test_on_a_sampled_stream_rates_and_deadlines_are_judged_from_the_rollups() -> None:
+    """The TUI's rows of a busy stream are a sample (1 a second here, of 50): judged on them, an
+    expectation of 100 a minute would fire "low rate"; the rollups count all 50."""
+    from collections import namedtuple
+
+    from eventtui.config import Expectation
+    from eventtui.monitor import LOW_RATE, OK, Monitor
+
+    Row = namedtuple("Row", "name received_at valid")
+    sample = [Row("page", 60.0 + s, True) for s in range(180)]
+    rollups = [(60 + s, 50) for s in range(180)]
+
+    def monitor() -> Monitor:
+        return Monitor([Expectation(event="page", min_rate=100.0)], started_at=60.0)
+
+    on_rows = monitor()
+    on_rows.observe_many(sample)
+    assert on_rows.state_of("page", 240.0) == LOW_RATE
+    on_stream = monitor()
+    on_stream.observe_many(sample, count=False, rates=False)
+    on_stream.observe_counts("page", rollups, last_seen=239.5)
+    assert on_stream.state_of("page", 240.0) == OK
+    (tracker,) = on_stream.trackers
+    assert tracker.last_seen == 239.5
+    # Learned cadence counts every event too: 50 a second, 3,000 in each whole minute.
+    on_stream.observe_counts("click", rollups, last_seen=239.5)
+    assert on_stream.learned._by_name["click"].count == 50 * 180
+
+
+def test_sessions_past_their_writer_bound_close_the_idlest_and_reopen_it(tmp_path: Path) -> None:
+    """The sink's sessions: at most `max_writers` writer processes; a collector whose writer was
+    closed gets the same session back when it comes again."""
+    from eventtui.model import StoredEvent
+    from eventtui.store import Submission
+    from eventtui.stream.sink import Sessions
+
+    def event(name: str, message_id: str) -> StoredEvent:
+        return StoredEvent(
+            time.time(),
+            None,
+            name,
+            "track",
+            None,
+            None,
+            message_id,
+            "t",
+            "{}",
+            "{}",
+            True,
+            None,
+            None,
+        )
+
+    sessions = Sessions(tmp_path / "s.db", "S", "d", max_writers=1)
+    try:
+        first = sessions.writer_for("one")
+        first.submit(Submission([event("a", "1")]))
+        second = sessions.writer_for("two")  # closes "one"'s writer: one process at a time
+        assert list(sessions.writers) == ["two"]
+        second.submit(Submission([event("b", "2")]))
+        again = sessions.writer_for("one")
+        again.submit(Submission([event("a", "3")]))
+        assert again.session_id == first.session_id != second.session_id
+    finally:
+        sessions.close()
+    assert sessions.stats.events == 3
+    with Reader(tmp_path / "s.db") as reader:
+        assert sorted((s.label, s.events) for s in reader.sessions()) == [
+            ("collector one", 2),
+            ("collector two", 1),
+        ]
+
+
+async def test_one_shot_commands_read_every_event_of_a_busy_second(
+    node: Cluster, tmp_path: Path, collectors: list[Collector]
+) -> None:
+    """More events in one second than the TUI's sample keeps (SAMPLE_CAP): `query` reads them all
+    (one-shot commands mirror without a sample: `on_stream` samples only for `open`)."""
+    from eventtui.stream.sampling import SAMPLE_CAP
+
+    stream = settings(node.url)
+    collectors.append(await stream_collector(tmp_path / "c.db", stream))
+    busy = SAMPLE_CAP + 500
+    await publish(collectors[0].ws_url, [{"event": "e", "messageId": f"m{i}"} for i in range(busy)])
+    config = tmp_path / "eventtui.toml"
+    config.write_text(f'[stream]\nname = "{stream.name}"\n')
+    common = ["--config", str(config), "--stream", node.url]
+    result = await asyncio.to_thread(eventtui, "query", "--json", "--limit", "0", *common)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == busy

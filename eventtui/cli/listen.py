@@ -115,8 +115,8 @@ def _watch(args: argparse.Namespace, config: Config, *, demo: bool) -> int:
         # The collector publishes to the stream; the TUI follows it (cli/stream.py, "viewers").
         from eventtui.cli.stream import mirrored
 
-        with mirrored(args, config, follow=True, create=True) as mirror:
-            ran = run_watch(config, mirror.path, label=args.label, demo=demo)
+        with mirrored(args, config, follow=True, create=True, sample=True) as mirror:
+            ran = run_watch(config, mirror.path, label=args.label, demo=demo, stream=mirror)
         where = f"to stream {config.stream.name}"
         code = stopped(ran.writer, 0, "published", where)
         return ran.return_code or code
@@ -134,7 +134,9 @@ def _watch(args: argparse.Namespace, config: Config, *, demo: bool) -> int:
 def cmd_open(args: argparse.Namespace, config: Config) -> int:
     from eventtui.tui.launch import run_open
 
-    return run_open(config, db_path(args, config), baseline=_baseline(args.baseline))
+    # With --stream, `--db` is a mirror of the stream (cli/stream.py `on_stream`).
+    stream = getattr(args, "stream_mirror", None)
+    return run_open(config, db_path(args, config), baseline=_baseline(args.baseline), stream=stream)
 
 
 def _baseline(path: str | None) -> BaselineWatch | None:

@@ -316,7 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="eventtui-sink",
         help="the consumer's name on the stream: one per store (default eventtui-sink)",
     )
-    p.add_argument("--label", help="label for the session it writes")
+    p.add_argument(
+        "--label",
+        help="write every collector's events into one session with this label (default: a"
+        " session per collector, labelled after it, continued by the next run)",
+    )
 
     _tracking(sub)
     return parser

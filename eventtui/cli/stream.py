@@ -11,11 +11,12 @@ import asyncio
 import contextlib
 import datetime
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from eventtui.cli.common import UsageError, db_path, stream_config
 from eventtui.cli.listen import stopped
@@ -35,14 +36,26 @@ def cmd_sink(args: argparse.Namespace, config: Config) -> int:
 async def _sink(args: argparse.Namespace, config: Config) -> int:
     from eventtui.store import Writer
     from eventtui.stream import Sink
+    from eventtui.stream.sink import Sessions
 
     path = db_path(args, config)
-    label = args.label or f"stream {config.stream.name}"
-    writer = Writer(path, source="sink", label=label, meta={"stream": config.stream.name})
-    sink = Sink(config.stream, writer, durable=args.durable)
+    name = config.stream.name
+    if args.label:  # one session, so labelled, for every collector's events
+        store: Writer | Sessions = Writer(
+            path, source="sink", label=args.label, meta={"stream": name}
+        )
+    else:  # a session per collector, labelled after it, continued by the next run
+        store = Sessions(path, name, args.durable)
+    sink = Sink(config.stream, store, durable=args.durable)
     await sink.connect()  # StreamError: one line, exit 2 (before the store is touched)
     try:
-        session = await asyncio.to_thread(writer.start)
+        if isinstance(store, Writer):
+            where = f"session {await asyncio.to_thread(store.start)} of {path}"
+        else:
+            # The store set up (or refused, one line) before a message comes: a new store is
+            # created here, and a bad path fails now rather than at the first event.
+            await asyncio.to_thread(_check_store, path)
+            where = f"{path}, a session per collector"
     except BaseException:
         await sink.close()
         raise
@@ -51,16 +64,45 @@ async def _sink(args: argparse.Namespace, config: Config) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     print(
-        f"sinking stream {config.stream.name} at {config.stream.url} as {args.durable}"
-        f" into session {session} of {path}",
-        flush=True,
+        f"sinking stream {name} at {config.stream.url} as {args.durable} into {where}", flush=True
     )
     try:
         await sink.run(stop)
     finally:
         await sink.close()
-        await asyncio.to_thread(writer.close)
-    return stopped(writer, session, "stopped: stored", f" of {path}")
+        await asyncio.to_thread(store.close)
+    if isinstance(store, Writer):
+        return stopped(store, store.session_id, "stopped: stored", f" of {path}")
+    return _sessions_stopped(store, path)
+
+
+def _check_store(path: Path) -> None:
+    """Create the store if it is missing, or raise StoreError saying why it cannot be used."""
+    from eventtui.store import connect
+
+    connect(path, create=True).close()
+
+
+def _sessions_stopped(store: Any, path: Path) -> int:
+    """The sink's last line with a session per collector: what it stored, in which sessions."""
+    from eventtui.cli.common import EXIT_OK, EXIT_STORE_LOST
+    from eventtui.cli.output import count
+
+    stats = store.stats
+    sessions = ", ".join(str(s) for s in sorted(store.sessions.values())) or "none"
+    if store.failure is not None:
+        print(
+            f"eventtui: error: {store.failure}: {count(stats.refused_events, 'event')} were"
+            f" refused, never stored or acknowledged to the stream",
+            file=sys.stderr,
+        )
+        return EXIT_STORE_LOST
+    print(
+        f"stopped: stored {count(stats.events, 'event')} ({count(stats.duplicates, 'duplicate')},"
+        f" {stats.rejects:,} refused) in sessions {sessions} of {path}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
 
 
 # --- viewers on a stream ---------------------------------------------------------------------------
@@ -86,9 +128,11 @@ def on_stream(handler: Handler, *, follow: bool = False) -> Handler:
                 if getattr(args, flag, None) is not None:
                     raise UsageError(f"--{flag} goes with --stream (a stream, not a store file)")
             return handler(args, config)
-        with mirrored(args, config, follow=follow) as mirror:
+        # A viewer that follows (`open`) shows the events in a screen: a sample of a busy stream.
+        with mirrored(args, config, follow=follow, sample=follow) as mirror:
             args.db = str(mirror.path)
             args.stream_rollups = mirror.rollups  # `check` sums them across collectors
+            args.stream_mirror = mirror  # `open`: counters from the rollups, the stream named
             return handler(args, config)
 
     return run
@@ -113,9 +157,17 @@ def _moment(text: str, flag: str, now: float) -> float:
 
 @contextlib.contextmanager
 def mirrored(
-    args: argparse.Namespace, config: Config, *, follow: bool, create: bool = False
+    args: argparse.Namespace,
+    config: Config,
+    *,
+    follow: bool,
+    create: bool = False,
+    sample: bool = False,
 ) -> Iterator[Mirror]:
+    """The stream from --since mirrored into a temporary store; `sample`: a sample of the events
+    when there are more than a screen shows (the TUI's), never for one-shot commands."""
     from eventtui.stream.mirror import Mirror, pinned_names
+    from eventtui.stream.sampling import SAMPLE_CAP
 
     now = time.time()
     since = _moment(getattr(args, "since", None) or DEFAULT_SINCE, "since", now)
@@ -143,6 +195,7 @@ def mirrored(
             names=names,
             follow=follow,
             create=create,
+            sample=SAMPLE_CAP if sample else None,
         )
         mirror.start()  # StreamError: one line, exit 2
         try:

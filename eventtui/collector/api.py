@@ -30,7 +30,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from pathlib import Path
+from typing import Any, Final, Protocol, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -38,7 +39,7 @@ from aiohttp import web
 from eventtui.config import parse_duration
 from eventtui.explain import SIMILAR_RATIO, Explainer, name_likeness
 from eventtui.filters import Compiled, FilterError, compile_filter
-from eventtui.store import MAX_INT64, Commit, EventRow, EventWriter, Reader, StoreError
+from eventtui.store import MAX_INT64, Commit, EventRow, Reader, StoreError
 from eventtui.store.rows import export_line
 
 log = logging.getLogger(__name__)
@@ -94,14 +95,22 @@ class _Wait:
     found: list[EventRow] = field(default_factory=list)
 
 
+class ApiStore(Protocol):
+    """The store the API reads: a collector's writer, or a stream mirrored (`api_stream.py`).
+    `path` may block (a mirror starts on first use): it is read in the reader thread."""
+
+    @property
+    def path(self) -> Path: ...
+
+    def add_listener(self, listener: Callable[[Commit], None]) -> None: ...
+
+
 class TestApi:
     """The routes above, for one collector's store (see the module docstring)."""
 
     __test__ = False  # not a pytest test class, whatever its name says
 
-    def __init__(
-        self, writer: EventWriter, loop: asyncio.AbstractEventLoop, max_waits: int
-    ) -> None:
+    def __init__(self, writer: ApiStore, loop: asyncio.AbstractEventLoop, max_waits: int) -> None:
         self.writer = writer
         self.loop = loop
         self.max_waits = max_waits

@@ -58,7 +58,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
 
-from eventtui.collector.api import TestApi
+from eventtui.collector.api import ApiStore, TestApi
 from eventtui.collector.ingest import MAX_WRITER_BACKLOG, Ingest
 from eventtui.collector.security import check_host, check_origin, check_single, check_token
 from eventtui.config import CollectorConfig
@@ -188,8 +188,12 @@ class HttpListener:
         config: CollectorConfig,
         collector: HealthSource,
         routes: Iterable[tuple[str, Handler]] = (),
+        api_store: ApiStore | None = None,
     ) -> None:
+        """`api_store`: what the test API reads (default: the collector's store; with
+        `--stream`, the stream mirrored, `api_stream.MirroredStore`)."""
         self.ingest = ingest
+        self.api_store = api_store
         # GET routes of the collector's extensions (`GET /metrics`, eventtui.oncall).
         self.extra_routes = list(routes)
         self.config = config
@@ -208,7 +212,7 @@ class HttpListener:
             self._drained.set()
         ingest.congestion_listeners.append(self._on_congestion)
         self._problems: _ProblemLog | None = None
-        self.api = TestApi(ingest.writer, ingest.loop, config.max_connections)
+        self.api = TestApi(api_store or ingest.writer, ingest.loop, config.max_connections)
 
     async def start(self, host: str, port: int) -> int:
         """Bind and listen; returns the bound port. Raises OSError if the port is taken."""
@@ -256,6 +260,9 @@ class HttpListener:
     async def stop(self) -> None:
         """Stop accepting; requests already in flight get their commit and their answer."""
         await self.api.close()  # open waits are answered now, not at their timeout
+        close_store = getattr(self.api_store, "close", None)
+        if close_store is not None:
+            await asyncio.to_thread(close_store)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +104,7 @@ class Collector:
         """Open the store and listen. Raises StoreError, or PortInUse naming the port."""
         cfg = self.config.collector
         ws_port = cfg.port if port is None else port
+        started = time.time()  # with --stream, the test API shows the stream from here
         self.writer.meta.update(host=self.host)
         await asyncio.to_thread(self.writer.start)
         loop = asyncio.get_running_loop()
@@ -123,7 +125,13 @@ class Collector:
             if wanted is None:
                 wanted = self.port + 1 if ws_port != 0 else 0
             routes = [route for ext in self.extensions for route in ext.routes()]
-            self.http = HttpListener(self.ingest, cfg, self, routes)
+            api_store = None
+            if self.config.stream.url:
+                # No store here: the test API reads the stream, mirrored from now on.
+                from eventtui.collector.api_stream import MirroredStore
+
+                api_store = MirroredStore(self.config.stream, since=started)
+            self.http = HttpListener(self.ingest, cfg, self, routes, api_store)
             try:
                 self.http_port = await self.http.start(self.host, wanted)
             except OSError as exc:

@@ -204,13 +204,17 @@ class Monitor:
     def observe(self, event: ObservedEvent) -> None:
         self.observe_many((event,))
 
-    def observe_many(self, events: Iterable[ObservedEvent], *, count: bool = True) -> None:
+    def observe_many(
+        self, events: Iterable[ObservedEvent], *, count: bool = True, rates: bool = True
+    ) -> None:
         """Count and judge events, oldest first (store order). O(1) per event.
 
         `count=False`: judge only; the counters already hold them (seeded from the store's counts).
+        `rates=False`: these may be a sample (a busy stream's): learned cadence and expectations
+        without `where` learn from `observe_counts` instead, which counts every event.
         """
         counters = self.counters.observe if count else _no_count
-        learned = self.learned.observe
+        learned = self.learned.observe if rates else _no_learn
         watch = self.plan_watch
         strict = watch.strict
         declared = self._declared
@@ -242,9 +246,29 @@ class Monitor:
                 learned(name, at)
             else:
                 for tracker in trackers:
-                    tracker.offer(event)
+                    if rates or tracker.where is not None:
+                        tracker.offer(event)
             if strict or not valid:
                 watch.observe(name, at, valid)
+        self._stale = True
+
+    def observe_counts(
+        self, name: str, seconds: Iterable[tuple[int, int]], last_seen: float
+    ) -> None:
+        """Every event of `name`, as counts per second (a stream's rollups, oldest first), the
+        newest at `last_seen`: what learned cadence and expectations without `where` judge when
+        the events themselves are a sample (`observe_many(..., rates=False)`)."""
+        seconds = list(seconds)
+        trackers = self._declared.get(name)
+        for i, (second, n) in enumerate(seconds):
+            # Each second's events at its start; the newest second's at the newest event's time.
+            at = last_seen if i == len(seconds) - 1 else float(second)
+            if trackers is None:
+                self.learned.observe_count(name, at, n)
+            else:
+                for tracker in trackers:
+                    if tracker.where is None:
+                        tracker.observe_count(at, n)
         self._stale = True
 
     def seed(
@@ -255,6 +279,7 @@ class Monitor:
         expectation_last_seen: Mapping[Expectation, float] | None = None,
         history_from: float | None = None,
         counted: bool = False,
+        rates: bool = True,
     ) -> None:
         """Carry state over a restart from the store's history, before any live event.
 
@@ -268,11 +293,12 @@ class Monitor:
           It applies to expectations without `where`.
         - `expectation_last_seen`: per expectation with `where`, the latest matching event's time.
         - `counted`: the counters were already seeded with `events` (from the store's counts).
+        - `rates`: False when `events` are a sample (see `observe_many`).
         """
         if history_from is not None:
             for tracker in self.trackers:
                 tracker.note_history_from(history_from)
-        self.observe_many(events, count=not counted)
+        self.observe_many(events, count=not counted, rates=rates)
         for name, at in (last_seen or {}).items():
             self.counters.note_last_seen(name, at)
             for tracker in self._declared.get(name, ()):
@@ -343,6 +369,10 @@ class Monitor:
 
 def _no_count(name: str, at: float, valid: bool) -> None:
     """The counters' `observe` when the events are already counted."""
+
+
+def _no_learn(name: str, at: float) -> None:
+    """Learned cadence's `observe` when it learns from counts instead (`observe_counts`)."""
 
 
 def describe(anomaly: Anomaly, now: float) -> str:

@@ -128,6 +128,15 @@ class ExpectationTracker:
         if self.last_seen is None or at > self.last_seen:
             self.last_seen = at
 
+    def observe_count(self, at: float, count: int) -> None:
+        """`count` matching events, the last at `at` (a stream's per-second rollups, which count
+        every event): the rate floor counts them all, as if they came at `at`."""
+        if count <= 0:
+            return
+        self.observe(at)
+        for _ in range(min(count, self.need + 1) - 1):
+            self._count(at)
+
     def note_last_seen(self, at: float) -> None:
         """Seed from history: the last matching event was at `at` (nothing else is known)."""
         if self.last_seen is None or at > self.last_seen:

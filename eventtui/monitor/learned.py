@@ -207,6 +207,16 @@ class LearnedCadence:
             c.last_seen = at
         c.count += 1
 
+    def observe_count(self, name: str, at: float, count: int) -> None:
+        """`count` events of `name`, the last at `at` (a stream's per-second rollups): the minute
+        counts all of them; the gaps are the one before `at` (the rest are under a second)."""
+        if count <= 0:
+            return
+        self.observe(name, at)
+        c = self._by_name[name]
+        c.minute_count += count - 1
+        c.count += count - 1
+
     def _gap_ended(self, c: _Cadence, gap: float, at: float) -> float:
         """A long gap ended at `at`: record it if it was quiet; return the gap to learn."""
         if not self._warm(c):

@@ -184,6 +184,9 @@ class Writer:
     restart_window: float = RESTART_WINDOW
     restart_delays: tuple[float, ...] = RESTART_DELAYS
     lock_wait: float = LOCK_WAIT_SECONDS
+    # Continue this session, even if it has ended, instead of starting one (a sink's restart
+    # continues each collector's session); None: a new session.
+    reopen: int | None = None
 
     def __post_init__(self) -> None:
         self.session_id = 0
@@ -229,7 +232,9 @@ class Writer:
 
         Raises StoreError if the store cannot be used.
         """
-        child, self.session_id, self.stats.last_event_id = self._spawn(resume=None)
+        child, self.session_id, self.stats.last_event_id = self._spawn(
+            resume=self.reopen, reopen=self.reopen is not None
+        )
         self._install(child)
         self._supervisor = threading.Thread(
             target=self._supervise, name="eventtui-writer-receive", daemon=True
@@ -284,7 +289,7 @@ class Writer:
 
     # --- the writer process ----------------------------------------------------------------------
 
-    def _spawn(self, resume: int | None) -> tuple[_Child, int, int]:
+    def _spawn(self, resume: int | None, reopen: bool = False) -> tuple[_Child, int, int]:
         """A writer process with the store open and the session recorded (or, with `resume`,
         found again): (child, session id, last event id). Raises StoreError."""
         to_child_r, to_child_w = os.pipe()
@@ -293,7 +298,7 @@ class Writer:
             "path": str(self.path), "source": self.source, "label": self.label,
             "meta": json.dumps({**self.meta, **live_writer_mark()}), "max_rows": self.max_batch_rows,
             "lock_wait": self.lock_wait,
-            "inbox": to_child_r, "outbox": from_child_w, "resume": resume,
+            "inbox": to_child_r, "outbox": from_child_w, "resume": resume, "reopen": reopen,
         })  # fmt: skip
         process = subprocess.Popen(
             [sys.executable, "-m", "eventtui.store.writer_process", args],

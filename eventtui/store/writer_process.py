@@ -71,9 +71,11 @@ def main(
     inbox: Connection,
     outbox: Connection,
     resume: int | None = None,
+    reopen: bool = False,
 ) -> None:
     """`resume`: the id of a session to continue (the previous writer process died) instead of
-    starting a new one."""
+    starting a new one; `reopen`: it may have ended (a sink restarted: its collector's session
+    goes on), and is open again, written by this process."""
     duplicates_total = 0
     try:
         # A session continued is in a store already set up: if the file is gone, it stays gone.
@@ -87,6 +89,12 @@ def main(
             )
             session = int(cur.lastrowid or 0)
         else:
+            if reopen:
+                conn.execute(
+                    "UPDATE sessions SET ended_at = NULL,"
+                    " meta = json_patch(coalesce(meta, '{}'), ?) WHERE id = ?",
+                    (meta, resume),
+                )
             row = conn.execute(
                 "SELECT coalesce(json_extract(meta, '$.duplicates'), 0) FROM sessions"
                 " WHERE id = ? AND ended_at IS NULL",
@@ -255,4 +263,5 @@ if __name__ == "__main__":
         Connection(args["inbox"], writable=False),
         Connection(args["outbox"], readable=False),
         args.get("resume"),
+        bool(args.get("reopen")),
     )

@@ -8,6 +8,10 @@ and the viewer opens that file with the `Reader` it always uses: the same screen
 on any store. One-shot commands wait until it has caught up (`wait`); `open` and `watch` follow
 it while the mirror goes on copying, as they follow a store another process collects into.
 
+For the TUI (`sample`), the mirror copies a sample of the events when there are more than a screen
+can show (`stream/sampling.py`), and hands the collectors' rollups, as they arrive, to the feed
+that counts them (`take_counts`): the counters count every event on the stream, not the copies.
+
 The consumer is ephemeral and unacknowledged (nothing is consumed for anyone else); a fetch that
 fails is retried after `retry_wait` (no busy loop while the stream is away).
 
@@ -21,6 +25,7 @@ import contextlib
 import datetime
 import logging
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,10 +38,11 @@ from eventtui.config import StreamConfig
 from eventtui.filters import Group, Node, Not, Term, parse_filter
 from eventtui.loop_thread import LoopThread
 from eventtui.model import StoredEvent
-from eventtui.store import Reject, Submission, Writer
+from eventtui.store import NameCounts, Reject, Submission, Writer
 from eventtui.stream.connection import Link, reason
-from eventtui.stream.rollups import RollupSum
-from eventtui.stream.subjects import Subjects, decode_event, decode_reject, decode_rollup
+from eventtui.stream.rollups import RollupSum, as_counts
+from eventtui.stream.sampling import Sampler
+from eventtui.stream.subjects import Rollup, Subjects, decode_event, decode_reject, decode_rollup
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +85,9 @@ class Mirror:
     follow: bool = False
     # Create the stream if it is missing (`watch`, whose own collector is about to publish to it).
     create: bool = False
+    # The TUI's mirror: copy a sample of the events when the stream carries more than a screen
+    # shows (the count per second it copies at most; None: every event, as one-shot commands need).
+    sample: int | None = None
     retry_wait: float = RETRY_WAIT
     copied: int = 0
     problem: str | None = field(default=None, init=False)
@@ -92,6 +101,10 @@ class Mirror:
         # The collectors' per-name rollups in range, summed (read in the mirror's thread; a
         # one-shot command reads them after `wait`).
         self.rollups = RollupSum()
+        # With `follow`, the rollups not yet taken by the viewer's feed (`take_counts`).
+        self._fresh: list[Rollup] = []
+        self._lock = threading.Lock()
+        self.sampler = Sampler(self.sample) if self.sample else None
         self._next_seq = 0  # the stream sequence after the last message copied
         self._finished = threading.Event()
 
@@ -104,6 +117,22 @@ class Mirror:
     def wait(self, timeout: float | None = None) -> bool:
         """Until everything in range is copied and committed (one-shot commands)."""
         return self._caught_up.wait(timeout)
+
+    @property
+    def name(self) -> str:
+        """The stream's name, as a viewer's status line says it."""
+        return self.settings.name
+
+    def take_counts(self) -> list[NameCounts]:
+        """The rollups that arrived since the last call, as per-name counts to add (any thread)."""
+        with self._lock:
+            fresh, self._fresh = self._fresh, []
+        return as_counts(fresh)
+
+    def sampling(self) -> tuple[int, int] | None:
+        """(events copied, events on the stream) in the last second that was sampled, if one
+        was lately; None while every event is copied (any thread: reads two numbers)."""
+        return self.sampler.state(time.time()) if self.sampler is not None else None
 
     def close(self, timeout: float = 10.0) -> None:
         self._thread.stop(timeout)
@@ -183,17 +212,21 @@ class Mirror:
                 self._next_seq = messages[-1].metadata.sequence.stream + 1
             events: list[StoredEvent] = []
             rejects: list[Reject] = []
+            keep = self.sampler.keep if self.sampler is not None else None
+            now = time.time()
             for message in messages:
                 kind = self.subjects.kind(message.subject)
                 with contextlib.suppress(ValueError):
                     if kind == "events":
                         event = decode_event(message.data)
-                        if self.until is None or event.received_at <= self.until:
+                        if (self.until is None or event.received_at <= self.until) and (
+                            keep is None or keep(event.received_at, now)
+                        ):
                             events.append(event)
                     elif kind == "rejects":
                         rejects.append(decode_reject(message.data))
                     elif kind == "rollups":
-                        self.rollups.add(decode_rollup(message.data))
+                        self._add_rollup(decode_rollup(message.data))
             if events or rejects:
                 self.writer.submit(Submission(events, rejects))
                 self.copied += len(events)
@@ -208,6 +241,12 @@ class Mirror:
                 if not self.follow:
                     return
             committed += len(events)
+
+    def _add_rollup(self, rollup: Rollup) -> None:
+        with self._lock:
+            self.rollups.add(rollup)
+            if self.follow:  # a one-shot command reads only the sums
+                self._fresh.append(rollup)
 
     async def _committed(self, count: int) -> None:
         stats = self.writer.stats

@@ -47,6 +47,7 @@ from eventtui.model import StoredEvent
 from eventtui.store import Commit, Submission, WriterStats
 from eventtui.stream.connection import Link, reason
 from eventtui.stream.subjects import (
+    COLLECTOR,
     MSG_ID,
     Rollup,
     Subjects,
@@ -229,7 +230,7 @@ class StreamPublisher:
                     await self._flight.acquire()
                     try:
                         futures[index] = await self.link.js.publish_async(
-                            subject, data, headers={MSG_ID: msg_id}
+                            subject, data, headers={MSG_ID: msg_id, COLLECTOR: self.collector}
                         )
                     except BaseException:
                         self._flight.release()

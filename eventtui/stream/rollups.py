@@ -5,15 +5,17 @@ Every collector publishes, once a second, the per-name counts of the events it a
 was seen, over every collector on the stream, and the count of the last minute. Pure: rollups in,
 sums out.
 
-May import: stream.subjects.
+May import: stream.subjects, store (NameCounts: what a viewer's counters add).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
+from eventtui.store import NameCounts
 from eventtui.stream.subjects import Rollup
 
 MINUTE: Final = 60.0
@@ -55,3 +57,33 @@ class RollupSum:
             if now - MINUTE < at <= now:
                 counts[name] = counts.get(name, 0) + count
         return counts
+
+
+def as_counts(rollups: Iterable[Rollup]) -> list[NameCounts]:
+    """Rollups as counts to add to a viewer's counters (`Counters.seed` adds): per name, the
+    total, invalid and last seen, and the count per second and per minute of the rollups' times
+    (a rollup holds about one second of a collector's events)."""
+    sums: dict[str, tuple[list[float], dict[int, int], dict[int, int]]] = {}
+    for rollup in rollups:
+        second = int(rollup.at)
+        for name, (count, invalid, last_seen) in rollup.names.items():
+            entry = sums.get(name)
+            if entry is None:
+                entry = sums[name] = ([0, 0, 0.0], {}, {})
+            totals, seconds, minutes = entry
+            totals[0] += count
+            totals[1] += invalid
+            totals[2] = max(totals[2], last_seen)
+            seconds[second] = seconds.get(second, 0) + count
+            minutes[second // 60] = minutes.get(second // 60, 0) + count
+    return [
+        NameCounts(
+            name,
+            int(totals[0]),
+            int(totals[1]),
+            totals[2],
+            sorted(minutes.items()),
+            sorted(seconds.items()),
+        )
+        for name, (totals, seconds, minutes) in sums.items()
+    ]

@@ -4,7 +4,8 @@ A stream named EVENTTUI holds three kinds of message under the lower-cased name:
 
 - `eventtui.events.<name>`: one accepted event; `<name>` is the event name encoded into one
   subject token (letters, digits, `-` and `_` as they are, every other byte of its UTF-8 as
-  `%XX`), so any name is a valid token and a filter that pins names is a subject filter.
+  `%XX`), so any name is a valid token and a filter that pins names is a subject filter. Headers:
+  `Nats-Msg-Id` (its message id) and `Eventtui-Collector` (the collector that published it).
 - `eventtui.rejects.<collector>`: one refused input, as the store's `rejects` table keeps it.
 - `eventtui.rollups.<collector>`: a collector's per-name counts for one second (`Rollup`).
 
@@ -25,6 +26,9 @@ from eventtui.store import Reject
 
 # The header JetStream deduplicates by, within the stream's duplicate window.
 MSG_ID: Final = "Nats-Msg-Id"
+# The collector that published an event (its name, as in `rollups.<collector>`): the sink writes
+# each collector's events into a session of its own. Absent on events of older collectors.
+COLLECTOR: Final = "Eventtui-Collector"
 
 _SAFE: Final = re.compile(r"[A-Za-z0-9_-]")
 _encode = msgspec.msgpack.Encoder().encode

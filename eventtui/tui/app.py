@@ -254,6 +254,8 @@ class EventApp(App[None]):
         self._counters_panel.border_title = self._counters_panel.title_for(self.sort_key)
         self._payload.border_title = "Payload"
         self._payload.notes_for = self._type_changes
+        # On a stream the rows come from a temporary mirror: its session is nobody's.
+        self._payload.show_session = getattr(self.feed, "stream", None) is None
         self._apply_theme()
         self._stream.focus()
         # The store's newest rows and its counts in the first frame, when the feed read them
@@ -298,7 +300,12 @@ class EventApp(App[None]):
     def on_events_committed(self, message: EventsCommitted) -> None:
         try:
             rows = message.rows
-            if self.states is not None:
+            judge_many = getattr(self.states, "judge_many", None)
+            if message.counted:
+                # Counted already (a stream's rollups): the monitor only judges them.
+                if judge_many is not None:
+                    judge_many(rows)
+            elif self.states is not None:
                 self.states.observe_many(rows)  # the monitor counts them too
             else:
                 self._own_counters.observe_many(rows)
@@ -330,8 +337,16 @@ class EventApp(App[None]):
         seed_history = getattr(self.states, "seed_history", None)
         if seed_history is not None and message.recent_from is not None:
             # Deadlines, learned cadence and plan results continue from the store's history.
-            seed_history(message.recent, last_seen, message.recent_from)
+            if message.rollups:  # a stream's: its rollups teach rates and deadlines
+                seed_history(message.recent, last_seen, message.recent_from, rates=False)
+            else:
+                seed_history(message.recent, last_seen, message.recent_from)
             self._counters_version = -1
+            return
+        observe_counts = getattr(self.states, "observe_counts", None)
+        if message.rollups and observe_counts is not None:
+            # Every event on the stream, counted: rates and deadlines judge these.
+            observe_counts(message.seeds)
             return
         seed_last_seen = getattr(self.states, "seed_last_seen", None)
         if seed_last_seen is not None:

@@ -29,6 +29,7 @@ from eventtui.store import EventWriter, Reader
 from eventtui.tracking.live import BaselineWatch
 from eventtui.tui.app import EventApp
 from eventtui.tui.feeds import StoreFeed
+from eventtui.tui.feeds.store import StreamView
 from eventtui.tui.states import MonitorStates
 
 
@@ -129,8 +130,13 @@ def run_watch(
     run_app: Callable[[EventApp], object] = EventApp.run,
     tune_gc: bool = True,
     baseline: BaselineWatch | None = None,
+    stream: StreamView | None = None,
 ) -> Ran:
-    """Collector + TUI in one process until the user quits. Raises PortInUse, StoreError."""
+    """Collector + TUI in one process until the user quits. Raises PortInUse, StoreError.
+
+    `stream`: the collector publishes to a stream and `path` is the mirror of it the TUI reads
+    (`cli/stream.py`); counters come from the stream's rollups.
+    """
     from eventtui.collector import Collector, PortInUse
     from eventtui.collector.thread import CollectorThread
     from eventtui.oncall import OnCall
@@ -154,6 +160,7 @@ def run_watch(
             mode="demo" if demo else "watch",
             live=collector.health,
             notices=lambda: collector.notices,
+            stream=stream,
             poll_interval=1.0,
         )
         # The writer calls this after each commit: it only sets an Event (never blocks it).
@@ -221,22 +228,28 @@ def run_open(
     *,
     clock: Callable[[], float] = time.time,
     baseline: BaselineWatch | None = None,
+    stream: StreamView | None = None,
+    run_app: Callable[[EventApp], object] = EventApp.run,
+    tune_gc: bool = True,
 ) -> int:
-    """The TUI on an existing store, following it live. Raises StoreError if it cannot be read."""
+    """The TUI on an existing store, following it live. Raises StoreError if it cannot be read.
+
+    `stream`: `path` is a mirror of that stream (`open --stream`); counters come from its rollups.
+    """
     with Reader(path):  # fail here, with one clear line, rather than inside the UI
         pass
-    feed = StoreFeed(path, mode="open")
+    feed = StoreFeed(path, mode="open", stream=stream)
     feed.prefetch()  # the newest rows and the counts, read while the app starts
     app = EventApp(
         feed,
         clock=clock,
         states=monitor_states(config, clock(), baseline),
         theme=config.ui.theme,
-        tune_gc=True,
+        tune_gc=tune_gc,
         bell=config.ui.bell,
     )
     with _logs_held():
-        app.run()
+        run_app(app)
     return app.return_code or 0
 
 

@@ -36,6 +36,10 @@ class FeedStatus:
     problem: str = ""
     # A webhook alert that is failing (`[[alert]]`), from the collector's health: one short line.
     alert_problem: str = ""
+    # On a stream: its name (said instead of a session), and (copied, on the stream) per second
+    # while the event list shows a sample of it.
+    stream: str = ""
+    sampled: tuple[int, int] | None = None
 
 
 @dataclass(eq=False)
@@ -45,7 +49,8 @@ class EventsCommitted(Message):
     `rows` is every new event (counters and the monitor see all of them); `matching` is the
     subset that passes the stream's filter of `generation` (None: no filter, all rows match).
     `through` (replay): every event up to this virtual time is in this batch or an earlier one.
-    `credit` is the feed's, returned by `handled()`.
+    `credit` is the feed's, returned by `handled()`. `counted`: the counters have these already
+    (on a stream they count the collectors' rollups), so the monitor only judges them.
     """
 
     rows: Sequence[EventRow]
@@ -53,6 +58,7 @@ class EventsCommitted(Message):
     generation: int
     credit: threading.Semaphore | None = None
     through: float | None = None
+    counted: bool = False
 
     @property
     def shown(self) -> Sequence[EventRow]:
@@ -76,11 +82,15 @@ class HistoryLoaded(Message):
 @dataclass(eq=False)
 class CountsSeeded(Message):
     """Per-name counts read from the store when the feed attached, and (live) the recent events
-    the monitor judges to continue from the store's history (`recent_from`: all since then)."""
+    the monitor judges to continue from the store's history (`recent_from`: all since then).
+
+    On a stream (`rollups`), also each second's rollups: counts of every event to add, which
+    the monitor's rates and deadlines learn from too, the rows being maybe a sample."""
 
     seeds: Sequence[NameCounts]
     recent: Sequence[EventRow] = ()
     recent_from: float | None = None
+    rollups: bool = False
 
 
 @dataclass(eq=False)

@@ -123,6 +123,22 @@ class MonitorStates:
             self.baseline.observe_many(events)
         self.monitor.observe_many(events)
 
+    def judge_many(self, events: Iterable[Any]) -> None:
+        """Judge events a stream's rollups have counted already, maybe a sample of them: rates
+        and deadlines come from the rollups (`observe_counts`), the rest from these."""
+        if self.baseline is not None:
+            events = list(events)
+            self.baseline.observe_many(events)
+        self.monitor.observe_many(events, count=False, rates=False)
+
+    def observe_counts(self, counts: Iterable[Any]) -> None:
+        """A stream's rollups (`NameCounts`, counted already): what learned cadence and the
+        expectations without `where` judge, every event counted."""
+        for name_counts in counts:
+            self.monitor.observe_counts(
+                name_counts.name, name_counts.seconds, name_counts.last_seen
+            )
+
     def set_baseline(self, baseline: BaselineWatch | None, rows: Iterable[Any] = ()) -> None:
         """Compare with `baseline` from now on (None: stop), taught the `rows` seen so far."""
         if baseline is not None:
@@ -133,11 +149,18 @@ class MonitorStates:
         self.monitor.seed(last_seen=last_seen)
 
     def seed_history(
-        self, recent: Iterable[Any], last_seen: Mapping[str, float], history_from: float
+        self,
+        recent: Iterable[Any],
+        last_seen: Mapping[str, float],
+        history_from: float,
+        rates: bool = True,
     ) -> None:
         """Continue from the store: the recent events judged (already counted), then each name's
-        last stored time, so deadlines, learned cadence and plan results carry over."""
-        self.monitor.seed(recent, last_seen=last_seen, history_from=history_from, counted=True)
+        last stored time, so deadlines, learned cadence and plan results carry over. `rates`:
+        False on a stream, whose rollups teach rates and deadlines (`observe_counts`)."""
+        self.monitor.seed(
+            recent, last_seen=last_seen, history_from=history_from, counted=True, rates=rates
+        )
 
     def state_of(self, name: str, now: float) -> StateMark:
         state = self.monitor.state_of(name, now)

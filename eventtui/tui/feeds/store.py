@@ -5,6 +5,12 @@ this process (`on_commit`), else by a short poll (`eventtui open`). On attach it
 history first (of every session), then seeds the counters from the store's counts and the monitor
 from its recent events (`CountsSeeded`), so a restart neither resets them nor raises false alarms.
 
+On a stream (`stream`: the store is a mirror of it, `stream/mirror.py`), the counters count the
+collectors' rollups instead of the rows: each second's new rollups are posted as counts to add
+(`CountsSeeded`, which also moves each name's last seen for the monitor), and rows come marked
+`counted`, judged by the monitor but not counted again. The mirror may copy only a sample of the
+events; the status line says so.
+
 May import: store (Reader), tui.feeds.base, tui.messages.
 """
 
@@ -16,11 +22,11 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from textual.message import Message
 
-from eventtui.store import Commit, EventRow, Reader
+from eventtui.store import Commit, EventRow, NameCounts, Reader
 from eventtui.tui.feeds.base import FilterRequest, Post, ReadingFeed, slim
 from eventtui.tui.messages import (
     CountsSeeded,
@@ -40,6 +46,21 @@ RECENT_SECONDS: Final = 30 * 60.0
 RECENT_LIMIT: Final = 200_000
 
 
+class StreamView(Protocol):
+    """What the feed needs of a stream whose mirror it tails (`stream.mirror.Mirror` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def take_counts(self) -> list[NameCounts]:
+        """Counts of every event on the stream since the last call (the collectors' rollups)."""
+        ...
+
+    def sampling(self) -> tuple[int, int] | None:
+        """(copied, on the stream) per second while the mirror copies a sample; else None."""
+        ...
+
+
 class StoreFeed(ReadingFeed):
     """Tails a store (see the module docstring).
 
@@ -55,6 +76,7 @@ class StoreFeed(ReadingFeed):
         session: int | None = None,
         live: Callable[[], dict[str, Any]] | None = None,
         notices: Callable[[], list[str]] | None = None,
+        stream: StreamView | None = None,
         poll_interval: float = 0.25,
         history_limit: int = 10_000,
         batch_limit: int = 5_000,
@@ -69,6 +91,7 @@ class StoreFeed(ReadingFeed):
         # The collector's notices (retention deleted sessions): each shown once, as a toast.
         self.notices = notices
         self._noticed = 0
+        self.stream = stream
         self.poll_interval = poll_interval
         self.history_limit = history_limit
         self.batch_limit = batch_limit
@@ -92,8 +115,6 @@ class StoreFeed(ReadingFeed):
 
     def wake(self) -> None:
         self._wake.set()
-
-    # --- the feed thread -----------------------------------------------------------------------
 
     # --- the first screen, read while the app starts ------------------------------------------
 
@@ -157,7 +178,14 @@ class StoreFeed(ReadingFeed):
             recent_limit=RECENT_LIMIT,
         )
         if history.counts:
-            post(CountsSeeded(history.counts, history.recent, history.recent_from))
+            # On a stream the mirror's counts are of its copies (maybe a sample): the rollups
+            # count instead, from the feed's loop; the recent rows are judged all the same.
+            counts = history.counts if self.stream is None else ()
+            post(
+                CountsSeeded(
+                    counts, history.recent, history.recent_from, rollups=self.stream is not None
+                )
+            )
         post(FeedStatusRead(self._status(reader, stored)))
         return cursor, stored
 
@@ -172,6 +200,10 @@ class StoreFeed(ReadingFeed):
         status_at = 0.0
         while not self._stopped.is_set():
             self._serve_requests(reader, post)
+            if self.stream is not None:
+                rolled = self.stream.take_counts()
+                if rolled:
+                    post(CountsSeeded(rolled, rollups=True))
             rows = reader.events_after(self.cursor, self.batch_limit)
             if rows:
                 stored += len(rows)
@@ -209,7 +241,15 @@ class StoreFeed(ReadingFeed):
         else:
             matching = slimmed
         if self._take_credit():
-            post(EventsCommitted(rows, matching, self._generation, self._credit))
+            post(
+                EventsCommitted(
+                    rows,
+                    matching,
+                    self._generation,
+                    self._credit,
+                    counted=self.stream is not None,  # the rollups count them
+                )
+            )
 
     def _load_history(
         self, reader: Reader, post: Post, request: FilterRequest, to_id: int | None = None
@@ -240,16 +280,26 @@ class StoreFeed(ReadingFeed):
             size_bytes=reader.size_bytes(),
             store_name=self.path.name,
         )
+        if self.stream is not None:
+            # A stream has no session here (the mirror's is a temporary store's): name the stream.
+            base = replace(
+                base,
+                session=None,
+                store_name="",
+                stream=self.stream.name,
+                sampled=self.stream.sampling(),
+            )
         if self.live is None:
             return replace(base, refused=reader.count_rejects(from_session=self.session or 0))
         health = self.live()
+        session = int(health.get("session", 0)) or self.session
         addresses = tuple(a for a in (health.get("websocket"), health.get("http")) if a)
         return replace(
             base,
             collecting=True,
             addresses=addresses,
             clients=int(health.get("clients", 0)),
-            session=int(health.get("session", 0)) or self.session,
+            session=base.session if self.stream is not None else session,
             refused=int(health.get("rejects", 0)),
             problem=str(health.get("error", "")),
             alert_problem=str(health.get("alerts_failing", "")),

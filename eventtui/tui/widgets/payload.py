@@ -77,6 +77,8 @@ class PayloadPane(VerticalScroll, can_focus=True):
         # What the monitor learned about this event's name that the row itself cannot say (its
         # property types that changed): lines to show under the errors. Set by the app.
         self.notes_for: Callable[[str], list[str]] | None = None
+        # Off on a stream: the row's session is the temporary mirror's, which means nothing.
+        self.show_session = True
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield self._body
@@ -124,7 +126,7 @@ class PayloadPane(VerticalScroll, can_focus=True):
         if row.user_id or row.anonymous_id:
             head.append(" · user ", muted)
             head.append_text(clean_text(row.user_id or row.anonymous_id or "", max_chars=120))
-        head.append(f" · session {row.session_id}\n", muted)
+        head.append(f" · session {row.session_id}\n" if self.show_session else "\n", muted)
         errors = row.error_list()
         warning_style = style_of("payload-pane--warning")
         if not row.valid or errors:

@@ -87,12 +87,22 @@ class StatusBar(Static):
         else:
             parts.append((0, f"○ not collecting ({status.mode})", "bold yellow"))
         parts.append((0, f"{rate:,.0f} ev/s", "bold"))
-        if not status.detail:  # a replay says how far it is instead
+        if status.sampled is not None:
+            # The event list shows a sample of a busy stream (the counters count every event).
+            kept, seen = status.sampled
+            parts.append((1, f"sampled: {kept:,} of {seen:,}/s", "bold yellow"))
+        if status.detail:  # a replay says how far it is instead
+            pass
+        elif status.stream:  # the temporary store a stream is mirrored into: what it copied
+            parts.append((4, f"{status.stored:,} copied", ""))
+        else:
             parts.append((1, f"{status.stored:,} stored", ""))
             parts.append((4, human_bytes(status.size_bytes), ""))
         if status.refused:
             parts.append((2, f"{status.refused:,} refused", "red"))
-        if status.session is not None:
+        if status.stream:
+            parts.append((1, f"stream {clean(status.stream)}", ""))
+        elif status.session is not None:
             parts.append((3, f"session {status.session}", ""))
         if status.store_name and not status.collecting:
             parts.append((5, status.store_name, "dim"))
