@@ -41,6 +41,8 @@ MAX_EPOCH: Final = 253402300800.0
 ABSENT_TYPE: Final = 1
 ABSENT_PROPERTIES: Final = 2
 ABSENT_CONTEXT: Final = 4
+# A message id the collector gave an event sent without one (a stream needs one for dedupe).
+ABSENT_MESSAGE_ID: Final = 8
 
 # Top-level fields with a column of their own; the rest are kept in `extra` (and so is a
 # `timestamp` that cannot be read as a time: kept as sent, beside the error that says so).
@@ -468,7 +470,7 @@ def event_object(
     for key, value in (
         ("userId", user_id),
         ("anonymousId", anonymous_id),
-        ("messageId", message_id),
+        ("messageId", None if absent & ABSENT_MESSAGE_ID else message_id),
     ):
         if value is not None:
             obj[key] = value

@@ -301,6 +301,10 @@ async def test_query_check_and_replay_read_a_stream_as_they_read_a_store(
     )
     assert result.returncode == 0, result.stderr
     assert [json.loads(line)["messageId"] for line in result.stdout.splitlines()] == ["a"]
+    # The id a collector gives an event sent without one is for dedupe: the payload is as sent.
+    result = await asyncio.to_thread(eventtui, "query", "name:page", "--json", *common)
+    [page] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert page["event"] == "page" and "messageId" not in page, page
     result = await asyncio.to_thread(eventtui, "query", "--since", "10m", *common)
     assert [line.split()[2] for line in result.stdout.splitlines()] == [
         "checkout",

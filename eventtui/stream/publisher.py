@@ -43,7 +43,7 @@ import nats
 
 from eventtui.config import StreamConfig
 from eventtui.loop_thread import LoopThread
-from eventtui.model import StoredEvent
+from eventtui.model import ABSENT_MESSAGE_ID, StoredEvent
 from eventtui.store import Commit, Submission, WriterStats
 from eventtui.stream.connection import Link, reason
 from eventtui.stream.subjects import (
@@ -204,7 +204,12 @@ class StreamPublisher:
     async def _publish(self, submission: Submission) -> tuple[Commit, list[StoredEvent]]:
         """Publish one batch until every message is acknowledged or `ack_timeout` passes."""
         events = [
-            e if e.message_id else e._replace(message_id=f"{self.collector}-{next(self._ids)}")
+            e
+            if e.message_id
+            else e._replace(
+                message_id=f"{self.collector}-{next(self._ids)}",
+                absent=e.absent | ABSENT_MESSAGE_ID,  # shown as the producer sent it: without
+            )
             for e in submission.events
         ]
         messages = [
