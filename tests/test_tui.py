@@ -727,6 +727,34 @@ async def test_a_filling_stream_follows_its_newest_row_and_sizes_its_scrollbar(
         await harness.aclose()
 
 
+async def test_the_counters_panel_grows_with_new_names_and_sizes_its_scrollbar(
+    tmp_path: Path,
+) -> None:
+    """New names resize the counters panel without a layout of the whole screen: its rows, and
+    its scrollbar once they outgrow it, must still be right."""
+    harness = _open_harness(tmp_path / "events.db")
+    h = await anext(harness)
+    app = h.app
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await until(lambda: app.feed_status is not None, what="the feed attached")
+            panel = app.counters_panel
+            for count in (3, 6, 40, 45):
+                await h.emit([event(f"name_{i:02}") for i in range(count)])
+                await until(lambda: len(panel.names) == count, what=f"{count} names")  # noqa: B023
+                await pilot.pause()
+                assert panel.virtual_size.height == count + 1
+                if count + 1 > panel.scrollable_content_region.height:
+                    assert panel.show_vertical_scrollbar
+                    assert panel.vertical_scrollbar.window_virtual_size == count + 1
+                else:
+                    assert not panel.show_vertical_scrollbar
+                shown = "".join(s.text for s in panel.render_line(1))
+                assert panel.names[0] in shown
+    finally:
+        await harness.aclose()
+
+
 async def test_an_empty_watch_says_where_to_send(tmp_path: Path) -> None:
     harness = _watch_harness(tmp_path / "events.db")
     h = await anext(harness)

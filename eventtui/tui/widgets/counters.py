@@ -25,6 +25,7 @@ from eventtui.monitor.counters import SPARK_MINUTES, Counters, NameStats
 from eventtui.tui.rows import age, name_style
 from eventtui.tui.sanitize import padded
 from eventtui.tui.states import NO_STATE, StateMark, StateSource
+from eventtui.tui.widgets.scrolling import set_virtual_size
 
 SORT_KEYS: Final = ("rate", "total", "last seen", "name")
 SPARK_BLOCKS: Final = " ▁▂▃▄▅▆▇█"
@@ -149,7 +150,7 @@ class CountersPanel(ScrollView, can_focus=True):
     def show(self, rows: list[tuple[NameStats, StateMark]], now: float) -> None:
         self._rows = rows
         self._now = now
-        self.virtual_size = Size(0, len(rows) + 1)
+        set_virtual_size(self, Size(0, len(rows) + 1))  # a new name: no layout of the screen
         self.refresh()
 
     # --- cursor --------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from textual.strip import Strip
 from eventtui.store import EventRow
 from eventtui.tui.rows import clock_time, name_style, summarize
 from eventtui.tui.sanitize import fit, padded
+from eventtui.tui.widgets.scrolling import set_virtual_size
 
 INVALID_MARK: Final = "✗"
 USER_CELLS: Final = 12
@@ -190,27 +191,10 @@ class EventStream(ScrollView, can_focus=True):
         self._append(held)
 
     def _resize_and_follow(self) -> None:
-        self._resize(Size(0, len(self._rows)))
+        set_virtual_size(self, Size(0, len(self._rows)))  # no layout of the screen per paint
         if self.following:
             self._scroll_quietly(max(0, len(self._rows) - self.scrollable_content_region.height))
             self.refresh()
-
-    def _resize(self, size: Size) -> None:
-        """The virtual size for `len(rows)`, without a layout of the whole screen when it can.
-
-        Setting `virtual_size` asks Textual for a layout of every widget (15-20 ms at 160x45,
-        most of the UI thread's time while the stream fills at 1k events/s). While the vertical
-        scrollbar is shown before and after, only the scrollbar's thumb moves: tell it alone.
-        """
-        if size == self.virtual_size:
-            return
-        viewport = self.scrollable_content_region.height
-        if self.show_vertical_scrollbar and min(size.height, self.virtual_size.height) > viewport:
-            self.set_reactive(EventStream.virtual_size, size)
-            self.vertical_scrollbar.window_virtual_size = size.height
-            self.vertical_scrollbar.refresh()
-        else:
-            self.virtual_size = size
 
     def _scroll_quietly(self, y: float) -> None:
         self._programmatic += 1
