@@ -755,6 +755,31 @@ async def test_the_counters_panel_grows_with_new_names_and_sizes_its_scrollbar(
         await harness.aclose()
 
 
+async def test_the_payload_pane_is_as_tall_as_each_event_it_follows(tmp_path: Path) -> None:
+    """The payload pane skips the screen's layout when the next event has as many lines as the
+    last: its body must be as tall, event after event, as a full layout makes it."""
+    harness = _open_harness(tmp_path / "events.db")
+    h = await anext(harness)
+    app = h.app
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await until(lambda: app.feed_status is not None, what="the feed attached")
+            body = app.payload._body
+            heights = []
+            for i, size in enumerate((2, 2, 30, 30, 1, 3)):
+                await h.emit([event(f"e{i}", **{f"p{k}": k for k in range(size)})])
+                await until(lambda: f"e{i}" in app.payload.rendered_text, what=f"e{i}")  # noqa: B023
+                await pilot.pause()
+                shown = body.size.height
+                app.screen.refresh(layout=True)
+                await pilot.pause()
+                assert body.size.height == shown, (i, size)
+                heights.append(shown)
+            assert heights[0] == heights[1] < heights[2] == heights[3] > heights[4] < heights[5]
+    finally:
+        await harness.aclose()
+
+
 async def test_an_empty_watch_says_where_to_send(tmp_path: Path) -> None:
     harness = _watch_harness(tmp_path / "events.db")
     h = await anext(harness)

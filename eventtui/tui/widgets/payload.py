@@ -16,7 +16,7 @@ from textual.widgets import Static
 
 from eventtui.pii import PII_PREFIX
 from eventtui.store import EventRow
-from eventtui.tui.jsonview import HangingIndent, JsonStyles, to_json, to_text
+from eventtui.tui.jsonview import HangingIndent, JsonStyles, hanging, to_json, to_text
 from eventtui.tui.rows import clock_time
 from eventtui.tui.sanitize import clean_text
 
@@ -74,6 +74,7 @@ class PayloadPane(VerticalScroll, can_focus=True):
         self.truncated = False
         self._text = Text("No event yet.", style="dim")
         self._body = Static(self._text, id="payload-body")
+        self._body_lines = (-1, 0)  # the body's height in lines, at its width, as last laid out
         # What the monitor learned about this event's name that the row itself cannot say (its
         # property types that changed): lines to show under the errors. Set by the app.
         self.notes_for: Callable[[str], list[str]] | None = None
@@ -109,8 +110,14 @@ class PayloadPane(VerticalScroll, can_focus=True):
             self._text = Text("No event selected.", style="dim")
         else:
             self._text = self._build(row)
-        # Long lines wrap under their own indentation, not at column 0.
-        self._body.update(HangingIndent(self._text))
+        # Long lines wrap under their own indentation, not at column 0. A layout of the whole
+        # screen (15-50 ms while events stream in) only when the body's height changes: following
+        # a stream, the next event is mostly as many lines as the last.
+        width = self._body.content_size.width
+        lines = len(hanging(self._text, width).split("\n")) if width else -1
+        moved = (lines, width) != self._body_lines or lines < 0
+        self._body_lines = (lines, width)
+        self._body.update(HangingIndent(self._text), layout=moved)
         self.scroll_home(animate=False)
 
     def _build(self, row: EventRow) -> Text:
