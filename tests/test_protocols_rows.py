@@ -18,11 +18,14 @@ import urllib.parse
 from typing import Any, NamedTuple
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 
-from eventtui.model import EventRefused, StoredEvent
+from eventtui.model import EventRefused, StoredEvent, json_encode
 from eventtui.protocols import ROUTES, Options, Request
+from eventtui.protocols.common import Split
 
 STAMP = "2026-11-26T04:00:00.000Z"
 MS = 1795665600000
@@ -407,3 +410,37 @@ def test_the_cases_decode_events_and_refuse_some() -> None:
         decoded = [rows(case) for name, case in CASES.items() if name.startswith(prefix)]
         assert sum(len(d["events"]) for d in decoded) >= 10, prefix
         assert sum(len(d["refusals"]) for d in decoded) >= 5, prefix
+
+
+KEYS = st.one_of(
+    st.sampled_from(["$lib", "$os", "token", "distinct_id", "mp_lib", "time", "$insert_id", "k"]),
+    st.text(max_size=6),
+    st.text(max_size=4).map(lambda text: "$" + text),
+)
+VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@given(st.lists(st.dictionaries(KEYS, VALUES, max_size=8), min_size=1, max_size=6))
+def test_a_split_by_plan_is_the_split_by_loop(layouts: list[dict[str, Any]]) -> None:
+    """`Split` writes what a loop over the keys and `json_encode` write, byte for byte, whether
+    a layout is new, warm or planned (each is split three times), whatever its keys."""
+    dropped = frozenset({"distinct_id", "time"})
+
+    def is_sdk(key: str) -> bool:
+        return key[:1] == "$" or key[:3] == "mp_" or key == "token"
+
+    split = Split(is_sdk, dropped)
+    for properties in layouts * 3:
+        own = {k: v for k, v in properties.items() if k not in dropped and not is_sdk(k)}
+        sdk = {k: v for k, v in properties.items() if k not in dropped and is_sdk(k)}
+        expected = (
+            json_encode(own).decode() if own else "{}",
+            json_encode(sdk).decode() if sdk else "{}",
+        )
+        assert split(properties) == expected

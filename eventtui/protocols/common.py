@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import binascii
 import codecs
+import operator
+import re
 import urllib.parse
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -30,6 +32,7 @@ from eventtui.model import (
     Refusal,
     StoredEvent,
     bad_name,
+    check_needed,
     decode_json_item,
     id_value,
     json_encode,
@@ -132,9 +135,63 @@ def event(
         if sent_at is None:
             errors = json_encode([timestamp_error(timestamp)]).decode()
     encode = json_encode
-    properties_json = encode(properties).decode() if properties else "{}"
-    context_json = encode(context).decode() if context else "{}"
-    extra_json = encode(extra).decode() if extra else None
+    return _checked(
+        options, source, name, type_, user_id, anonymous_id, message_id, sent_at, errors,
+        encode(properties).decode() if properties else "{}",
+        encode(context).decode() if context else "{}",
+        encode(extra).decode() if extra else None,
+    )  # fmt: skip
+
+
+def event_json(
+    options: Options,
+    source: str,
+    name_key: str,
+    name: Any,
+    type_: str,
+    user_id: Any,
+    anonymous_id: Any,
+    message_id: Any,
+    timestamp: Any,
+    properties_json: str,
+    context_json: str,
+    extra: dict[str, Any] | None,
+) -> StoredEvent:
+    """`event`, with properties and context already JSON text (`Split` makes them so)."""
+    if name.__class__ is not str or not name or len(name) > MAX_NAME_CHARS:
+        raise EventRefused(bad_name(name).replace('"event"', f'"{name_key}"'))
+    if user_id.__class__ is not str:
+        user_id = id_value(user_id, "user id")
+    if anonymous_id.__class__ is not str:
+        anonymous_id = id_value(anonymous_id, "anonymous id")
+    if message_id.__class__ is not str:
+        message_id = id_value(message_id, "message id")
+    sent_at = errors = None
+    if timestamp is not None:
+        sent_at = _seconds(timestamp)
+        if sent_at is None:
+            errors = json_encode([timestamp_error(timestamp)]).decode()
+    return _checked(
+        options, source, name, type_, user_id, anonymous_id, message_id, sent_at, errors,
+        properties_json, context_json, json_encode(extra).decode() if extra else None,
+    )  # fmt: skip
+
+
+def _checked(
+    options: Options,
+    source: str,
+    name: str,
+    type_: str,
+    user_id: str | None,
+    anonymous_id: str | None,
+    message_id: str | None,
+    sent_at: float | None,
+    errors: str | None,
+    properties_json: str,
+    context_json: str,
+    extra_json: str | None,
+) -> StoredEvent:
+    """The row, once its size is known to be within the limit."""
     size = len(properties_json) + len(context_json) + (len(extra_json) if extra_json else 0)
     if size > options.max_event_bytes:
         raise EventRefused(
@@ -190,6 +247,51 @@ def decode_items(
             )
     if not out.events and not out.refusals:
         out.refusals.append(Refusal("the body holds no events", None, b""))
+    return out
+
+
+def built_all(
+    items: list[T], build: Callable[[T], StoredEvent], options: Options
+) -> DecodedFrame | None:
+    """A body's typed events, each built and checked, when none of them is refused; else None,
+    and the caller decodes the body item by item (`decode_items`) for the refusals' indexes and
+    raw copies. The fast path of a vendor decoder, as `model.decode_frame` has one for Segment's:
+    a whole body is decoded into typed Structs in one msgspec call, with one try around it all
+    and the plan's frame-wide prefilter (`needed`) asked once, not a check call per event."""
+    if not items:
+        return None
+    try:
+        events = [build(item) for item in items]
+        check = options.check
+        if check is not None and check_needed(check, events):
+            events = [check(event) for event in events]
+    except Exception:  # refused, or the check raised: the slow path says which and why
+        return None
+    return DecodedFrame(events, [])
+
+
+_DECODING: Final = (
+    msgspec.ValidationError,
+    msgspec.DecodeError,
+    RecursionError,
+    UnicodeDecodeError,
+)
+
+
+def typed_each(items: list[msgspec.Raw], decoder: msgspec.json.Decoder[T]) -> list[T]:
+    """Each raw event decoded into its Struct, as `model.decode_frame`'s fast path does a batch
+    that nests past the limit as a whole: [] when one of them might nest too deeply (more than
+    MAX_DEPTH objects and arrays open in it) or is not plain, and the body goes the slow way."""
+    out: list[T] = []
+    append, decode = out.append, decoder.decode
+    try:
+        for item in items:
+            raw = bytes(item)
+            if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH:
+                return []
+            append(decode(raw))
+    except _DECODING:
+        return []
     return out
 
 
@@ -324,6 +426,105 @@ def base64_json(text: str | bytes, what: str) -> Any:
 # The URL-safe alphabet's two letters, and a space: a `+` that a form body did not escape
 # arrives as one.
 _URL_SAFE: Final = bytes.maketrans(b"-_ ", b"+/+")
+
+
+class Split:
+    """An SDK's properties split into the app's own and the SDK's (`is_sdk(key)`), straight to
+    their JSON texts, in the order they came; `dropped` keys are in neither (they have columns).
+
+    The texts are what `split_vendor_properties` and `json_encode` make, byte for byte. The
+    plain way is a loop over the keys into two dicts, then two encodes: per event that cost more
+    than decoding it (posthog-js sends ~30 properties). But an SDK sends the same keys in the
+    same order event after event, so a layout (its keys, in order) seen before gets a plan, made
+    once: which keys are whose, and for each side a Struct type whose fields are those keys
+    (`msgspec.defstruct` with `rename`). msgspec then takes the values by position and encodes
+    the Struct in C, with no dict built and no Python code per key. A plan costs ~30 µs to make,
+    so only a layout seen `_WARM` times gets one, and both tables are bounded (an SDK that sends
+    every event with its own keys pays a tuple and a lookup more, nothing else). A key that a
+    Struct field cannot be named (a quote, a backslash, a control character) keeps its layout
+    on the plain way.
+    """
+
+    _WARM: Final = 2
+    _MAX_LAYOUTS: Final = 512
+    _MAX_KEYS: Final = 256
+
+    def __init__(self, is_sdk: Callable[[str], bool], dropped: frozenset[str]) -> None:
+        self.is_sdk = is_sdk
+        self.dropped = dropped
+        self.seen: dict[tuple[str, ...], int] = {}
+        self.plans: dict[tuple[str, ...], _Plan | None] = {}
+
+    def __call__(self, properties: dict[str, Any] | None) -> tuple[str, str]:
+        """(the app's properties, the SDK's) as JSON text."""
+        if not properties:
+            return "{}", "{}"
+        layout = tuple(properties)
+        plan = self.plans.get(layout, _NO_PLAN)
+        if plan is _NO_PLAN:
+            plan = self._learn(layout)
+        if plan is None:
+            return self._plain(properties)
+        return plan.own(properties), plan.sdk(properties)
+
+    def _plain(self, properties: dict[str, Any]) -> tuple[str, str]:
+        own: dict[str, Any] = {}
+        sdk: dict[str, Any] = {}
+        is_sdk, dropped = self.is_sdk, self.dropped
+        for key, value in properties.items():
+            if key in dropped:
+                continue
+            if is_sdk(key):
+                sdk[key] = value
+            else:
+                own[key] = value
+        encode = json_encode
+        return encode(own).decode() if own else "{}", encode(sdk).decode() if sdk else "{}"
+
+    def _learn(self, layout: tuple[str, ...]) -> _Plan | None:
+        """The layout's plan once it is warm; None (the plain way) until then, or for good."""
+        seen = self.seen.get(layout, 0) + 1
+        if seen < self._WARM:
+            if len(self.seen) >= self._MAX_LAYOUTS:
+                self.seen.clear()
+            self.seen[layout] = seen
+            return None
+        self.seen.pop(layout, None)
+        plan = None
+        if len(layout) <= self._MAX_KEYS and not any(map(_UNNAMEABLE.search, layout)):
+            kept = [key for key in layout if key not in self.dropped]
+            plan = _Plan(
+                _encoder_of([key for key in kept if not self.is_sdk(key)]),
+                _encoder_of([key for key in kept if self.is_sdk(key)]),
+            )
+        if len(self.plans) >= self._MAX_LAYOUTS:
+            self.plans.clear()
+        self.plans[layout] = plan
+        return plan
+
+
+class _Plan(NamedTuple):
+    own: Callable[[dict[str, Any]], str]
+    sdk: Callable[[dict[str, Any]], str]
+
+
+_NO_PLAN: Final = _Plan(lambda d: "", lambda d: "")
+# What msgspec does not take in a renamed field's name (so its JSON needs no escaping).
+_UNNAMEABLE: Final = re.compile(r'["\\\x00-\x1f]')
+
+
+def _encoder_of(keys: list[str]) -> Callable[[dict[str, Any]], str]:
+    """properties -> the JSON text of `{key: properties[key] for key in keys}`, via a Struct."""
+    if not keys:
+        return lambda properties: "{}"
+    names = [f"f{i}" for i in range(len(keys))]
+    struct = msgspec.defstruct("Properties", names, rename=dict(zip(names, keys, strict=True)))
+    encode = json_encode
+    if len(keys) == 1:
+        (key,) = keys
+        return lambda properties: encode(struct(properties[key])).decode()
+    values = operator.itemgetter(*keys)
+    return lambda properties: encode(struct(*values(properties))).decode()
 
 
 def split_vendor_properties(
