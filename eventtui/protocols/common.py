@@ -278,6 +278,15 @@ _DECODING: Final = (
 )
 
 
+def within_depth(openers_in_body: int, least: list[int]) -> bool:
+    """Whether no event of a body can have more than MAX_DEPTH objects and arrays open in it
+    (the bound below which an event is not walked for its depth), from the count in the whole
+    body and, for each event, the least it has (`least`: its own object and the objects its
+    Struct holds). An event has at most what the body has less the least of all the others, so
+    a body of flat events is decoded in one call, never split and counted event by event."""
+    return bool(least) and openers_in_body - sum(least) + max(least) <= MAX_DEPTH
+
+
 def typed_each(items: list[msgspec.Raw], decoder: msgspec.json.Decoder[T]) -> list[T]:
     """Each raw event decoded into its Struct, as `model.decode_frame`'s fast path does a batch
     that nests past the limit as a whole: [] when one of them might nest too deeply (more than

@@ -46,6 +46,7 @@ from eventtui.protocols.common import (
     json_reply,
     refused,
     typed_each,
+    within_depth,
 )
 
 SOURCE: Final = "posthog"
@@ -158,21 +159,31 @@ def _typed_items(body: bytes) -> list[_Event]:
     and they go the slow way (`decode_items`), which says which is wrong and why."""
     body = without_lone_surrogates(body)
     head = body.lstrip()[:1]
-    shallow = openers(body) <= MAX_DEPTH
+    count = openers(body)
     try:
         if head == b"[":
-            if shallow:
-                return _events_decoder.decode(body)
+            events = _events_decoder.decode(body)
+            if count <= MAX_DEPTH or within_depth(count, _least(events)):
+                return events
             return typed_each(_raw_list.decode(body), _typed.decoder)
-        if head == b"{" and shallow:
-            if b'"batch"' in body:  # a batch, or an event with something named "batch"
-                return _typed_batch_decoder.decode(body).batch
-            return [_typed.decoder.decode(body)]
-        if head == b"{" and b'"batch"' in body:
+        if head == b"{" and b'"batch"' in body:  # a batch, or an event with a "batch" in it
+            events = _typed_batch_decoder.decode(body).batch
+            if count <= MAX_DEPTH or within_depth(count, _least(events)):
+                return events
             return typed_each(_batch_decoder.decode(body).batch, _typed.decoder)
+        if head == b"{" and count <= MAX_DEPTH:
+            return [_typed.decoder.decode(body)]
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         pass
     return []
+
+
+def _least(events: list[_Event]) -> list[int]:
+    """The objects each event has at least: itself and those its Struct holds."""
+    return [
+        1 + (e.properties is not None) + (e.set is not None) + (e.set_once is not None)
+        for e in events
+    ]
 
 
 def _items(body: bytes) -> tuple[list[msgspec.Raw], bool]:
