@@ -75,42 +75,47 @@ class _Event(msgspec.Struct, forbid_unknown_fields=True):
 
 _typed: Final = Typed.of(_Event)
 _events_decoder: Final = msgspec.json.Decoder(list[_Event])
+_raw_list: Final = msgspec.json.Decoder(list[msgspec.Raw])
 
 
 def decode(request: Request, options: Options) -> DecodedFrame:
     body = request.body
+    kind = request.path.strip("/")
     try:
         data = _data(request)
+        if kind != "engage" and kind != "groups":
+            fast = built_all(_typed_items(data), lambda e: _event(e, None, options), options)
+            if fast is not None:
+                return fast
         items, listed = json_items(data)
     except EventRefused as exc:
         return refused(str(exc), body)
     deep = openers(data) > MAX_DEPTH
-    kind = request.path.strip("/")
     if kind == "engage" or kind == "groups":
         return decode_items(items, lambda raw: _profile(raw, kind, options), options, listed=listed)
-    fast = built_all(_typed_items(items, data, deep), lambda e: _event(e, None, options), options)
-    if fast is not None:
-        return fast
     return decode_items(
         items, lambda raw: _event(*_typed.decode(raw, deep), options), options, listed=listed
     )
 
 
-def _typed_items(items: list[msgspec.Raw], data: bytes, deep: bool) -> list[_Event]:
+def _typed_items(data: bytes) -> list[_Event]:
     """The events as Structs when all are plain and none nests too deeply (in one call when the
     whole body cannot), else []: they go the slow way, which says which is wrong and why."""
+    data = without_lone_surrogates(data)
+    head = data.lstrip()[:1]
+    count = openers(data)
     try:
-        if len(items) == 1:
-            return (
-                [_typed.decoder.decode(items[0])] if not deep else typed_each(items, _typed.decoder)
-            )
-        events = _events_decoder.decode(without_lone_surrogates(data))
+        if head == b"{":
+            return [_typed.decoder.decode(data)] if count <= MAX_DEPTH else []
+        if head != b"[":
+            return []
+        events = _events_decoder.decode(data)
+        least = [1 + (e.properties is not None) for e in events]
+        if count <= MAX_DEPTH or within_depth(count, least):
+            return events
+        return typed_each(_raw_list.decode(data), _typed.decoder)
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         return []
-    least = [1 + (e.properties is not None) for e in events]
-    if not deep or within_depth(openers(data), least):
-        return events
-    return typed_each(items, _typed.decoder)
 
 
 def _data(request: Request) -> bytes:
