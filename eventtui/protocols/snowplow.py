@@ -33,7 +33,6 @@ from eventtui.model import (
     json_refusal,
     kind_of,
     nesting_depth,
-    openers,
     without_lone_surrogates,
 )
 from eventtui.protocols.common import (
@@ -124,7 +123,7 @@ def _event(fields: Any, options: Options) -> StoredEvent:
                 value = f.pop(field)
                 properties[key] = _number(value) if field == "se_va" else value
     elif kind == "ue":
-        inner = _self_describing(_json_bytes(f, "ue_pr", "ue_px", "the self-describing event"))
+        inner = _self_describing(_json_bytes(f, "ue_pr", "ue_px"))
         context["schema"] = inner.schema
         name = _schema_name(inner.schema)
         body = inner.data
@@ -140,7 +139,7 @@ def _event(fields: Any, options: Options) -> StoredEvent:
                 if field in f:
                     properties[field] = _number(f.pop(field))
     if "co" in f or "cx" in f:
-        context["contexts"] = _contexts(_json_bytes(f, "co", "cx", "the contexts"))
+        context["contexts"] = _contexts(_json_bytes(f, "co", "cx"))
     timestamp = f.pop("ttm", None) or f.get("dtm")
     if timestamp is not None:
         timestamp = _number(timestamp)
@@ -154,17 +153,26 @@ def _event(fields: Any, options: Options) -> StoredEvent:
     )  # fmt: skip
 
 
-def _json_bytes(f: dict[str, Any], plain: str, encoded: str, what: str) -> tuple[bytes, str]:
+# How a refusal names each field that holds JSON (made once, not per event).
+_WHERE: Final = {
+    "ue_pr": 'the self-describing event ("ue_pr")',
+    "ue_px": 'the self-describing event ("ue_px")',
+    "co": 'the contexts ("co")',
+    "cx": 'the contexts ("cx")',
+}
+
+
+def _json_bytes(f: dict[str, Any], plain: str, encoded: str) -> tuple[bytes, str]:
     """The JSON text of a field sent plain (`ue_pr`, `co`) or base64 (`ue_px`, `cx`), taken out
     of `f`, and the words that name it in a refusal."""
     if plain in f:
         text = f.pop(plain)
         f.pop(encoded, None)
-        where = f'{what} ("{plain}")'
+        where = _WHERE[plain]
         if not isinstance(text, str):  # a JSON body may carry it decoded already
             return json_encode(text), where
         return text.encode(), where
-    where = f'{what} ("{encoded}")'
+    where = _WHERE[encoded]
     value = f.pop(encoded)
     if not isinstance(value, str):
         raise EventRefused(f"{where} must be base64 text, not {kind_of(value)}")
@@ -191,9 +199,13 @@ _any_decoder: Final = msgspec.json.Decoder()
 
 def _decoded(text: bytes, where: str, decoder: msgspec.json.Decoder[Any]) -> Any:
     """`text` decoded with `decoder`, checked as every event is (nesting, lone surrogates)."""
-    text = without_lone_surrogates(text)
+    if b"\\u" in text:  # the usual blob has no escapes: no call to look for lone surrogates
+        text = without_lone_surrogates(text)
     try:
-        if openers(text) > MAX_DEPTH and nesting_depth(_any_decoder.decode(text)) > MAX_DEPTH:
+        if (
+            text.count(b"{") + text.count(b"[") > MAX_DEPTH
+            and nesting_depth(_any_decoder.decode(text)) > MAX_DEPTH
+        ):
             raise EventRefused(f"{where}: nesting is deeper than {MAX_DEPTH} levels")
         return decoder.decode(text)
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
