@@ -25,7 +25,7 @@ from syrupy.extensions.json import JSONSnapshotExtension
 
 from eventtui.model import EventRefused, StoredEvent, json_encode
 from eventtui.protocols import ROUTES, Options, Request
-from eventtui.protocols.common import Split
+from eventtui.protocols.common import Split, percent_decode
 
 STAMP = "2026-11-26T04:00:00.000Z"
 MS = 1795665600000
@@ -444,3 +444,18 @@ def test_a_split_by_plan_is_the_split_by_loop(layouts: list[dict[str, Any]]) -> 
             json_encode(sdk).decode() if sdk else "{}",
         )
         assert split(properties) == expected
+
+
+FORM_BYTES = st.lists(
+    st.sampled_from([b"%", b"+", b"a", b"3", b"D", b"d", b"f", b"z", b" ", b"\t", b"=", b"\n"])
+    | st.sampled_from([b"\r", b"\\", b"\x00", b"\xff", b"%3D", b"%3d", b"%20", b"%0A", b"%e9"])
+    | st.binary(max_size=3),
+    max_size=12,
+).map(b"".join)
+
+
+@given(FORM_BYTES)
+def test_percent_decoding_is_urllibs(text: bytes) -> None:
+    """A form value decodes as `urllib.parse` decodes it (`+` a space, a stray `%` kept),
+    whichever of its ways `percent_decode` takes."""
+    assert percent_decode(text) == urllib.parse.unquote_to_bytes(text.replace(b"+", b" "))

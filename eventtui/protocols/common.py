@@ -15,9 +15,9 @@ import codecs
 import operator
 import re
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from datetime import datetime
-from typing import Any, Final, NamedTuple, TypeVar
+from typing import Any, Final, Generic, NamedTuple, TypeVar
 
 import msgspec
 
@@ -155,9 +155,10 @@ def event_json(
     timestamp: Any,
     properties_json: str,
     context_json: str,
-    extra: dict[str, Any] | None,
+    extra: dict[str, Any] | str | None,
 ) -> StoredEvent:
-    """`event`, with properties and context already JSON text (`Split` makes them so)."""
+    """`event`, with properties and context already JSON text (`Split` makes them so), and
+    `extra` too when it is a str."""
     if name.__class__ is not str or not name or len(name) > MAX_NAME_CHARS:
         raise EventRefused(bad_name(name).replace('"event"', f'"{name_key}"'))
     if user_id.__class__ is not str:
@@ -173,7 +174,8 @@ def event_json(
             errors = json_encode([timestamp_error(timestamp)]).decode()
     return _checked(
         options, source, name, type_, user_id, anonymous_id, message_id, sent_at, errors,
-        properties_json, context_json, json_encode(extra).decode() if extra else None,
+        properties_json, context_json,
+        extra if extra.__class__ is str else json_encode(extra).decode() if extra else None,
     )  # fmt: skip
 
 
@@ -400,14 +402,26 @@ def form_field(body: bytes, name: str) -> bytes | None:
 def percent_decode(text: bytes) -> bytes:
     """`+` and `%XX` escapes of a form value decoded; a stray `%` is kept as it is (as
     `urllib.parse.unquote_to_bytes` keeps it)."""
+    escapes = text.count(b"%")
+    if not escapes:
+        return text.replace(b"+", b" ")
+    if b"=" not in text and b"\n" not in text and b"\r" not in text:
+        # Quoted-printable is the same escape with `=` for `%` (binascii, in C: 3x faster than
+        # the way below). What it reads otherwise (an `=` of its own, a soft line break) is not
+        # in this text, and an escape it cannot read (a stray `%`) it keeps longer than 1 byte:
+        # the length says whether every `%` was an escape.
+        decoded = binascii.a2b_qp(text.translate(_PERCENT_AS_QP))
+        if len(decoded) == len(text) - 2 * escapes:
+            return decoded
     text = text.replace(b"+", b" ")
-    if b"%" not in text:
-        return text
     try:
         decoded: bytes = codecs.escape_decode(text.replace(b"\\", b"\\\\").replace(b"%", b"\\x"))[0]
         return decoded
     except ValueError:  # a `%` not followed by two hex digits
         return urllib.parse.unquote_to_bytes(text)
+
+
+_PERCENT_AS_QP: Final = bytes.maketrans(b"%+", b"= ")
 
 
 def base64_bytes(text: str | bytes, what: str) -> bytes:
@@ -437,41 +451,67 @@ def base64_json(text: str | bytes, what: str) -> Any:
 _URL_SAFE: Final = bytes.maketrans(b"-_ ", b"+/+")
 
 
+K = TypeVar("K", bound=Hashable)
+P = TypeVar("P")
+
+
+class Layouts(Generic[K, P]):
+    """Plans made per key layout (`make(layout)`), for what a decoder does with an event's keys
+    by the same steps event after event: an SDK sends the same keys in the same order each
+    time. A plan costs tens of µs to make, so only a layout seen `WARM` times gets one (until
+    then, and when `make` says None, the decoder goes the plain way); both tables are bounded,
+    so an SDK that sends every event with keys of its own pays a lookup more, nothing else."""
+
+    WARM: Final = 2
+    MAX_LAYOUTS: Final = 512
+
+    def __init__(self, make: Callable[[K], P | None]) -> None:
+        self.make = make
+        self.seen: dict[K, int] = {}
+        self.plans: dict[K, P | None] = {}
+
+    def get(self, layout: K) -> P | None:
+        plan = self.plans.get(layout, _ABSENT)
+        if plan is not _ABSENT:
+            return plan
+        seen = self.seen.get(layout, 0) + 1
+        if seen < self.WARM:
+            if len(self.seen) >= self.MAX_LAYOUTS:
+                self.seen.clear()
+            self.seen[layout] = seen
+            return None
+        self.seen.pop(layout, None)
+        plan = self.make(layout)
+        if len(self.plans) >= self.MAX_LAYOUTS:
+            self.plans.clear()
+        self.plans[layout] = plan
+        return plan
+
+
+_ABSENT: Final[Any] = object()
+
+
 class Split:
     """An SDK's properties split into the app's own and the SDK's (`is_sdk(key)`), straight to
     their JSON texts, in the order they came; `dropped` keys are in neither (they have columns).
 
-    The texts are what `split_vendor_properties` and `json_encode` make, byte for byte. The
-    plain way is a loop over the keys into two dicts, then two encodes: per event that cost more
-    than decoding it (posthog-js sends ~30 properties). But an SDK sends the same keys in the
-    same order event after event, so a layout (its keys, in order) seen before gets a plan, made
-    once: which keys are whose, and for each side a Struct type whose fields are those keys
-    (`msgspec.defstruct` with `rename`). msgspec then takes the values by position and encodes
-    the Struct in C, with no dict built and no Python code per key. A plan costs ~30 µs to make,
-    so only a layout seen `_WARM` times gets one, and both tables are bounded (an SDK that sends
-    every event with its own keys pays a tuple and a lookup more, nothing else). A key that a
-    Struct field cannot be named (a quote, a backslash, a control character) keeps its layout
-    on the plain way.
+    The texts are what a loop over the keys into two dicts and `json_encode` make, byte for
+    byte; that loop and the two encodes cost more per event than decoding it (posthog-js sends
+    ~30 properties). With a plan for the layout (`Layouts`): which keys are whose, and for each
+    side an encoder (`pick_encoder`) that takes the values by position into a Struct that
+    msgspec encodes in C, with no dict built and no Python code per key.
     """
-
-    _WARM: Final = 2
-    _MAX_LAYOUTS: Final = 512
-    _MAX_KEYS: Final = 256
 
     def __init__(self, is_sdk: Callable[[str], bool], dropped: frozenset[str]) -> None:
         self.is_sdk = is_sdk
         self.dropped = dropped
-        self.seen: dict[tuple[str, ...], int] = {}
-        self.plans: dict[tuple[str, ...], _Plan | None] = {}
+        self.layouts: Layouts[tuple[str, ...], _Plan] = Layouts(self._plan)
 
     def __call__(self, properties: dict[str, Any] | None) -> tuple[str, str]:
         """(the app's properties, the SDK's) as JSON text."""
         if not properties:
             return "{}", "{}"
-        layout = tuple(properties)
-        plan = self.plans.get(layout, _NO_PLAN)
-        if plan is _NO_PLAN:
-            plan = self._learn(layout)
+        plan = self.layouts.get(tuple(properties))
         if plan is None:
             return self._plain(properties)
         return plan.own(properties), plan.sdk(properties)
@@ -490,26 +530,11 @@ class Split:
         encode = json_encode
         return encode(own).decode() if own else "{}", encode(sdk).decode() if sdk else "{}"
 
-    def _learn(self, layout: tuple[str, ...]) -> _Plan | None:
-        """The layout's plan once it is warm; None (the plain way) until then, or for good."""
-        seen = self.seen.get(layout, 0) + 1
-        if seen < self._WARM:
-            if len(self.seen) >= self._MAX_LAYOUTS:
-                self.seen.clear()
-            self.seen[layout] = seen
-            return None
-        self.seen.pop(layout, None)
-        plan = None
-        if len(layout) <= self._MAX_KEYS and not any(map(_UNNAMEABLE.search, layout)):
-            kept = [key for key in layout if key not in self.dropped]
-            plan = _Plan(
-                _encoder_of([key for key in kept if not self.is_sdk(key)]),
-                _encoder_of([key for key in kept if self.is_sdk(key)]),
-            )
-        if len(self.plans) >= self._MAX_LAYOUTS:
-            self.plans.clear()
-        self.plans[layout] = plan
-        return plan
+    def _plan(self, layout: tuple[str, ...]) -> _Plan | None:
+        kept = [key for key in layout if key not in self.dropped]
+        own = pick_encoder([key for key in kept if not self.is_sdk(key)])
+        sdk = pick_encoder([key for key in kept if self.is_sdk(key)])
+        return None if own is None or sdk is None else _Plan(own, sdk)
 
 
 class _Plan(NamedTuple):
@@ -517,23 +542,28 @@ class _Plan(NamedTuple):
     sdk: Callable[[dict[str, Any]], str]
 
 
-_NO_PLAN: Final = _Plan(lambda d: "", lambda d: "")
 # What msgspec does not take in a renamed field's name (so its JSON needs no escaping).
 _UNNAMEABLE: Final = re.compile(r'["\\\x00-\x1f]')
+_MAX_KEYS: Final = 256
 
 
-def _encoder_of(keys: list[str]) -> Callable[[dict[str, Any]], str]:
-    """properties -> the JSON text of `{key: properties[key] for key in keys}`, via a Struct."""
+def pick_encoder(keys: list[str]) -> Callable[[dict[str, Any]], str] | None:
+    """A function of a dict holding `keys` to the JSON text of `{key: d[key] for key in keys}`
+    (`json_encode`'s, byte for byte), through a Struct type whose fields are those keys
+    (`msgspec.defstruct` with `rename`); None for keys a field cannot be named (a quote, a
+    backslash, a control character) or too many of them."""
     if not keys:
-        return lambda properties: "{}"
+        return lambda d: "{}"
+    if len(keys) > _MAX_KEYS or any(map(_UNNAMEABLE.search, keys)):
+        return None
     names = [f"f{i}" for i in range(len(keys))]
-    struct = msgspec.defstruct("Properties", names, rename=dict(zip(names, keys, strict=True)))
+    struct = msgspec.defstruct("Picked", names, rename=dict(zip(names, keys, strict=True)))
     encode = json_encode
     if len(keys) == 1:
         (key,) = keys
-        return lambda properties: encode(struct(properties[key])).decode()
+        return lambda d: encode(struct(d[key])).decode()
     values = operator.itemgetter(*keys)
-    return lambda properties: encode(struct(*values(properties))).decode()
+    return lambda d: encode(struct(*values(d))).decode()
 
 
 def split_vendor_properties(

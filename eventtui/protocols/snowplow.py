@@ -20,6 +20,7 @@ May import: msgspec, model, protocols.common.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 import msgspec
@@ -37,13 +38,15 @@ from eventtui.model import (
 )
 from eventtui.protocols.common import (
     Answer,
+    Layouts,
     Options,
     Protocol,
     Request,
     base64_bytes,
     decode_items,
-    event,
+    event_json,
     json_document,
+    pick_encoder,
     refused,
 )
 
@@ -106,24 +109,26 @@ def decode(request: Request, options: Options) -> DecodedFrame:
 def _event(fields: Any, options: Options) -> StoredEvent:
     if fields.__class__ is not dict:
         raise EventRefused(f"an event must be an object of fields, not {kind_of(fields)}")
-    f = dict(fields)  # a copy to take fields out of: a refusal keeps the event as it came
-    kind = f.pop("e", None)
+    # The fields are read, never taken out: what is left for extra is known from the layout
+    # (`_extra`), and a refusal keeps the event as it came.
+    get = fields.get
+    kind = get("e")
     if not kind:
         raise EventRefused('the event has no "e" (the event kind)')
     properties: dict[str, Any] = {}
     context: dict[str, Any] = {}
-    page = {key: f.pop(field) for field, key in _PAGE if field in f}
+    page = {key: fields[field] for field, key in _PAGE if field in fields}
     if page:
         context["page"] = page
     type_ = "track"
     if kind == "se":
-        name = f.get("se_ac")
+        name = get("se_ac")
         for field, key in _STRUCTURED:
-            if field in f:
-                value = f.pop(field)
+            if field in fields:
+                value = fields[field]
                 properties[key] = _number(value) if field == "se_va" else value
     elif kind == "ue":
-        inner = _self_describing(_json_bytes(f, "ue_pr", "ue_px"))
+        inner = _self_describing(_json_bytes(fields, "ue_pr", "ue_px"))
         context["schema"] = inner.schema
         name = _schema_name(inner.schema)
         body = inner.data
@@ -136,21 +141,52 @@ def _event(fields: Any, options: Options) -> StoredEvent:
         elif kind == "pp":
             properties = dict(page)
             for field in _PING:
-                if field in f:
-                    properties[field] = _number(f.pop(field))
-    if "co" in f or "cx" in f:
-        context["contexts"] = _contexts(_json_bytes(f, "co", "cx"))
-    timestamp = f.pop("ttm", None) or f.get("dtm")
+                if field in fields:
+                    properties[field] = _number(fields[field])
+    if "co" in fields or "cx" in fields:
+        context["contexts"] = _contexts(_json_bytes(fields, "co", "cx"))
+    timestamp = get("ttm") or get("dtm")
     if timestamp is not None:
         timestamp = _number(timestamp)
-    user_id = f.pop("uid", None)
-    anonymous_id = f.pop("duid", None) or f.get("nuid")
-    message_id = f.pop("eid", None)
-    f["e"] = kind
-    return event(
-        options, SOURCE, "e", name, type_, user_id, anonymous_id, message_id, timestamp,
-        properties, context, f,
+    encode = json_encode
+    return event_json(
+        options, SOURCE, "e", name, type_, get("uid"), get("duid") or get("nuid"), get("eid"),
+        timestamp, encode(properties).decode() if properties else "{}",
+        encode(context).decode() if context else "{}",
+        _extra(fields, kind if kind == "se" or kind == "ue" or kind == "pp" else ""),
     )  # fmt: skip
+
+
+# The fields every event's columns, properties and context are made of; and those of each kind.
+# The rest are kept in extra, in the order they came, with "e" (the kind) last.
+_TAKEN: Final = frozenset({"e", "url", "page", "refr", "ttm", "uid", "duid", "eid", "co", "cx"})
+_TAKEN_BY_KIND: Final = {
+    "": _TAKEN,
+    "se": _TAKEN | {field for field, _ in _STRUCTURED},
+    "ue": _TAKEN | {"ue_pr", "ue_px"},
+    "pp": _TAKEN | set(_PING),
+}
+
+
+def _extra_keys(layout: tuple[tuple[str, ...], str]) -> list[str]:
+    keys, kind = layout
+    taken = _TAKEN_BY_KIND[kind]
+    return [key for key in keys if key not in taken] + ["e"]
+
+
+def _extra(fields: dict[str, Any], kind: str) -> str:
+    """The JSON text of the fields kept in extra: by the layout's plan (see `common.Layouts`)
+    once it has one, else by a dict."""
+    layout = (tuple(fields), kind)
+    encode = _extra_plans.get(layout)
+    if encode is not None:
+        return encode(fields)
+    return json_encode({key: fields[key] for key in _extra_keys(layout)}).decode()
+
+
+_extra_plans: Final[Layouts[tuple[tuple[str, ...], str], Callable[[dict[str, Any]], str]]] = (
+    Layouts(lambda layout: pick_encoder(_extra_keys(layout)))
+)
 
 
 # How a refusal names each field that holds JSON (made once, not per event).
@@ -163,17 +199,16 @@ _WHERE: Final = {
 
 
 def _json_bytes(f: dict[str, Any], plain: str, encoded: str) -> tuple[bytes, str]:
-    """The JSON text of a field sent plain (`ue_pr`, `co`) or base64 (`ue_px`, `cx`), taken out
-    of `f`, and the words that name it in a refusal."""
+    """The JSON text of a field sent plain (`ue_pr`, `co`, read first) or base64 (`ue_px`,
+    `cx`), and the words that name it in a refusal."""
     if plain in f:
-        text = f.pop(plain)
-        f.pop(encoded, None)
+        text = f[plain]
         where = _WHERE[plain]
         if not isinstance(text, str):  # a JSON body may carry it decoded already
             return json_encode(text), where
         return text.encode(), where
     where = _WHERE[encoded]
-    value = f.pop(encoded)
+    value = f[encoded]
     if not isinstance(value, str):
         raise EventRefused(f"{where} must be base64 text, not {kind_of(value)}")
     return base64_bytes(value, where), where
