@@ -410,9 +410,9 @@ def percent_decode(text: bytes) -> bytes:
         # the way below). What it reads otherwise (an `=` of its own, a soft line break) is not
         # in this text, and an escape it cannot read (a stray `%`) it keeps longer than 1 byte:
         # the length says whether every `%` was an escape.
-        decoded = binascii.a2b_qp(text.translate(_PERCENT_AS_QP))
-        if len(decoded) == len(text) - 2 * escapes:
-            return decoded
+        quoted = binascii.a2b_qp(text.translate(_PERCENT_AS_QP))
+        if len(quoted) == len(text) - 2 * escapes:
+            return quoted
     text = text.replace(b"+", b" ")
     try:
         decoded: bytes = codecs.escape_decode(text.replace(b"\\", b"\\\\").replace(b"%", b"\\x"))[0]
