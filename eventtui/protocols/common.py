@@ -199,13 +199,17 @@ def _checked(
         raise EventRefused(
             f"the event is {size:,} bytes, over the {options.max_event_bytes:,}-byte limit"
         )
-    # Positional, as model.normalise builds it: the keyword constructor costs a microsecond.
-    # `absent` 0: a vendor's event is mapped into the model, so no field of it was left out.
-    return StoredEvent(
+    # The tuple made directly: a NamedTuple's own constructor is Python code (0.33 µs a row,
+    # measured, against 0.1). `absent` 0: a vendor's event is mapped into the model, so no
+    # field of it was left out.
+    return _new_row(StoredEvent, (
         options.received_at, sent_at, name, type_, user_id or None, anonymous_id or None,
         message_id or None, options.client, properties_json, context_json, errors is None,
         errors, extra_json, 0, source,
-    )  # fmt: skip
+    ))  # fmt: skip
+
+
+_new_row: Final = tuple.__new__
 
 
 def _seconds(timestamp: Any) -> float | None:
