@@ -13,6 +13,7 @@ HTTP tests (test_protocols_*.py) show the same rows arrive in the store.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import urllib.parse
 from typing import Any, NamedTuple
@@ -25,7 +26,7 @@ from syrupy.extensions.json import JSONSnapshotExtension
 
 from eventtui.model import EventRefused, StoredEvent, json_encode
 from eventtui.protocols import ROUTES, Options, Request
-from eventtui.protocols.common import Split, percent_decode
+from eventtui.protocols.common import Split, base64_bytes, percent_decode
 
 STAMP = "2026-11-26T04:00:00.000Z"
 MS = 1795665600000
@@ -459,3 +460,26 @@ def test_percent_decoding_is_urllibs(text: bytes) -> None:
     """A form value decodes as `urllib.parse` decodes it (`+` a space, a stray `%` kept),
     whichever of its ways `percent_decode` takes."""
     assert percent_decode(text) == urllib.parse.unquote_to_bytes(text.replace(b"+", b" "))
+
+
+BASE64_BYTES = st.lists(
+    st.sampled_from([b"A", b"z", b"0", b"+", b"/", b"-", b"_", b"=", b"==", b" ", b"\n", b"\xff"])
+    | st.sampled_from([b"AAAA", b"QQ==", b"QUI=", b"QUJD"]),
+    max_size=10,
+).map(b"".join)
+
+
+@given(BASE64_BYTES)
+def test_base64_is_binascii_strict(text: bytes) -> None:
+    """Base64 decodes as binascii's strict mode decodes it (either alphabet, padding optional),
+    and is refused where it refuses, whichever decoder does the work."""
+    data = text.translate(bytes.maketrans(b"-_ ", b"+/+"))
+    data += b"=" * (-len(data) % 4)
+    try:
+        expected: bytes | None = binascii.a2b_base64(data, strict_mode=True)
+    except (binascii.Error, ValueError):
+        expected = None
+    try:
+        assert base64_bytes(text, "x") == expected
+    except EventRefused:
+        assert expected is None
