@@ -25,7 +25,7 @@ from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 
 from eventtui.model import EventRefused, StoredEvent, json_encode
-from eventtui.protocols import ROUTES, Options, Request
+from eventtui.protocols import ROUTES, Options, Request, snowplow
 from eventtui.protocols.common import Split, base64_bytes, percent_decode
 
 STAMP = "2026-11-26T04:00:00.000Z"
@@ -483,3 +483,19 @@ def test_base64_is_binascii_strict(text: bytes) -> None:
         assert base64_bytes(text, "x") == expected
     except EventRefused:
         assert expected is None
+
+
+@given(
+    st.text(st.sampled_from("0123456789.eE+-_ x\u00b2\u0661"), max_size=20) | st.integers().map(str)
+)
+def test_snowplow_numbers_are_read_as_the_float_way_reads_them(text: str) -> None:
+    """A tracker's number sent as text is kept as the number `float` reads (an int when it has
+    no point and is whole), whatever shortcut reads it."""
+    try:
+        number = float(text)
+    except ValueError:
+        expected: Any = text
+    else:
+        expected = int(number) if number.is_integer() and "." not in text else number
+    got = snowplow._number(text)
+    assert (got, type(got)) == (expected, type(expected))

@@ -43,6 +43,7 @@ from eventtui.protocols.common import (
     Protocol,
     Request,
     base64_bytes,
+    built_all,
     decode_items,
     event_json,
     json_document,
@@ -103,6 +104,9 @@ def decode(request: Request, options: Options) -> DecodedFrame:
                 request.body,
             )
         payload = _Payload(doc["data"])
+    fast = built_all(payload.data, lambda f: _event(f, options), options)
+    if fast is not None:
+        return fast
     return decode_items(payload.data, lambda f: _event(f, options), options)
 
 
@@ -279,7 +283,9 @@ def _schema_name(uri: str) -> str:
 
 def _number(value: Any) -> Any:
     """Trackers send numbers as text; a number is kept as one, anything else as sent."""
-    if isinstance(value, str):
+    if value.__class__ is str:
+        if value.isdigit() and len(value) < 16 and value.isascii():
+            return int(value)  # what the float way gives an integer's digits (under 2**53)
         try:
             number = float(value)
         except ValueError:
