@@ -525,7 +525,7 @@ class Split:
         plan = self.layouts.get(tuple(properties))
         if plan is None:
             return self._plain(properties)
-        return plan.own(properties), plan.sdk(properties)
+        return plan(properties)
 
     def _plain(self, properties: dict[str, Any]) -> tuple[str, str]:
         own: dict[str, Any] = {}
@@ -545,12 +545,16 @@ class Split:
         kept = [key for key in layout if key not in self.dropped]
         own = pick_encoder([key for key in kept if not self.is_sdk(key)])
         sdk = pick_encoder([key for key in kept if self.is_sdk(key)])
-        return None if own is None or sdk is None else _Plan(own, sdk)
+        if own is None or sdk is None:
+            return None
+
+        def both(properties: dict[str, Any]) -> tuple[str, str]:
+            return own(properties), sdk(properties)
+
+        return both
 
 
-class _Plan(NamedTuple):
-    own: Callable[[dict[str, Any]], str]
-    sdk: Callable[[dict[str, Any]], str]
+_Plan = Callable[[dict[str, Any]], tuple[str, str]]
 
 
 # What msgspec does not take in a renamed field's name (so its JSON needs no escaping).
@@ -568,7 +572,10 @@ def pick_encoder(keys: list[str]) -> Callable[[dict[str, Any]], str] | None:
     if len(keys) > _MAX_KEYS or any(map(_UNNAMEABLE.search, keys)):
         return None
     names = [f"f{i}" for i in range(len(keys))]
-    struct = msgspec.defstruct("Picked", names, rename=dict(zip(names, keys, strict=True)))
+    # gc=False: it holds decoded JSON values only, so it can be in no reference cycle.
+    struct = msgspec.defstruct(
+        "Picked", names, rename=dict(zip(names, keys, strict=True)), gc=False
+    )
     encode = json_encode
     if len(keys) == 1:
         (key,) = keys

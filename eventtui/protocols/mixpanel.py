@@ -33,7 +33,6 @@ from eventtui.model import (
     decode_json_item,
     kind_of,
     openers,
-    without_lone_surrogates,
 )
 from eventtui.protocols.common import (
     Options,
@@ -101,7 +100,7 @@ def decode(request: Request, options: Options) -> DecodedFrame:
 def _typed_items(data: bytes) -> list[_Event]:
     """The events as Structs when all are plain and none nests too deeply (in one call when the
     whole body cannot), else []: they go the slow way, which says which is wrong and why."""
-    data = without_lone_surrogates(data)
+    # No look for lone surrogate escapes: msgspec refuses them, and the slow way keeps them.
     head = data.lstrip()[:1]
     count = openers(data)
     try:

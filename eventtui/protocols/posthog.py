@@ -157,7 +157,7 @@ def _typed_items(body: bytes) -> list[_Event]:
     """A body's events as Structs, if they all are plain (see `Typed`) and none nests too
     deeply: decoded in one call when the whole body cannot, else one by one; [] otherwise,
     and they go the slow way (`decode_items`), which says which is wrong and why."""
-    body = without_lone_surrogates(body)
+    # No look for lone surrogate escapes: msgspec refuses them, and the slow way keeps them.
     head = body.lstrip()[:1]
     count = openers(body)
     try:
