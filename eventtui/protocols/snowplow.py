@@ -20,6 +20,7 @@ May import: msgspec, model, protocols.common.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -238,8 +239,14 @@ _any_decoder: Final = msgspec.json.Decoder()
 
 def _decoded(text: bytes, where: str, decoder: msgspec.json.Decoder[Any]) -> Any:
     """`text` decoded with `decoder`, checked as every event is (nesting, lone surrogates)."""
-    if b"\\u" in text:  # the usual blob has no escapes: no call to look for lone surrogates
-        text = without_lone_surrogates(text)
+    try:  # the usual blob: msgspec takes it as it is (it refuses a lone surrogate), shallow
+        value = decoder.decode(text)
+        if text.count(b"{") + text.count(b"[") <= MAX_DEPTH:
+            return value
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        pass
+    # Anything else again, the whole way, for its reason.
+    text = without_lone_surrogates(text)
     try:
         if (
             text.count(b"{") + text.count(b"[") > MAX_DEPTH
@@ -271,6 +278,7 @@ def _contexts(found: tuple[bytes, str]) -> Any:
     return contexts.data
 
 
+@functools.lru_cache(maxsize=1024)  # a tracker sends a few schemas, over and over
 def _schema_name(uri: str) -> str:
     """`iglu:com.acme/signed_up/jsonschema/1-0-0` -> `signed_up`."""
     parts = uri.removeprefix("iglu:").split("/")
