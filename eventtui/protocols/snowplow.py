@@ -122,7 +122,13 @@ def _event(fields: Any, options: Options) -> StoredEvent:
         raise EventRefused('the event has no "e" (the event kind)')
     properties: dict[str, Any] = {}
     context: dict[str, Any] = {}
-    page = {key: fields[field] for field, key in _PAGE if field in fields}
+    page: dict[str, Any] = {}  # _PAGE, spelt out: a comprehension is a call of its own
+    if "url" in fields:
+        page["url"] = fields["url"]
+    if "page" in fields:
+        page["title"] = fields["page"]
+    if "refr" in fields:
+        page["referrer"] = fields["refr"]
     if page:
         context["page"] = page
     type_ = "track"
