@@ -173,11 +173,18 @@ def event_json(
         sent_at = _seconds(timestamp)
         if sent_at is None:
             errors = json_encode([timestamp_error(timestamp)]).decode()
-    return _checked(
-        options, source, name, type_, user_id, anonymous_id, message_id, sent_at, errors,
-        properties_json, context_json,
-        extra if extra.__class__ is str else json_encode(extra).decode() if extra else None,
-    )  # fmt: skip
+    extra_json = extra if extra.__class__ is str else json_encode(extra).decode() if extra else None
+    # `_checked`, inlined: a call with twelve arguments is a tenth of a microsecond a row.
+    size = len(properties_json) + len(context_json) + (len(extra_json) if extra_json else 0)
+    if size > options.max_event_bytes:
+        raise EventRefused(
+            f"the event is {size:,} bytes, over the {options.max_event_bytes:,}-byte limit"
+        )
+    return _new_row(StoredEvent, (
+        options.received_at, sent_at, name, type_, user_id or None, anonymous_id or None,
+        message_id or None, options.client, properties_json, context_json, errors is None,
+        errors, extra_json, 0, source,
+    ))  # fmt: skip
 
 
 def _checked(
