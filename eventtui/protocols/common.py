@@ -529,7 +529,8 @@ class Split:
         """(the app's properties, the SDK's) as JSON text."""
         if not properties:
             return "{}", "{}"
-        plan = self.layouts.get(tuple(properties))
+        layout = tuple(properties)
+        plan = self.layouts.plans.get(layout) or self.layouts.get(layout)
         if plan is None:
             return self._plain(properties)
         return plan(properties)
@@ -550,15 +551,28 @@ class Split:
 
     def _plan(self, layout: tuple[str, ...]) -> _Plan | None:
         kept = [key for key in layout if key not in self.dropped]
-        own = pick_encoder([key for key in kept if not self.is_sdk(key)])
-        sdk = pick_encoder([key for key in kept if self.is_sdk(key)])
+        own_keys = [key for key in kept if not self.is_sdk(key)]
+        sdk_keys = [key for key in kept if self.is_sdk(key)]
+        own, sdk = pick_encoder(own_keys), pick_encoder(sdk_keys)
         if own is None or sdk is None:
             return None
+        if len(own_keys) > 1 and len(sdk_keys) > 1:  # the usual: both in one call
+            own_struct, own_values = _picked(own_keys)
+            sdk_struct, sdk_values = _picked(sdk_keys)
+            encode = json_encode
 
-        def both(properties: dict[str, Any]) -> tuple[str, str]:
+            def both(properties: dict[str, Any]) -> tuple[str, str]:
+                return (
+                    encode(own_struct(*own_values(properties))).decode(),
+                    encode(sdk_struct(*sdk_values(properties))).decode(),
+                )
+
+            return both
+
+        def each(properties: dict[str, Any]) -> tuple[str, str]:
             return own(properties), sdk(properties)
 
-        return both
+        return each
 
 
 _Plan = Callable[[dict[str, Any]], tuple[str, str]]
@@ -578,17 +592,23 @@ def pick_encoder(keys: list[str]) -> Callable[[dict[str, Any]], str] | None:
         return lambda d: "{}"
     if len(keys) > _MAX_KEYS or any(map(_UNNAMEABLE.search, keys)):
         return None
+    struct, values = _picked(keys)
+    encode = json_encode
+    if len(keys) == 1:
+        (key,) = keys
+        return lambda d: encode(struct(d[key])).decode()
+    return lambda d: encode(struct(*values(d))).decode()
+
+
+def _picked(keys: list[str]) -> tuple[type[msgspec.Struct], Callable[[dict[str, Any]], Any]]:
+    """A Struct type whose fields are `keys` (their JSON names), and what takes their values
+    out of a dict in that order (a tuple, for two keys or more)."""
     names = [f"f{i}" for i in range(len(keys))]
     # gc=False: it holds decoded JSON values only, so it can be in no reference cycle.
     struct = msgspec.defstruct(
         "Picked", names, rename=dict(zip(names, keys, strict=True)), gc=False
     )
-    encode = json_encode
-    if len(keys) == 1:
-        (key,) = keys
-        return lambda d: encode(struct(d[key])).decode()
-    values = operator.itemgetter(*keys)
-    return lambda d: encode(struct(*values(d))).decode()
+    return struct, operator.itemgetter(*keys)
 
 
 def split_vendor_properties(
