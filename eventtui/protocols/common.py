@@ -609,21 +609,3 @@ def _picked(keys: list[str]) -> tuple[type[msgspec.Struct], Callable[[dict[str, 
         "Picked", names, rename=dict(zip(names, keys, strict=True)), gc=False
     )
     return struct, operator.itemgetter(*keys)
-
-
-def split_vendor_properties(
-    properties: dict[str, Any] | None, vendor_keys: frozenset[str] = frozenset()
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """An SDK's properties as (the app's own, the SDK's): `$`-prefixed keys and `vendor_keys` are
-    the SDK's (`$os`, `$lib`, `token`, ...) and go to context, so that a tracking plan checks
-    what the app sent."""
-    if not properties:
-        return {}, {}
-    own: dict[str, Any] = {}
-    sdk: dict[str, Any] = {}
-    for key, value in properties.items():
-        if key[:1] == "$" or key in vendor_keys:
-            sdk[key] = value
-        else:
-            own[key] = value
-    return own, sdk
