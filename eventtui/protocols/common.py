@@ -122,22 +122,11 @@ def event(
     """One event in the model, checked as `model.normalise` checks a Segment event; raises
     EventRefused. `name_key`: the vendor's field for the name, for the refusal's words.
     `timestamp`: what the SDK sent (ISO text, epoch seconds or milliseconds)."""
-    if name.__class__ is not str or not name or len(name) > MAX_NAME_CHARS:
-        raise EventRefused(bad_name(name).replace('"event"', f'"{name_key}"'))
-    if user_id.__class__ is not str:
-        user_id = id_value(user_id, "user id")
-    if anonymous_id.__class__ is not str:
-        anonymous_id = id_value(anonymous_id, "anonymous id")
-    if message_id.__class__ is not str:
-        message_id = id_value(message_id, "message id")
-    sent_at = errors = None
-    if timestamp is not None:
-        sent_at = _seconds(timestamp)
-        if sent_at is None:
-            errors = json_encode([timestamp_error(timestamp)]).decode()
+    # Encoding first is safe: the decoders hand over decoded JSON, nested 64 levels at most,
+    # which always encodes, so no check below can be pre-empted by it.
     encode = json_encode
-    return _checked(
-        options, source, name, type_, user_id, anonymous_id, message_id, sent_at, errors,
+    return event_json(
+        options, source, name_key, name, type_, user_id, anonymous_id, message_id, timestamp,
         encode(properties).decode() if properties else "{}",
         encode(context).decode() if context else "{}",
         encode(extra).decode() if extra else None,
@@ -174,34 +163,6 @@ def event_json(
         if sent_at is None:
             errors = json_encode([timestamp_error(timestamp)]).decode()
     extra_json = extra if extra.__class__ is str else json_encode(extra).decode() if extra else None
-    # `_checked`, inlined: a call with twelve arguments is a tenth of a microsecond a row.
-    size = len(properties_json) + len(context_json) + (len(extra_json) if extra_json else 0)
-    if size > options.max_event_bytes:
-        raise EventRefused(
-            f"the event is {size:,} bytes, over the {options.max_event_bytes:,}-byte limit"
-        )
-    return _new_row(StoredEvent, (
-        options.received_at, sent_at, name, type_, user_id or None, anonymous_id or None,
-        message_id or None, options.client, properties_json, context_json, errors is None,
-        errors, extra_json, 0, source,
-    ))  # fmt: skip
-
-
-def _checked(
-    options: Options,
-    source: str,
-    name: str,
-    type_: str,
-    user_id: str | None,
-    anonymous_id: str | None,
-    message_id: str | None,
-    sent_at: float | None,
-    errors: str | None,
-    properties_json: str,
-    context_json: str,
-    extra_json: str | None,
-) -> StoredEvent:
-    """The row, once its size is known to be within the limit."""
     size = len(properties_json) + len(context_json) + (len(extra_json) if extra_json else 0)
     if size > options.max_event_bytes:
         raise EventRefused(
