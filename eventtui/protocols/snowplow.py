@@ -189,7 +189,7 @@ def _extra(fields: dict[str, Any], kind: str) -> str:
     """The JSON text of the fields kept in extra: by the layout's plan (see `common.Layouts`)
     once it has one, else by a dict."""
     layout = (tuple(fields), kind)
-    encode = _extra_plans.get(layout)
+    encode = _extra_plans.plans.get(layout) or _extra_plans.get(layout)
     if encode is not None:
         return encode(fields)
     return json_encode({key: fields[key] for key in _extra_keys(layout)}).decode()
