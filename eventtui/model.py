@@ -742,6 +742,7 @@ kind_of: Final = _kind
 bad_name: Final = _bad_name
 timestamp_error: Final = _timestamp_error
 id_value: Final = _id_value
+check_needed: Final = _needed
 
 
 def openers(data: bytes) -> int:

@@ -16,7 +16,7 @@ commit wait), so an event sent by any SDK is received, stored and acknowledged o
 Segment's API (and RudderStack's SDKs, which speak it) stays in `model.decode_frame`: it is the
 shape the rest of eventtui already is.
 
-May import: msgspec, model.
+May import: msgspec, pybase64 (common's base64), model.
 """
 
 from __future__ import annotations

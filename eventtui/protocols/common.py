@@ -5,19 +5,22 @@ rules every event meets (a name of 1 to 256 characters, the size limit, ids as t
 timestamps) in the same words as `model.normalise`. `decode_items` runs a decoder over a body's
 events so that one bad event is refused with its index and the rest are stored.
 
-May import: msgspec, model.
+May import: msgspec, pybase64, model.
 """
 
 from __future__ import annotations
 
 import binascii
 import codecs
+import operator
+import re
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from datetime import datetime
-from typing import Any, Final, NamedTuple, TypeVar
+from typing import Any, Final, Generic, NamedTuple, TypeVar
 
 import msgspec
+import pybase64
 
 from eventtui.model import (
     MAX_DEPTH,
@@ -30,6 +33,7 @@ from eventtui.model import (
     Refusal,
     StoredEvent,
     bad_name,
+    check_needed,
     decode_json_item,
     id_value,
     json_encode,
@@ -118,6 +122,33 @@ def event(
     """One event in the model, checked as `model.normalise` checks a Segment event; raises
     EventRefused. `name_key`: the vendor's field for the name, for the refusal's words.
     `timestamp`: what the SDK sent (ISO text, epoch seconds or milliseconds)."""
+    # Encoding first is safe: the decoders hand over decoded JSON, nested 64 levels at most,
+    # which always encodes, so no check below can be pre-empted by it.
+    encode = json_encode
+    return event_json(
+        options, source, name_key, name, type_, user_id, anonymous_id, message_id, timestamp,
+        encode(properties).decode() if properties else "{}",
+        encode(context).decode() if context else "{}",
+        encode(extra).decode() if extra else None,
+    )  # fmt: skip
+
+
+def event_json(
+    options: Options,
+    source: str,
+    name_key: str,
+    name: Any,
+    type_: str,
+    user_id: Any,
+    anonymous_id: Any,
+    message_id: Any,
+    timestamp: Any,
+    properties_json: str,
+    context_json: str,
+    extra: dict[str, Any] | str | None,
+) -> StoredEvent:
+    """`event`, with properties and context already JSON text (`Split` makes them so), and
+    `extra` too when it is a str."""
     if name.__class__ is not str or not name or len(name) > MAX_NAME_CHARS:
         raise EventRefused(bad_name(name).replace('"event"', f'"{name_key}"'))
     if user_id.__class__ is not str:
@@ -131,22 +162,23 @@ def event(
         sent_at = _seconds(timestamp)
         if sent_at is None:
             errors = json_encode([timestamp_error(timestamp)]).decode()
-    encode = json_encode
-    properties_json = encode(properties).decode() if properties else "{}"
-    context_json = encode(context).decode() if context else "{}"
-    extra_json = encode(extra).decode() if extra else None
+    extra_json = extra if extra.__class__ is str else json_encode(extra).decode() if extra else None
     size = len(properties_json) + len(context_json) + (len(extra_json) if extra_json else 0)
     if size > options.max_event_bytes:
         raise EventRefused(
             f"the event is {size:,} bytes, over the {options.max_event_bytes:,}-byte limit"
         )
-    # Positional, as model.normalise builds it: the keyword constructor costs a microsecond.
-    # `absent` 0: a vendor's event is mapped into the model, so no field of it was left out.
-    return StoredEvent(
+    # The tuple made directly: a NamedTuple's own constructor is Python code (0.33 µs a row,
+    # measured, against 0.1). `absent` 0: a vendor's event is mapped into the model, so no
+    # field of it was left out.
+    return _new_row(StoredEvent, (
         options.received_at, sent_at, name, type_, user_id or None, anonymous_id or None,
         message_id or None, options.client, properties_json, context_json, errors is None,
         errors, extra_json, 0, source,
-    )  # fmt: skip
+    ))  # fmt: skip
+
+
+_new_row: Final = tuple.__new__
 
 
 def _seconds(timestamp: Any) -> float | None:
@@ -190,6 +222,60 @@ def decode_items(
             )
     if not out.events and not out.refusals:
         out.refusals.append(Refusal("the body holds no events", None, b""))
+    return out
+
+
+def built_all(
+    items: list[T], build: Callable[[T], StoredEvent], options: Options
+) -> DecodedFrame | None:
+    """A body's typed events, each built and checked, when none of them is refused; else None,
+    and the caller decodes the body item by item (`decode_items`) for the refusals' indexes and
+    raw copies. The fast path of a vendor decoder, as `model.decode_frame` has one for Segment's:
+    a whole body is decoded into typed Structs in one msgspec call, with one try around it all
+    and the plan's frame-wide prefilter (`needed`) asked once, not a check call per event."""
+    if not items:
+        return None
+    try:
+        events = [build(item) for item in items]
+        check = options.check
+        if check is not None and check_needed(check, events):
+            events = [check(event) for event in events]
+    except Exception:  # refused, or the check raised: the slow path says which and why
+        return None
+    return DecodedFrame(events, [])
+
+
+_DECODING: Final = (
+    msgspec.ValidationError,
+    msgspec.DecodeError,
+    RecursionError,
+    UnicodeDecodeError,
+)
+
+
+def within_depth(openers_in_body: int, least: list[int]) -> bool:
+    """Whether no event of a body can have more than MAX_DEPTH objects and arrays open in it
+    (the bound below which an event is not walked for its depth), from the count in the whole
+    body and, for each event, the least it has (`least`: its own object and the objects its
+    Struct holds). An event has at most what the body has less the least of all the others, so
+    a body of flat events is decoded in one call, never split and counted event by event."""
+    return bool(least) and openers_in_body - sum(least) + max(least) <= MAX_DEPTH
+
+
+def typed_each(items: list[msgspec.Raw], decoder: msgspec.json.Decoder[T]) -> list[T]:
+    """Each raw event decoded into its Struct, as `model.decode_frame`'s fast path does a batch
+    that nests past the limit as a whole: [] when one of them might nest too deeply (more than
+    MAX_DEPTH objects and arrays open in it) or is not plain, and the body goes the slow way."""
+    out: list[T] = []
+    append, decode = out.append, decoder.decode
+    try:
+        for item in items:
+            raw = bytes(item)
+            if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH:
+                return []
+            append(decode(raw))
+    except _DECODING:
+        return []
     return out
 
 
@@ -289,14 +375,26 @@ def form_field(body: bytes, name: str) -> bytes | None:
 def percent_decode(text: bytes) -> bytes:
     """`+` and `%XX` escapes of a form value decoded; a stray `%` is kept as it is (as
     `urllib.parse.unquote_to_bytes` keeps it)."""
+    escapes = text.count(b"%")
+    if not escapes:
+        return text.replace(b"+", b" ")
+    if b"=" not in text and b"\n" not in text and b"\r" not in text:
+        # Quoted-printable is the same escape with `=` for `%` (binascii, in C: 3x faster than
+        # the way below). What it reads otherwise (an `=` of its own, a soft line break) is not
+        # in this text, and an escape it cannot read (a stray `%`) it keeps longer than 1 byte:
+        # the length says whether every `%` was an escape.
+        quoted = binascii.a2b_qp(text.translate(_PERCENT_AS_QP))
+        if len(quoted) == len(text) - 2 * escapes:
+            return quoted
     text = text.replace(b"+", b" ")
-    if b"%" not in text:
-        return text
     try:
         decoded: bytes = codecs.escape_decode(text.replace(b"\\", b"\\\\").replace(b"%", b"\\x"))[0]
         return decoded
     except ValueError:  # a `%` not followed by two hex digits
         return urllib.parse.unquote_to_bytes(text)
+
+
+_PERCENT_AS_QP: Final = bytes.maketrans(b"%+", b"= ")
 
 
 def base64_bytes(text: str | bytes, what: str) -> bytes:
@@ -306,6 +404,12 @@ def base64_bytes(text: str | bytes, what: str) -> bytes:
     data = data.translate(_URL_SAFE)
     if len(data) % 4:
         data += b"=" * (-len(data) % 4)
+    try:
+        # pybase64 refuses all that binascii's strict mode refuses, and a little more (padding
+        # past a whole quantum, "AAAA===="): binascii has the last word on those.
+        return pybase64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        pass
     try:
         return binascii.a2b_base64(data, strict_mode=True)
     except (binascii.Error, ValueError):
@@ -326,19 +430,143 @@ def base64_json(text: str | bytes, what: str) -> Any:
 _URL_SAFE: Final = bytes.maketrans(b"-_ ", b"+/+")
 
 
-def split_vendor_properties(
-    properties: dict[str, Any] | None, vendor_keys: frozenset[str] = frozenset()
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """An SDK's properties as (the app's own, the SDK's): `$`-prefixed keys and `vendor_keys` are
-    the SDK's (`$os`, `$lib`, `token`, ...) and go to context, so that a tracking plan checks
-    what the app sent."""
-    if not properties:
-        return {}, {}
-    own: dict[str, Any] = {}
-    sdk: dict[str, Any] = {}
-    for key, value in properties.items():
-        if key[:1] == "$" or key in vendor_keys:
-            sdk[key] = value
-        else:
-            own[key] = value
-    return own, sdk
+K = TypeVar("K", bound=Hashable)
+P = TypeVar("P")
+
+
+class Layouts(Generic[K, P]):
+    """Plans made per key layout (`make(layout)`), for what a decoder does with an event's keys
+    by the same steps event after event: an SDK sends the same keys in the same order each
+    time. A plan costs tens of µs to make, so only a layout seen `WARM` times gets one (until
+    then, and when `make` says None, the decoder goes the plain way); both tables are bounded,
+    so an SDK that sends every event with keys of its own pays a lookup more, nothing else."""
+
+    WARM: Final = 2
+    MAX_LAYOUTS: Final = 512
+
+    def __init__(self, make: Callable[[K], P | None]) -> None:
+        self.make = make
+        self.seen: dict[K, int] = {}
+        self.plans: dict[K, P | None] = {}
+
+    def get(self, layout: K) -> P | None:
+        plan = self.plans.get(layout, _ABSENT)
+        if plan is not _ABSENT:
+            return plan
+        seen = self.seen.get(layout, 0) + 1
+        if seen < self.WARM:
+            if len(self.seen) >= self.MAX_LAYOUTS:
+                self.seen.clear()
+            self.seen[layout] = seen
+            return None
+        self.seen.pop(layout, None)
+        plan = self.make(layout)
+        if len(self.plans) >= self.MAX_LAYOUTS:
+            self.plans.clear()
+        self.plans[layout] = plan
+        return plan
+
+
+_ABSENT: Final[Any] = object()
+
+
+class Split:
+    """An SDK's properties split into the app's own and the SDK's (`is_sdk(key)`), straight to
+    their JSON texts, in the order they came; `dropped` keys are in neither (they have columns).
+
+    The texts are what a loop over the keys into two dicts and `json_encode` make, byte for
+    byte; that loop and the two encodes cost more per event than decoding it (posthog-js sends
+    ~30 properties). With a plan for the layout (`Layouts`): which keys are whose, and for each
+    side an encoder (`pick_encoder`) that takes the values by position into a Struct that
+    msgspec encodes in C, with no dict built and no Python code per key.
+    """
+
+    def __init__(self, is_sdk: Callable[[str], bool], dropped: frozenset[str]) -> None:
+        self.is_sdk = is_sdk
+        self.dropped = dropped
+        self.layouts: Layouts[tuple[str, ...], _Plan] = Layouts(self._plan)
+
+    def __call__(self, properties: dict[str, Any] | None) -> tuple[str, str]:
+        """(the app's properties, the SDK's) as JSON text."""
+        if not properties:
+            return "{}", "{}"
+        layout = tuple(properties)
+        plan = self.layouts.plans.get(layout) or self.layouts.get(layout)
+        if plan is None:
+            return self._plain(properties)
+        return plan(properties)
+
+    def _plain(self, properties: dict[str, Any]) -> tuple[str, str]:
+        own: dict[str, Any] = {}
+        sdk: dict[str, Any] = {}
+        is_sdk, dropped = self.is_sdk, self.dropped
+        for key, value in properties.items():
+            if key in dropped:
+                continue
+            if is_sdk(key):
+                sdk[key] = value
+            else:
+                own[key] = value
+        encode = json_encode
+        return encode(own).decode() if own else "{}", encode(sdk).decode() if sdk else "{}"
+
+    def _plan(self, layout: tuple[str, ...]) -> _Plan | None:
+        kept = [key for key in layout if key not in self.dropped]
+        own_keys = [key for key in kept if not self.is_sdk(key)]
+        sdk_keys = [key for key in kept if self.is_sdk(key)]
+        own, sdk = pick_encoder(own_keys), pick_encoder(sdk_keys)
+        if own is None or sdk is None:
+            return None
+        if len(own_keys) > 1 and len(sdk_keys) > 1:  # the usual: both in one call
+            own_struct, own_values = _picked(own_keys)
+            sdk_struct, sdk_values = _picked(sdk_keys)
+            encode = json_encode
+
+            def both(properties: dict[str, Any]) -> tuple[str, str]:
+                return (
+                    encode(own_struct(*own_values(properties))).decode(),
+                    encode(sdk_struct(*sdk_values(properties))).decode(),
+                )
+
+            return both
+
+        def each(properties: dict[str, Any]) -> tuple[str, str]:
+            return own(properties), sdk(properties)
+
+        return each
+
+
+_Plan = Callable[[dict[str, Any]], tuple[str, str]]
+
+
+# What msgspec does not take in a renamed field's name (so its JSON needs no escaping).
+_UNNAMEABLE: Final = re.compile(r'["\\\x00-\x1f]')
+_MAX_KEYS: Final = 256
+
+
+def pick_encoder(keys: list[str]) -> Callable[[dict[str, Any]], str] | None:
+    """A function of a dict holding `keys` to the JSON text of `{key: d[key] for key in keys}`
+    (`json_encode`'s, byte for byte), through a Struct type whose fields are those keys
+    (`msgspec.defstruct` with `rename`); None for keys a field cannot be named (a quote, a
+    backslash, a control character) or too many of them."""
+    if not keys:
+        return lambda d: "{}"
+    if len(keys) > _MAX_KEYS or any(map(_UNNAMEABLE.search, keys)):
+        return None
+    struct, values = _picked(keys)
+    encode = json_encode
+    if len(keys) == 1:
+        (key,) = keys
+        return lambda d: encode(struct(d[key])).decode()
+    return lambda d: encode(struct(*values(d))).decode()
+
+
+def _picked(keys: list[str]) -> tuple[type[msgspec.Struct], Callable[[dict[str, Any]], Any]]:
+    """A Struct type whose fields are `keys` (their JSON names), and what takes their values
+    out of a dict in that order (a tuple, for two keys or more)."""
+    names = [f"f{i}" for i in range(len(keys))]
+    # gc=False: it holds decoded JSON values only, so it can be in no reference cycle.
+    struct = msgspec.defstruct(
+        "Picked", names, rename=dict(zip(names, keys, strict=True)), gc=False
+    )
+    return struct, operator.itemgetter(*keys)

@@ -38,14 +38,19 @@ from eventtui.protocols.common import (
     Options,
     Protocol,
     Request,
+    Split,
     Typed,
     base64_bytes,
+    built_all,
     decode_items,
     event,
+    event_json,
     form_field,
     json_items,
     json_reply,
     refused,
+    typed_each,
+    within_depth,
 )
 
 SOURCE: Final = "mixpanel"
@@ -54,8 +59,12 @@ _TYPES: Final = {"$identify": "identify", "$create_alias": "alias", "$mp_web_pag
 _OPERATIONS: Final = (
     "$set", "$set_once", "$add", "$union", "$append", "$remove", "$unset", "$delete",
 )  # fmt: skip
-# Properties that are the event's columns, not its properties.
-_COLUMNS: Final = frozenset({"distinct_id", "time", "$insert_id"})
+# `$`- and `mp_`-prefixed properties and `token` are Mixpanel's (context); those that are the
+# event's columns are in neither.
+_split: Final = Split(
+    lambda key: key[:1] == "$" or key[:3] == "mp_" or key == "token",
+    frozenset({"distinct_id", "time", "$insert_id"}),
+)
 
 
 class _Event(msgspec.Struct, forbid_unknown_fields=True):
@@ -64,20 +73,48 @@ class _Event(msgspec.Struct, forbid_unknown_fields=True):
 
 
 _typed: Final = Typed.of(_Event)
+_events_decoder: Final = msgspec.json.Decoder(list[_Event])
+_raw_list: Final = msgspec.json.Decoder(list[msgspec.Raw])
 
 
 def decode(request: Request, options: Options) -> DecodedFrame:
     body = request.body
+    kind = request.path.strip("/")
     try:
         data = _data(request)
+        if kind != "engage" and kind != "groups":
+            fast = built_all(_typed_items(data), lambda e: _event(e, None, options), options)
+            if fast is not None:
+                return fast
         items, listed = json_items(data)
     except EventRefused as exc:
         return refused(str(exc), body)
     deep = openers(data) > MAX_DEPTH
-    kind = request.path.strip("/")
     if kind == "engage" or kind == "groups":
         return decode_items(items, lambda raw: _profile(raw, kind, options), options, listed=listed)
-    return decode_items(items, lambda raw: _event(raw, deep, options), options, listed=listed)
+    return decode_items(
+        items, lambda raw: _event(*_typed.decode(raw, deep), options), options, listed=listed
+    )
+
+
+def _typed_items(data: bytes) -> list[_Event]:
+    """The events as Structs when all are plain and none nests too deeply (in one call when the
+    whole body cannot), else []: they go the slow way, which says which is wrong and why."""
+    # No look for lone surrogate escapes: msgspec refuses them, and the slow way keeps them.
+    head = data.lstrip()[:1]
+    count = openers(data)
+    try:
+        if head == b"{":
+            return [_typed.decoder.decode(data)] if count <= MAX_DEPTH else []
+        if head != b"[":
+            return []
+        events = _events_decoder.decode(data)
+        least = [1 + (e.properties is not None) for e in events]
+        if count <= MAX_DEPTH or within_depth(count, least):
+            return events
+        return typed_each(_raw_list.decode(data), _typed.decoder)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        return []
 
 
 def _data(request: Request) -> bytes:
@@ -101,28 +138,22 @@ def _data(request: Request) -> bytes:
     return base64_bytes(stripped, 'the "data" field')
 
 
-def _event(raw: msgspec.Raw, deep: bool, options: Options) -> StoredEvent:
-    e, unknown = _typed.decode(raw, deep)
+def _event(e: _Event, unknown: dict[str, Any] | None, options: Options) -> StoredEvent:
+    """An event from its Struct and its unknown top-level fields."""
     props = e.properties or {}
-    own: dict[str, Any] = {}
-    sdk: dict[str, Any] = {}
-    for key, value in props.items():
-        if key[:1] == "$" or key[:3] == "mp_" or key == "token":
-            sdk[key] = value
-        elif key not in _COLUMNS:
-            own[key] = value
+    own, sdk = _split(props)
     distinct_id = props.get("distinct_id")
-    user_id = sdk.get("$user_id")
-    anonymous_id = sdk.get("$device_id")
+    user_id = props.get("$user_id")
+    anonymous_id = props.get("$device_id")
     if user_id is None and distinct_id is not None:
         if isinstance(distinct_id, str) and distinct_id.startswith("$device:"):
             anonymous_id = anonymous_id or distinct_id.removeprefix("$device:")
         else:
             user_id = distinct_id
-    message_id = sdk.pop("$insert_id", None)
+    message_id = props.get("$insert_id")
     name = e.event
     type_ = _TYPES.get(name, "track") if name.__class__ is str else "track"
-    return event(
+    return event_json(
         options, SOURCE, "event", name, type_, user_id, anonymous_id, message_id,
         props.get("time"), own, sdk, unknown,
     )  # fmt: skip

@@ -35,15 +35,18 @@ from eventtui.protocols.common import (
     Options,
     Protocol,
     Request,
+    Split,
     Typed,
     base64_bytes,
+    built_all,
     decode_items,
-    event,
+    event_json,
     form_field,
     json_items,
     json_reply,
     refused,
-    split_vendor_properties,
+    typed_each,
+    within_depth,
 )
 
 SOURCE: Final = "posthog"
@@ -73,8 +76,9 @@ _TYPES: Final = {
     "$create_alias": "alias",
     "$groupidentify": "group",
 }
-# Non-`$` properties that are PostHog's, not the app's: the project key and the id.
-_VENDOR_KEYS: Final = frozenset({"token", "distinct_id"})
+# `$`-prefixed properties and `token` (the project key) are PostHog's, not the app's; the id has
+# its column.
+_split: Final = Split(lambda key: key[:1] == "$" or key == "token", frozenset({"distinct_id"}))
 
 
 class _Event(msgspec.Struct, forbid_unknown_fields=True):
@@ -105,7 +109,13 @@ class _Batch(msgspec.Struct):
     batch: list[msgspec.Raw]
 
 
+class _TypedBatch(msgspec.Struct):
+    batch: list[_Event]
+
+
 _batch_decoder: Final = msgspec.json.Decoder(_Batch)
+_typed_batch_decoder: Final = msgspec.json.Decoder(_TypedBatch)
+_events_decoder: Final = msgspec.json.Decoder(list[_Event])
 _raw_list: Final = msgspec.json.Decoder(list[msgspec.Raw])
 
 
@@ -123,11 +133,16 @@ def decode(request: Request, options: Options) -> DecodedFrame:
                 raise EventRefused('the form body has no "data" field')
             compression = request.query.get("compression") or form_field(body, "compression")
             body = _unwrap(form_data, compression)
+        fast = built_all(_typed_items(body), lambda e: _event(e, None, options), options)
+        if fast is not None:
+            return fast
         items, listed = _items(body)
     except EventRefused as exc:
         return refused(str(exc), body)
     deep = openers(body) > MAX_DEPTH
-    return decode_items(items, lambda raw: _event(raw, deep, options), options, listed=listed)
+    return decode_items(
+        items, lambda raw: _event(*_typed.decode(raw, deep), options), options, listed=listed
+    )
 
 
 def _unwrap(data: bytes, compression: str | bytes | None) -> bytes:
@@ -136,6 +151,39 @@ def _unwrap(data: bytes, compression: str | bytes | None) -> bytes:
     if compression in ("base64", b"base64") or text[:1] not in (b"{", b"["):
         return base64_bytes(text, 'the "data" field')
     return text
+
+
+def _typed_items(body: bytes) -> list[_Event]:
+    """A body's events as Structs, if they all are plain (see `Typed`) and none nests too
+    deeply: decoded in one call when the whole body cannot, else one by one; [] otherwise,
+    and they go the slow way (`decode_items`), which says which is wrong and why."""
+    # No look for lone surrogate escapes: msgspec refuses them, and the slow way keeps them.
+    head = body.lstrip()[:1]
+    count = openers(body)
+    try:
+        if head == b"[":
+            events = _events_decoder.decode(body)
+            if count <= MAX_DEPTH or within_depth(count, _least(events)):
+                return events
+            return typed_each(_raw_list.decode(body), _typed.decoder)
+        if head == b"{" and b'"batch"' in body:  # a batch, or an event with a "batch" in it
+            events = _typed_batch_decoder.decode(body).batch
+            if count <= MAX_DEPTH or within_depth(count, _least(events)):
+                return events
+            return typed_each(_batch_decoder.decode(body).batch, _typed.decoder)
+        if head == b"{" and count <= MAX_DEPTH:
+            return [_typed.decoder.decode(body)]
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        pass
+    return []
+
+
+def _least(events: list[_Event]) -> list[int]:
+    """The objects each event has at least: itself and those its Struct holds."""
+    return [
+        1 + (e.properties is not None) + (e.set is not None) + (e.set_once is not None)
+        for e in events
+    ]
 
 
 def _items(body: bytes) -> tuple[list[msgspec.Raw], bool]:
@@ -156,33 +204,33 @@ def _items(body: bytes) -> tuple[list[msgspec.Raw], bool]:
     return json_items(body)  # the same checks again, for their reasons
 
 
-def _event(raw: msgspec.Raw, deep: bool, options: Options) -> StoredEvent:
-    e, unknown = _typed.decode(raw, deep)
+def _event(e: _Event, unknown: dict[str, Any] | None, options: Options) -> StoredEvent:
+    """An event from its Struct and its unknown top-level fields."""
     props = e.properties
     distinct_id = e.distinct_id
     if distinct_id is None and props:
         distinct_id = props.get("distinct_id")
     if distinct_id is None:
         raise EventRefused('the event has no "distinct_id" (at the top level or in properties)')
-    own, sdk = split_vendor_properties(props, _VENDOR_KEYS)
-    sdk.pop("distinct_id", None)  # it has its column
+    own, sdk = _split(props)  # `distinct_id` has its column: in neither
     extra = unknown
-    for attr, key in _EXTRA:
-        value = getattr(e, attr)
-        if value is not None:
-            if extra is None:
-                extra = {}
-            extra[key] = value
+    if e.set is not None or e.set_once is not None or e.type is not None or e.offset is not None:
+        for attr, key in _EXTRA:
+            value = getattr(e, attr)
+            if value is not None:
+                if extra is None:
+                    extra = {}
+                extra[key] = value
     user_id = anonymous_id = None
     # posthog-js marks the ids it made up itself (`$is_identified` false; older versions
     # `$user_state`); anything else was given by the app.
-    if sdk.get("$is_identified") is False or sdk.get("$user_state") == "anonymous":
+    if props and (props.get("$is_identified") is False or props.get("$user_state") == "anonymous"):
         anonymous_id = distinct_id
     else:
         user_id = distinct_id
-        anonymous_id = sdk.get("$device_id")
+        anonymous_id = props.get("$device_id") if props else None
     name = e.event
-    return event(
+    return event_json(
         options, SOURCE, "event", name, _TYPES.get(name, "track") if name.__class__ is str else "track",
         user_id, anonymous_id, e.uuid, e.timestamp, own, sdk, extra,
     )  # fmt: skip

@@ -20,6 +20,8 @@ May import: msgspec, model, protocols.common.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any, Final
 
 import msgspec
@@ -33,18 +35,20 @@ from eventtui.model import (
     json_refusal,
     kind_of,
     nesting_depth,
-    openers,
     without_lone_surrogates,
 )
 from eventtui.protocols.common import (
     Answer,
+    Layouts,
     Options,
     Protocol,
     Request,
     base64_bytes,
+    built_all,
     decode_items,
-    event,
+    event_json,
     json_document,
+    pick_encoder,
     refused,
 )
 
@@ -101,30 +105,41 @@ def decode(request: Request, options: Options) -> DecodedFrame:
                 request.body,
             )
         payload = _Payload(doc["data"])
+    fast = built_all(payload.data, lambda f: _event(f, options), options)
+    if fast is not None:
+        return fast
     return decode_items(payload.data, lambda f: _event(f, options), options)
 
 
 def _event(fields: Any, options: Options) -> StoredEvent:
     if fields.__class__ is not dict:
         raise EventRefused(f"an event must be an object of fields, not {kind_of(fields)}")
-    f = dict(fields)  # a copy to take fields out of: a refusal keeps the event as it came
-    kind = f.pop("e", None)
+    # The fields are read, never taken out: what is left for extra is known from the layout
+    # (`_extra`), and a refusal keeps the event as it came.
+    get = fields.get
+    kind = get("e")
     if not kind:
         raise EventRefused('the event has no "e" (the event kind)')
     properties: dict[str, Any] = {}
     context: dict[str, Any] = {}
-    page = {key: f.pop(field) for field, key in _PAGE if field in f}
+    page: dict[str, Any] = {}  # _PAGE, spelt out: a comprehension is a call of its own
+    if "url" in fields:
+        page["url"] = fields["url"]
+    if "page" in fields:
+        page["title"] = fields["page"]
+    if "refr" in fields:
+        page["referrer"] = fields["refr"]
     if page:
         context["page"] = page
     type_ = "track"
     if kind == "se":
-        name = f.get("se_ac")
+        name = get("se_ac")
         for field, key in _STRUCTURED:
-            if field in f:
-                value = f.pop(field)
+            if field in fields:
+                value = fields[field]
                 properties[key] = _number(value) if field == "se_va" else value
     elif kind == "ue":
-        inner = _self_describing(_json_bytes(f, "ue_pr", "ue_px", "the self-describing event"))
+        inner = _self_describing(_json_bytes(fields, "ue_pr", "ue_px"))
         context["schema"] = inner.schema
         name = _schema_name(inner.schema)
         body = inner.data
@@ -137,35 +152,74 @@ def _event(fields: Any, options: Options) -> StoredEvent:
         elif kind == "pp":
             properties = dict(page)
             for field in _PING:
-                if field in f:
-                    properties[field] = _number(f.pop(field))
-    if "co" in f or "cx" in f:
-        context["contexts"] = _contexts(_json_bytes(f, "co", "cx", "the contexts"))
-    timestamp = f.pop("ttm", None) or f.get("dtm")
+                if field in fields:
+                    properties[field] = _number(fields[field])
+    if "co" in fields or "cx" in fields:
+        context["contexts"] = _contexts(_json_bytes(fields, "co", "cx"))
+    timestamp = get("ttm") or get("dtm")
     if timestamp is not None:
         timestamp = _number(timestamp)
-    user_id = f.pop("uid", None)
-    anonymous_id = f.pop("duid", None) or f.get("nuid")
-    message_id = f.pop("eid", None)
-    f["e"] = kind
-    return event(
-        options, SOURCE, "e", name, type_, user_id, anonymous_id, message_id, timestamp,
-        properties, context, f,
+    encode = json_encode
+    return event_json(
+        options, SOURCE, "e", name, type_, get("uid"), get("duid") or get("nuid"), get("eid"),
+        timestamp, encode(properties).decode() if properties else "{}",
+        encode(context).decode() if context else "{}",
+        _extra(fields, kind if kind == "se" or kind == "ue" or kind == "pp" else ""),
     )  # fmt: skip
 
 
-def _json_bytes(f: dict[str, Any], plain: str, encoded: str, what: str) -> tuple[bytes, str]:
-    """The JSON text of a field sent plain (`ue_pr`, `co`) or base64 (`ue_px`, `cx`), taken out
-    of `f`, and the words that name it in a refusal."""
+# The fields every event's columns, properties and context are made of; and those of each kind.
+# The rest are kept in extra, in the order they came, with "e" (the kind) last.
+_TAKEN: Final = frozenset({"e", "url", "page", "refr", "ttm", "uid", "duid", "eid", "co", "cx"})
+_TAKEN_BY_KIND: Final = {
+    "": _TAKEN,
+    "se": _TAKEN | {field for field, _ in _STRUCTURED},
+    "ue": _TAKEN | {"ue_pr", "ue_px"},
+    "pp": _TAKEN | set(_PING),
+}
+
+
+def _extra_keys(layout: tuple[tuple[str, ...], str]) -> list[str]:
+    keys, kind = layout
+    taken = _TAKEN_BY_KIND[kind]
+    return [key for key in keys if key not in taken] + ["e"]
+
+
+def _extra(fields: dict[str, Any], kind: str) -> str:
+    """The JSON text of the fields kept in extra: by the layout's plan (see `common.Layouts`)
+    once it has one, else by a dict."""
+    layout = (tuple(fields), kind)
+    encode = _extra_plans.plans.get(layout) or _extra_plans.get(layout)
+    if encode is not None:
+        return encode(fields)
+    return json_encode({key: fields[key] for key in _extra_keys(layout)}).decode()
+
+
+_extra_plans: Final[Layouts[tuple[tuple[str, ...], str], Callable[[dict[str, Any]], str]]] = (
+    Layouts(lambda layout: pick_encoder(_extra_keys(layout)))
+)
+
+
+# How a refusal names each field that holds JSON (made once, not per event).
+_WHERE: Final = {
+    "ue_pr": 'the self-describing event ("ue_pr")',
+    "ue_px": 'the self-describing event ("ue_px")',
+    "co": 'the contexts ("co")',
+    "cx": 'the contexts ("cx")',
+}
+
+
+def _json_bytes(f: dict[str, Any], plain: str, encoded: str) -> tuple[bytes, str]:
+    """The JSON text of a field sent plain (`ue_pr`, `co`, read first) or base64 (`ue_px`,
+    `cx`), and the words that name it in a refusal."""
     if plain in f:
-        text = f.pop(plain)
-        f.pop(encoded, None)
-        where = f'{what} ("{plain}")'
+        text = f[plain]
+        where = _WHERE[plain]
         if not isinstance(text, str):  # a JSON body may carry it decoded already
             return json_encode(text), where
         return text.encode(), where
-    where = f'{what} ("{encoded}")'
-    value = f.pop(encoded)
+    where = _WHERE[encoded]
+    value = f[encoded]
     if not isinstance(value, str):
         raise EventRefused(f"{where} must be base64 text, not {kind_of(value)}")
     return base64_bytes(value, where), where
@@ -191,9 +245,19 @@ _any_decoder: Final = msgspec.json.Decoder()
 
 def _decoded(text: bytes, where: str, decoder: msgspec.json.Decoder[Any]) -> Any:
     """`text` decoded with `decoder`, checked as every event is (nesting, lone surrogates)."""
+    try:  # the usual blob: msgspec takes it as it is (it refuses a lone surrogate), shallow
+        value = decoder.decode(text)
+        if text.count(b"{") + text.count(b"[") <= MAX_DEPTH:
+            return value
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        pass
+    # Anything else again, the whole way, for its reason.
     text = without_lone_surrogates(text)
     try:
-        if openers(text) > MAX_DEPTH and nesting_depth(_any_decoder.decode(text)) > MAX_DEPTH:
+        if (
+            text.count(b"{") + text.count(b"[") > MAX_DEPTH
+            and nesting_depth(_any_decoder.decode(text)) > MAX_DEPTH
+        ):
             raise EventRefused(f"{where}: nesting is deeper than {MAX_DEPTH} levels")
         return decoder.decode(text)
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
@@ -220,6 +284,7 @@ def _contexts(found: tuple[bytes, str]) -> Any:
     return contexts.data
 
 
+@functools.lru_cache(maxsize=1024)  # a tracker sends a few schemas, over and over
 def _schema_name(uri: str) -> str:
     """`iglu:com.acme/signed_up/jsonschema/1-0-0` -> `signed_up`."""
     parts = uri.removeprefix("iglu:").split("/")
@@ -232,7 +297,9 @@ def _schema_name(uri: str) -> str:
 
 def _number(value: Any) -> Any:
     """Trackers send numbers as text; a number is kept as one, anything else as sent."""
-    if isinstance(value, str):
+    if value.__class__ is str:
+        if value.isdigit() and len(value) < 16 and value.isascii():
+            return int(value)  # what the float way gives an integer's digits (under 2**53)
         try:
             number = float(value)
         except ValueError:
