@@ -221,6 +221,13 @@ async def test_vendor_answers_carry_what_their_sdks_read(
 
 
 # (id, path, body, headers, the index refused, its reason): one good event and one bad in a body.
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
 PARTIAL: list[tuple[str, str, Any, dict[str, str], int, str]] = [
     (
         "posthog",
@@ -237,6 +244,16 @@ PARTIAL: list[tuple[str, str, Any, dict[str, str], int, str]] = [
         {},
         1,
         'the event has no "e" (the event kind)',
+    ),
+    (
+        # An ordinary field nested past the limit went to `extra` at any depth; every other
+        # protocol refuses such an event.
+        "snowplow nested too deeply",
+        SNOWPLOW,
+        {"data": [{"e": "pv", "eid": "sp-ok"}, {"e": "pv", "eid": "sp-deep", "x": _nested(80)}]},
+        {},
+        1,
+        "nesting is deeper than 64 levels",
     ),
     (
         "amplitude",

@@ -19,7 +19,14 @@ from typing import Any, Final
 
 import msgspec
 
-from eventtui.model import MAX_DEPTH, DecodedFrame, EventRefused, StoredEvent, openers
+from eventtui.model import (
+    MAX_DEPTH,
+    DecodedFrame,
+    EventRefused,
+    StoredEvent,
+    openers,
+    without_lone_surrogates,
+)
 from eventtui.protocols.common import (
     Options,
     Protocol,
@@ -82,15 +89,17 @@ _typed_body_decoder: Final = msgspec.json.Decoder(_TypedBody)
 
 
 def decode(request: Request, options: Options) -> DecodedFrame:
-    body = request.body
+    # Lone surrogate escapes kept as U+FFFD, as every other path keeps them (msgspec refuses
+    # them, which refused the whole body).
+    body = without_lone_surrogates(request.body)
     try:
         items = _body_decoder.decode(body).events
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         try:
             doc = json_document(body)
         except EventRefused as exc:
-            return refused(str(exc), body)
-        return refused(_shape_problem(doc), body)
+            return refused(str(exc), request.body)  # the refusal keeps what was sent
+        return refused(_shape_problem(doc), request.body)
     count = openers(body)
     deep = count > MAX_DEPTH
     fast = _fast(body, count, options)

@@ -35,6 +35,7 @@ from eventtui.model import (
     json_refusal,
     kind_of,
     nesting_depth,
+    openers,
     without_lone_surrogates,
 )
 from eventtui.protocols.common import (
@@ -50,6 +51,7 @@ from eventtui.protocols.common import (
     json_document,
     pick_encoder,
     refused,
+    within_depth,
 )
 
 SOURCE: Final = "snowplow"
@@ -105,10 +107,21 @@ def decode(request: Request, options: Options) -> DecodedFrame:
                 request.body,
             )
         payload = _Payload(doc["data"])
-    fast = built_all(payload.data, lambda f: _event(f, options), options)
+    build = _event
+    if not within_depth(openers(request.body), [1] * len(payload.data)):
+        build = _shallow_event  # some event may nest past the limit: each is measured
+    fast = built_all(payload.data, lambda f: build(f, options), options)
     if fast is not None:
         return fast
-    return decode_items(payload.data, lambda f: _event(f, options), options)
+    return decode_items(payload.data, lambda f: build(f, options), options)
+
+
+def _shallow_event(fields: Any, options: Options) -> StoredEvent:
+    """`_event`, refusing an event nested past MAX_DEPTH as every protocol does (its ordinary
+    fields would otherwise reach `extra` at any depth)."""
+    if nesting_depth(fields) > MAX_DEPTH:
+        raise EventRefused(f"nesting is deeper than {MAX_DEPTH} levels")
+    return _event(fields, options)
 
 
 def _event(fields: Any, options: Options) -> StoredEvent:
