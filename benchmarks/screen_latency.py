@@ -110,6 +110,13 @@ def main() -> None:
                     break
                 except OSError:
                     time.sleep(0.1)
+            # And until the app has painted and settled: the collector answers before the TUI
+            # has its first frame, and a probe then measured start-up, not commit to screen.
+            for _ in range(100):
+                if "Quit" in capture():
+                    break
+                time.sleep(0.1)
+            time.sleep(1.0)
             for rate in RATES:
                 stop = mp.Event()
                 load = None
