@@ -139,9 +139,15 @@ class StoreFeed(ReadingFeed):
         return taken
 
     def _read_first(self) -> None:
+        read: list[Message] = []
         try:
             with Reader(self.path) as reader:
-                self._first_start = self._start(reader, self._offer_first)
+                start = self._start(reader, read.append)
+            # Offered only once all of it is read: if anything fails, the feed thread reads it
+            # all again, and nothing (the counts) is handed over twice.
+            for message in read:
+                self._offer_first(message)
+            self._first_start = start
         except Exception:  # the feed thread reads again, and reports what fails
             log.debug("reading the first screen of %s failed", self.path, exc_info=True)
         finally:
