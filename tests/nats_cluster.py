@@ -121,8 +121,12 @@ class Cluster:
         return self
 
     def restart(self, node: Node, timeout: float = 20.0) -> None:
-        node.start(self._configs[self.nodes.index(node)])
+        self.launch(node)
         self.wait_healthy([node], timeout)
+
+    def launch(self, node: Node) -> None:
+        """Start one node, without waiting for it (alone, a cluster node has no JetStream)."""
+        node.start(self._configs[self.nodes.index(node)])
 
     def wait_healthy(self, nodes: list[Node], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -144,3 +148,19 @@ class Cluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+
+def start_sink(url: str, db: Path, *options: str) -> subprocess.Popen[str]:
+    """`eventtui sink --stream URL --db DB [options]` in a process of its own, once it has said
+    where it writes (its store is set up by then)."""
+    sink = subprocess.Popen(
+        [sys.executable, "-m", "eventtui", "sink", "--stream", url, "--db", str(db), *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert sink.stdout is not None
+    first = sink.stdout.readline()
+    assert first.startswith("sinking stream"), first + sink.communicate()[1]
+    return sink

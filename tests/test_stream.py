@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,8 +16,8 @@ from typing import Any
 
 import nats
 import pytest
-from conftest import ENV, eventtui, recv_until_ack, stored, until
-from nats_cluster import Cluster, free_port
+from conftest import Collect, eventtui, recv_until_ack, stored, until
+from nats_cluster import Cluster, free_port, start_sink
 from websockets.asyncio.client import connect
 
 from eventtui.collector import Collector
@@ -431,24 +429,7 @@ async def test_an_idle_sink_stops_cleanly_on_sigint(
     collectors.append(await stream_collector(tmp_path / "c.db", stream))
     config = tmp_path / "eventtui.toml"
     config.write_text(f'[stream]\nname = "{stream.name}"\n')
-    command = [
-        "sink",
-        "--stream",
-        node.url,
-        "--config",
-        str(config),
-        "--db",
-        str(tmp_path / "s.db"),
-    ]
-    sink = subprocess.Popen(
-        [sys.executable, "-m", "eventtui", *command],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
-    assert sink.stdout is not None
-    assert (await asyncio.to_thread(sink.stdout.readline)).startswith("sinking stream")
+    sink = await asyncio.to_thread(start_sink, node.url, tmp_path / "s.db", "--config", str(config))
     await asyncio.sleep(1.5)  # a few expired pull requests
     sink.send_signal(signal.SIGINT)
     _, err = await asyncio.to_thread(sink.communicate, timeout=30)
@@ -637,22 +618,6 @@ async def test_open_on_a_stream_counts_the_rollups_and_names_the_stream(
     assert "session" not in seen["status"] and "sampled" not in seen["status"], seen["status"]
 
 
-def sink_command(url: str, config: Path, db: Path) -> subprocess.Popen[str]:
-    """`eventtui sink` in a process of its own, once it has said where it writes."""
-    command = ["sink", "--stream", url, "--config", str(config), "--db", str(db)]
-    sink = subprocess.Popen(
-        [sys.executable, "-m", "eventtui", *command],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
-    assert sink.stdout is not None
-    first = sink.stdout.readline()
-    assert first.startswith("sinking stream"), first + sink.communicate()[1]
-    return sink
-
-
 async def test_the_sink_writes_a_session_per_collector_and_a_restart_continues_them(
     node: Cluster, tmp_path: Path, collectors: list[Collector]
 ) -> None:
@@ -670,7 +635,7 @@ async def test_the_sink_writes_a_session_per_collector_and_a_restart_continues_t
     db = tmp_path / "sink.db"
 
     async def sink_until(count: int) -> str:
-        sink = await asyncio.to_thread(sink_command, node.url, config, db)
+        sink = await asyncio.to_thread(start_sink, node.url, db, "--config", str(config))
         try:
             await until(lambda: db.exists() and len(stored(db)) >= count, timeout=20)
         finally:
@@ -737,12 +702,12 @@ async def test_a_sink_killed_mid_batch_stores_each_event_once_in_its_collectors_
         except Exception:  # not created yet
             return 0
 
-    sink = await asyncio.to_thread(sink_command, node.url, config, db)
+    sink = await asyncio.to_thread(start_sink, node.url, db, "--config", str(config))
     await until(lambda: count() > 0, timeout=20)
     sink.kill()
     await asyncio.to_thread(sink.communicate)
     killed_at = count()
-    sink = await asyncio.to_thread(sink_command, node.url, config, db)
+    sink = await asyncio.to_thread(start_sink, node.url, db, "--config", str(config))
     try:
         await until(lambda: count() >= 20_000, timeout=60)
     finally:
@@ -901,3 +866,31 @@ async def test_one_shot_commands_read_every_event_of_a_busy_second(
     result = await asyncio.to_thread(eventtui, "query", "--json", "--limit", "0", *common)
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == busy
+
+
+async def test_a_collector_waits_for_a_cluster_still_electing_its_leaders(tmp_path: Path) -> None:
+    """Collectors started beside their cluster (CI failed on it once): the JetStream API answers
+    nothing until the nodes have elected a leader, and a collector failed on its first request
+    (5 s). It asks again until `connect_timeout`, then starts."""
+    cluster = Cluster(tmp_path / "nats", size=3)
+    first, *others = cluster.nodes
+    cluster.launch(first)  # alone: no quorum, no JetStream leader
+    config = tmp_path / "eventtui.toml"
+    config.write_text('[stream]\nreplicas = 3\nconnect_timeout = "60s"\n')
+    try:
+        starting = asyncio.create_task(
+            asyncio.to_thread(
+                Collect, tmp_path / "c.db", "--stream", first.url, "--config", str(config)
+            )
+        )
+        await asyncio.sleep(6)  # longer than one JetStream request's 5 s
+        assert not starting.done(), "started or failed without a JetStream leader"
+        for node in others:
+            cluster.launch(node)
+        collector = await asyncio.wait_for(starting, 60)
+        try:
+            assert collector.first_line.startswith("listening on")
+        finally:
+            collector.close()
+    finally:
+        cluster.stop()

@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,8 +15,8 @@ from pathlib import Path
 
 import nats
 import pytest
-from conftest import ENV, Collect, stored, until
-from nats_cluster import Cluster
+from conftest import Collect, stored, until
+from nats_cluster import Cluster, start_sink
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -82,21 +80,6 @@ class Client:
         return {m for frame in range(1, self.acked + 1) for m in self.ids(frame)}
 
 
-def sink_process(db: Path, url: str) -> subprocess.Popen[str]:
-    """`eventtui sink`, once it has said where it writes (its store is set up by then)."""
-    sink = subprocess.Popen(
-        [sys.executable, "-m", "eventtui", "sink", "--stream", url, "--db", str(db)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
-    assert sink.stdout is not None
-    first = sink.stdout.readline()
-    assert first.startswith("sinking stream EVENTTUI"), first + sink.communicate()[1]
-    return sink
-
-
 async def leader_of(url: str, stream: str) -> str:
     nc = await nats.connect(url.split(","))
     try:
@@ -131,7 +114,7 @@ async def load_and_kill(cluster: Cluster, tmp_path: Path, victim: str) -> None:
             collector.close()
         raise failed[0]
     try:
-        sink = await asyncio.to_thread(sink_process, sink_db, cluster.url)
+        sink = await asyncio.to_thread(start_sink, cluster.url, sink_db)
     except BaseException:
         for collector in collectors:  # no process left behind by a test that failed early
             collector.close()

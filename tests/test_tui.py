@@ -113,6 +113,13 @@ async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         yield h
 
 
+@pytest.fixture
+async def opened(tmp_path: Path) -> AsyncIterator[Harness]:
+    """The app on a store (`open`): for what does not depend on the mode (painting, sizing)."""
+    async for h in _open_harness(tmp_path / "events.db"):
+        yield h
+
+
 def subtitle(widget: Any) -> str:
     return str(widget.border_subtitle or "")
 
@@ -657,127 +664,102 @@ def test_nothing_is_written_to_the_terminal_while_the_tui_runs(
     assert "a record" in after and "a warning" in after and "a-worker failed" in after
 
 
-async def test_new_rows_are_painted_when_they_arrive_not_at_the_next_tick(tmp_path: Path) -> None:
+async def test_new_rows_are_painted_when_they_arrive_not_at_the_next_tick(opened: Harness) -> None:
     """Commit to screen is bounded by the feed's wake-up and a short paint gap, not the tick."""
-    harness = _open_harness(tmp_path / "events.db")
-    h = await anext(harness)
-    app = h.app
+    app = opened.app
     app.paint_interval = 60.0  # a tick that never comes within the test
-    try:
-        async with app.run_test(size=SIZE):
-            await until(lambda: app.feed_status is not None, what="the feed attached")
-            committed = time.monotonic()
-            await h.emit([event("arrives")])
-            await until(lambda: [r.name for r in app.stream.rows] == ["arrives"], timeout=5)
-            assert time.monotonic() - committed < 2.0
-    finally:
-        await harness.aclose()
+    async with app.run_test(size=SIZE):
+        await until(lambda: app.feed_status is not None, what="the feed attached")
+        committed = time.monotonic()
+        await opened.emit([event("arrives")])
+        await until(lambda: [r.name for r in app.stream.rows] == ["arrives"], timeout=5)
+        assert time.monotonic() - committed < 2.0
 
 
 async def test_a_new_name_reaches_the_counters_with_its_rows(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    opened: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """At 1k events/s a row scrolls out of the stream within one paint; a name never seen before
     shows in the counters with the paint that brings its rows, not at the counters' own pace."""
     from eventtui.tui import app as app_module
 
     monkeypatch.setattr(app_module, "COUNTERS_INTERVAL", 60.0)  # the pace: never within the test
-    harness = _open_harness(tmp_path / "events.db")
-    h = await anext(harness)
-    app = h.app
+    app = opened.app
     app.paint_interval = 60.0  # no tick either: only arriving rows paint
-    try:
-        async with app.run_test(size=SIZE):
-            await until(lambda: app.feed_status is not None, what="the feed attached")
-            await h.emit([event("first")])
-            await until(lambda: "first" in app.counters_panel.names, what="the first name")
-            await h.emit([event("first"), event("newcomer")])
-            await until(lambda: "newcomer" in [r.name for r in app.stream.rows], what="the row")
-            await until(lambda: "newcomer" in app.counters_panel.names, timeout=2, what="its name")
-    finally:
-        await harness.aclose()
+    async with app.run_test(size=SIZE):
+        await until(lambda: app.feed_status is not None, what="the feed attached")
+        await opened.emit([event("first")])
+        await until(lambda: "first" in app.counters_panel.names, what="the first name")
+        await opened.emit([event("first"), event("newcomer")])
+        await until(lambda: "newcomer" in [r.name for r in app.stream.rows], what="the row")
+        await until(lambda: "newcomer" in app.counters_panel.names, timeout=2, what="its name")
 
 
 async def test_a_filling_stream_follows_its_newest_row_and_sizes_its_scrollbar(
-    tmp_path: Path,
+    opened: Harness,
 ) -> None:
     """The stream grows without a layout of the whole screen once its scrollbar shows: the
     scrollbar, the scroll position and the rows on screen must still keep up."""
-    harness = _open_harness(tmp_path / "events.db")
-    h = await anext(harness)
-    app = h.app
-    try:
-        async with app.run_test(size=SIZE) as pilot:
-            await until(lambda: app.feed_status is not None, what="the feed attached")
-            for batch in range(3):
-                await h.emit([event(f"e{batch}_{i}") for i in range(60)])
-                last = f"e{batch}_59"
-                await until(lambda: app.stream.rows and app.stream.rows[-1].name == last)  # noqa: B023
-                await pilot.pause()
-                stream = app.stream
-                assert stream.virtual_size.height == len(stream.rows) == 60 * (batch + 1)
-                assert stream.vertical_scrollbar.window_virtual_size == len(stream.rows)
-                assert stream.scroll_y == stream.max_scroll_y > 0
-                bottom = stream.scrollable_content_region.height - 1
-                await until(
-                    lambda: last in "".join(s.text for s in stream.render_line(bottom)),  # noqa: B023
-                    what=f"{last} on the last line",
-                )
-    finally:
-        await harness.aclose()
+    app = opened.app
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.feed_status is not None, what="the feed attached")
+        for batch in range(3):
+            await opened.emit([event(f"e{batch}_{i}") for i in range(60)])
+            last = f"e{batch}_59"
+            await until(lambda: app.stream.rows and app.stream.rows[-1].name == last)  # noqa: B023
+            await pilot.pause()
+            stream = app.stream
+            assert stream.virtual_size.height == len(stream.rows) == 60 * (batch + 1)
+            assert stream.vertical_scrollbar.window_virtual_size == len(stream.rows)
+            assert stream.scroll_y == stream.max_scroll_y > 0
+            bottom = stream.scrollable_content_region.height - 1
+            await until(
+                lambda: last in "".join(s.text for s in stream.render_line(bottom)),  # noqa: B023
+                what=f"{last} on the last line",
+            )
 
 
 async def test_the_counters_panel_grows_with_new_names_and_sizes_its_scrollbar(
-    tmp_path: Path,
+    opened: Harness,
 ) -> None:
     """New names resize the counters panel without a layout of the whole screen: its rows, and
     its scrollbar once they outgrow it, must still be right."""
-    harness = _open_harness(tmp_path / "events.db")
-    h = await anext(harness)
-    app = h.app
-    try:
-        async with app.run_test(size=SIZE) as pilot:
-            await until(lambda: app.feed_status is not None, what="the feed attached")
-            panel = app.counters_panel
-            for count in (3, 6, 40, 45):
-                await h.emit([event(f"name_{i:02}") for i in range(count)])
-                await until(lambda: len(panel.names) == count, what=f"{count} names")  # noqa: B023
-                await pilot.pause()
-                assert panel.virtual_size.height == count + 1
-                if count + 1 > panel.scrollable_content_region.height:
-                    assert panel.show_vertical_scrollbar
-                    assert panel.vertical_scrollbar.window_virtual_size == count + 1
-                else:
-                    assert not panel.show_vertical_scrollbar
-                shown = "".join(s.text for s in panel.render_line(1))
-                assert panel.names[0] in shown
-    finally:
-        await harness.aclose()
+    app = opened.app
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.feed_status is not None, what="the feed attached")
+        panel = app.counters_panel
+        for count in (3, 6, 40, 45):
+            await opened.emit([event(f"name_{i:02}") for i in range(count)])
+            await until(lambda: len(panel.names) == count, what=f"{count} names")  # noqa: B023
+            await pilot.pause()
+            assert panel.virtual_size.height == count + 1
+            if count + 1 > panel.scrollable_content_region.height:
+                assert panel.show_vertical_scrollbar
+                assert panel.vertical_scrollbar.window_virtual_size == count + 1
+            else:
+                assert not panel.show_vertical_scrollbar
+            shown = "".join(s.text for s in panel.render_line(1))
+            assert panel.names[0] in shown
 
 
-async def test_the_payload_pane_is_as_tall_as_each_event_it_follows(tmp_path: Path) -> None:
+async def test_the_payload_pane_is_as_tall_as_each_event_it_follows(opened: Harness) -> None:
     """The payload pane skips the screen's layout when the next event has as many lines as the
     last: its body must be as tall, event after event, as a full layout makes it."""
-    harness = _open_harness(tmp_path / "events.db")
-    h = await anext(harness)
-    app = h.app
-    try:
-        async with app.run_test(size=SIZE) as pilot:
-            await until(lambda: app.feed_status is not None, what="the feed attached")
-            body = app.payload._body
-            heights = []
-            for i, size in enumerate((2, 2, 30, 30, 1, 3)):
-                await h.emit([event(f"e{i}", **{f"p{k}": k for k in range(size)})])
-                await until(lambda: f"e{i}" in app.payload.rendered_text, what=f"e{i}")  # noqa: B023
-                await pilot.pause()
-                shown = body.size.height
-                app.screen.refresh(layout=True)
-                await pilot.pause()
-                assert body.size.height == shown, (i, size)
-                heights.append(shown)
-            assert heights[0] == heights[1] < heights[2] == heights[3] > heights[4] < heights[5]
-    finally:
-        await harness.aclose()
+    app = opened.app
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.feed_status is not None, what="the feed attached")
+        body = app.payload._body
+        heights = []
+        for i, size in enumerate((2, 2, 30, 30, 1, 3)):
+            await opened.emit([event(f"e{i}", **{f"p{k}": k for k in range(size)})])
+            await until(lambda: f"e{i}" in app.payload.rendered_text, what=f"e{i}")  # noqa: B023
+            await pilot.pause()
+            shown = body.size.height
+            app.screen.refresh(layout=True)
+            await pilot.pause()
+            assert body.size.height == shown, (i, size)
+            heights.append(shown)
+        assert heights[0] == heights[1] < heights[2] == heights[3] > heights[4] < heights[5]
 
 
 async def test_an_empty_watch_says_where_to_send(tmp_path: Path) -> None:

@@ -13,15 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import NotFoundError, ServiceUnavailableError
 
 from eventtui.config import StreamConfig as Settings
 from eventtui.store import StoreError
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 # Between reconnection rounds over every server: short, so a failover takes well under a second
 # once a node answers, and long enough not to spin while none does.
 RECONNECT_WAIT: Final = 0.25
+# Between JetStream API requests a cluster could not answer yet (see `Link._api`).
+API_RETRY_WAIT: Final = 0.25
+
+T = TypeVar("T")
 
 
 class StreamError(StoreError):
@@ -110,11 +115,25 @@ class Link:
         for listener in self.on_change:
             listener(why)
 
+    async def _api(self, call: Callable[[], Awaitable[T]]) -> T:
+        """A JetStream API request, asked again while the cluster cannot answer it yet (a fresh
+        cluster electing its leaders answers nothing, or "unavailable", for seconds), until
+        `connect_timeout` has passed; its last error is raised then. A collector started beside
+        its cluster waits for it instead of failing (one did, after a single 5 s request)."""
+        deadline = time.monotonic() + self.settings.connect_timeout
+        while True:
+            try:
+                return await call()
+            except (TimeoutError, nats.errors.NoRespondersError, ServiceUnavailableError):
+                if time.monotonic() + API_RETRY_WAIT >= deadline:
+                    raise
+                await asyncio.sleep(API_RETRY_WAIT)
+
     async def ensure_stream(self, subjects: list[str]) -> None:
         """Create the stream if it is missing ([stream] replicas, max_age); StreamError if not."""
         name = self.settings.name
         try:
-            await self.js.stream_info(name)
+            await self._api(lambda: self.js.stream_info(name))
             return
         except NotFoundError:
             pass
@@ -128,7 +147,7 @@ class Link:
             storage=StorageType.FILE,
         )
         try:
-            await self.js.add_stream(config)
+            await self._api(lambda: self.js.add_stream(config))
         except (TimeoutError, nats.errors.Error) as exc:
             raise StreamError(
                 f"cannot create stream {name} ({self.settings.replicas} replicas) at"
@@ -139,7 +158,7 @@ class Link:
     async def require_stream(self) -> None:
         """Viewers and the sink: the stream must exist; StreamError naming it if not."""
         try:
-            await self.js.stream_info(self.settings.name)
+            await self._api(lambda: self.js.stream_info(self.settings.name))
         except NotFoundError:
             raise StreamError(
                 f"no stream {self.settings.name} at {self.settings.url} (a collector with"
