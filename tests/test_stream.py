@@ -68,6 +68,12 @@ async def stream_collector(db: Path, stream: StreamConfig, **options: Any) -> Co
     return collector
 
 
+async def start_two(collectors: list[Collector], tmp_path: Path, stream: StreamConfig) -> None:
+    """Two collectors publishing to `stream`, added to `collectors` (which stops them)."""
+    for i in range(2):
+        collectors.append(await stream_collector(tmp_path / f"{i}.db", stream))
+
+
 @pytest.fixture
 async def collectors(tmp_path: Path) -> AsyncIterator[list[Collector]]:
     started: list[Collector] = []
@@ -111,8 +117,7 @@ async def test_collectors_ack_after_the_publish_ack_and_a_retry_is_stored_once(
     node: Cluster, tmp_path: Path, collectors: list[Collector]
 ) -> None:
     stream = settings(node.url)
-    for i in range(2):
-        collectors.append(await stream_collector(tmp_path / f"{i}.db", stream))
+    await start_two(collectors, tmp_path, stream)
     first, second = collectors
     events = [
         {"event": "checkout.completed", "messageId": "m1", "properties": {"total": 5}},
@@ -279,8 +284,7 @@ async def test_query_check_and_replay_read_a_stream_as_they_read_a_store(
     node: Cluster, tmp_path: Path, collectors: list[Collector]
 ) -> None:
     stream = settings(node.url)
-    for i in range(2):
-        collectors.append(await stream_collector(tmp_path / f"{i}.db", stream))
+    await start_two(collectors, tmp_path, stream)
     await publish(
         collectors[0].ws_url,
         [{"event": "checkout", "messageId": "a", "properties": {"plan": "pro"}}, {"event": "page"}],
@@ -585,8 +589,7 @@ async def test_open_on_a_stream_counts_the_rollups_and_names_the_stream(
     from eventtui.tui.launch import run_open
 
     stream = settings(node.url)
-    for i in range(2):
-        collectors.append(await stream_collector(tmp_path / f"{i}.db", stream))
+    await start_two(collectors, tmp_path, stream)
     await publish(collectors[0].ws_url, [{"event": "page", "messageId": "a"}])
     await publish(collectors[1].ws_url, [{"event": "page", "messageId": "b"}])
     mirror = Mirror(stream, tmp_path / "mirror.db", since=time.time() - 60, follow=True, sample=5)
@@ -622,8 +625,7 @@ async def test_the_sink_writes_a_session_per_collector_and_a_restart_continues_t
     node: Cluster, tmp_path: Path, collectors: list[Collector]
 ) -> None:
     stream = settings(node.url)
-    for i in range(2):
-        collectors.append(await stream_collector(tmp_path / f"{i}.db", stream))
+    await start_two(collectors, tmp_path, stream)
     first, second = collectors
     await publish(first.ws_url, [{"event": "a", "messageId": f"a{i}"} for i in range(3)])
     await publish(second.ws_url, [{"event": "b", "messageId": f"b{i}"} for i in range(2)])
@@ -683,8 +685,7 @@ async def test_a_sink_killed_mid_batch_stores_each_event_once_in_its_collectors_
     """kill -9 of the sink while it writes two collectors' sessions: the next run continues
     both, and the redelivered batch is stored once."""
     stream = settings(node.url)
-    for i in range(2):
-        collectors.append(await stream_collector(tmp_path / f"{i}.db", stream))
+    await start_two(collectors, tmp_path, stream)
     for n, collector in enumerate(collectors):
         async with connect(collector.ws_url) as ws:
             for frame in range(20):
@@ -759,8 +760,7 @@ async def test_the_test_api_on_a_stream_collector_reads_the_stream(
     store"), so it reads the stream, mirrored from when the collector started: a cursor, then
     a wait that answers as soon as the event is on the stream, whichever collector took it."""
     stream = settings(node.url)
-    for i in range(2):
-        collectors.append(await stream_collector(tmp_path / f"{i}.db", stream))
+    await start_two(collectors, tmp_path, stream)
     first, second = collectors
     status, cursor = await asyncio.to_thread(api_get, first, "/api/cursor")
     assert status == 200, cursor
