@@ -219,7 +219,8 @@ def _fast_path(
     try:
         if head != b"{" and head != b"[":
             return None
-        if _openers(data) <= MAX_DEPTH:  # no event in it can nest deeper than the limit
+        # No event in it can nest deeper than the limit (`_openers`, inlined: one call less).
+        if data.count(b"{") + data.count(b"[") <= MAX_DEPTH:
             envelopes = (
                 [_envelope_decoder.decode(data)]
                 if head == b"{"
@@ -241,6 +242,7 @@ def _fast_path(
         return None
     events = []
     encode = _json_encoder.encode
+    new_tuple = tuple.__new__
     lowest, highest = MIN_EPOCH, MAX_EPOCH  # locals: this loop runs for every event
     for e in envelopes:
         absent = 0
@@ -260,10 +262,11 @@ def _fast_path(
             sent_at = (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp()
             if not lowest <= sent_at < highest:
                 return None  # past year 9999 or before year 1 once in UTC: `normalise` says so
-        events.append(StoredEvent(
+        # tuple.__new__: the named tuple's own __new__ (a Python function) cost 0.2 us an event.
+        events.append(new_tuple(StoredEvent, (
             now, sent_at, e.event, e.type or "track", e.userId, e.anonymousId, e.messageId, client,
             properties, context, True, None, None, absent, source,
-        ))  # fmt: skip
+        )))  # fmt: skip
     return events
 
 

@@ -73,6 +73,14 @@ class Ingest:
 
     def __post_init__(self) -> None:
         self.writer.add_listener(self._on_commit)
+        # A check that can answer for many events at once (the personal-data detectors' `needed`
+        # prefilter) runs once per hand-over, over every event of the turn, instead of once per
+        # frame: at one event per frame its per-call cost was a tenth of the collector's time.
+        # It only annotates events (never refuses one), so running it after decoding changes
+        # nothing a client is told. Any other check (a schema) judges each event as it is decoded.
+        batched = self.check is not None and hasattr(self.check, "needed")
+        self._decode_check = None if batched else self.check
+        self._batch_check = self.check if batched else None
 
     def decode(
         self,
@@ -89,7 +97,7 @@ class Ingest:
                 data,
                 client=client,
                 max_event_bytes=self.max_event_bytes,
-                check=self.check,
+                check=self._decode_check,
                 source=source,
             )
         return decode_frame(
@@ -97,7 +105,7 @@ class Ingest:
             binary=binary,
             client=client,
             max_event_bytes=self.max_event_bytes,
-            check=self.check,
+            check=self._decode_check,
             source=source,
         )
 
@@ -105,7 +113,7 @@ class Ingest:
         self, protocol: VendorProtocol, request: Request, *, client: str
     ) -> DecodedFrame:
         """A vendor SDK's request (`eventtui.protocols`), decoded as `decode` decodes a frame."""
-        options = Options(client, time.time(), self.max_event_bytes, self.check)
+        options = Options(client, time.time(), self.max_event_bytes, self._decode_check)
         return protocol.decode(request, options)
 
     def submit(
@@ -135,6 +143,8 @@ class Ingest:
             tickets.append((on_commit, arg))
 
     def _hand_over(self) -> None:
+        if self._batch_check is not None and self._events:
+            self._events = _checked(self._batch_check, self._events)
         if self.taps:
             at = self.loop.time()
             for tap in self.taps:
@@ -183,6 +193,21 @@ class Ingest:
                     log.exception("handling a commit failed")
         if self.congested and self.writer.pending_bytes < RESUME_WRITER_BACKLOG:
             self._set_congested(False)
+
+
+def _checked(check: Any, events: list[StoredEvent]) -> list[StoredEvent]:
+    """`events` after a batched check (see `Ingest.__post_init__`); the list itself when its
+    prefilter finds nothing to look at, the usual case."""
+    if not check.needed(events):
+        return events
+    out = []
+    for event in events:
+        try:
+            out.append(check(event))
+        except Exception:  # not reached by any input we know of: the event is kept, unflagged
+            log.exception("the personal-data check of an event failed; stored without it")
+            out.append(event)
+    return out
 
 
 def _resolve(future: asyncio.Future[Commit], commit: Commit) -> None:

@@ -13,7 +13,7 @@ that stops reading its acks stops being read once it has `MAX_UNACKED_FRAMES` fr
 writer is more than `ingest.MAX_WRITER_BACKLOG` bytes behind. What is held meanwhile is the rest of
 one read per connection (asyncio reads at most 256 KiB at a time).
 
-May import: websockets, model, config, collector.ingest, collector.security.
+May import: websockets, model, config, collector.frames, collector.ingest, collector.security.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import Event, State
 
+from eventtui.collector.frames import DirectFrames
 from eventtui.collector.ingest import Ingest
 from eventtui.collector.security import check_host, check_origin, check_single, check_token
 from eventtui.config import CollectorConfig
@@ -56,7 +57,8 @@ OnMessage = Callable[[bytes, bool], None]
 
 
 class _Connection(ServerConnection):
-    """Hands each complete message to a callback as soon as websockets has parsed it.
+    """Hands each complete message to a callback as soon as it is parsed: plain data frames by
+    `DirectFrames` (collector/frames.py), fragments by websockets (`process_event`).
 
     websockets' own path queues every frame for a `recv()` coroutine; at one event per frame that
     queue, its flow control and the task switch cost as much as decoding the event (measured with
@@ -78,6 +80,8 @@ class _Connection(ServerConnection):
         self._fragments: list[bytes] = []
         self._message_is_text = False
         self.failure: str | None = None  # why we closed the connection, when it was us
+        # Plain data frames are read there, the rest by websockets (collector/frames.py).
+        self.frames = DirectFrames(self.protocol, self._deliver, self._to_websockets)
 
     def attach(self, on_message: OnMessage, on_too_big: Callable[[], None]) -> None:
         """From now on, and for anything that arrived already, call `on_message`; call
@@ -89,6 +93,9 @@ class _Connection(ServerConnection):
         self.resume()
 
     def data_received(self, data: bytes) -> None:
+        self.frames.receive(data)
+
+    def _to_websockets(self, data: bytes) -> None:
         super().data_received(data)
         # websockets closes with 1009 while parsing; say so before the client can hear it, so
         # that the refusal is stored before anything the client sends next.
