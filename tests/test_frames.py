@@ -264,3 +264,17 @@ async def test_a_raw_client_in_odd_pieces_is_stored_and_answered(
     writer.write(frame(b"\x03\xe8", 0x88))
     await writer.drain()
     writer.close()
+
+
+def test_after_the_server_closes_websockets_reads_what_comes() -> None:
+    """A close sent by us (the collector stopping) between two reads, with half a frame waiting:
+    the rest goes to websockets, whole, as it would have without DirectFrames."""
+    readers = Reader(direct=False), Reader(direct=True)
+    whole = frame(event_bytes(5))
+    for reader in readers:
+        reader.receive(frame(event_bytes(4)) + whole[:9])
+        reader.protocol.send_close(1001, "shutting down")
+        reader.receive(whole[9:])
+    plain, direct = readers
+    assert direct.outcome() == plain.outcome()
+    assert direct.direct is not None and not direct.direct.active

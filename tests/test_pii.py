@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -252,3 +253,41 @@ def test_every_secret_like_key_passes_the_frame_check(key: str) -> None:
     ordinary = [json.dumps({"path": "/p/1", "plan": "pro"})] * 50
     assert not any_might_hold(ordinary)
     assert any_might_hold([*ordinary, json.dumps({key: "x"})])
+
+
+async def test_the_detectors_flag_every_event_of_a_busy_turn(db: Path) -> None:
+    """The detectors run once per hand-over to the writer, over the events of every connection
+    and every protocol in it: each event with personal data is flagged, and only those."""
+    import aiohttp
+
+    c = Collector(Config(), db)
+    await c.start(port=0, http_port=0)
+    sent: dict[str, bool] = {}
+
+    async def websocket(client: int) -> None:
+        async with connect(c.ws_url) as ws:
+            for i in range(60):
+                name = f"ws-{client}-{i}"
+                sent[name] = i % 7 == 3
+                contact = "ada@example.com" if sent[name] else f"user-{i}"
+                await ws.send(json.dumps({"event": name, "properties": {"contact": contact}}))
+            await recv_until_ack(ws, 60)
+
+    async def http() -> None:
+        batch = [
+            {"type": "track", "event": "http-plain", "properties": {"n": 1}},
+            {"type": "track", "event": "http-card", "properties": {"card": "4111 1111 1111 1111"}},
+        ]
+        sent.update({"http-plain": False, "http-card": True})
+        async with aiohttp.ClientSession() as session:
+            url = f"{c.http_url}/v1/batch"
+            async with session.post(url, json={"batch": batch}) as response:
+                assert response.status == 200
+
+    try:
+        await asyncio.gather(websocket(1), websocket(2), http())
+    finally:
+        await c.stop()
+    with Reader(db) as reader:
+        flagged = {row.name: bool(row.errors) for row in reader.query(limit=1000)}
+    assert flagged == sent

@@ -86,14 +86,15 @@ class DirectFrames:
 
     def receive(self, data: bytes) -> None:
         """Bytes read from the connection: read here when websockets' parser allows, else by it."""
-        if not self.active:
-            if not websockets_waits_for_a_frame(self.protocol):
-                self._give_websockets(data)
-                return
-            self.active = True
         if self._unparsed:
             self._unparsed += data
             data, self._unparsed = self._unparsed, bytearray()  # type: ignore[assignment]
+        # Closed since the last read (we sent a close): websockets reads whatever comes now.
+        if not (self.active and self.protocol.state is State.OPEN):
+            if not websockets_waits_for_a_frame(self.protocol):
+                self._give_websockets(bytes(data))
+                return
+            self.active = True
         self._read(data)
 
     def _read(self, data: bytes | bytearray) -> None:
